@@ -1,0 +1,226 @@
+"""The one typed settings object of tierflow.
+
+Values come, highest precedence first, from keyword arguments, environment variables
+(``TIERFLOW_`` prefix, ``__`` between nested names, e.g. ``TIERFLOW_TOPICS__PREFIX=exp1``),
+a TOML file (``--config`` or ``TIERFLOW_CONFIG``), then the defaults below.
+``KAFKA_BOOTSTRAP_SERVERS`` is honoured without the prefix because it is the name every
+Kafka tool and CI system already uses.
+
+Nothing else in tierflow reads the environment or hard-codes a tunable.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from tierflow.errors import ConfigError
+
+MiB = 1024 * 1024
+CONFIG_ENV = "TIERFLOW_CONFIG"
+# The file given to load_settings(); a context variable rather than a mutated environment.
+_config_file: ContextVar[Path | None] = ContextVar("tierflow_config_file", default=None)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Port = Annotated[int, Field(gt=0, lt=65536)]
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tierflow"
+
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tierflow"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocalBrokerSettings(_Section):
+    """The single-node KRaft broker tierflow starts when no cluster is given."""
+
+    host: str = "127.0.0.1"
+    port: Port = 9092
+    controller_port: Port = 9093
+    jar_cache: Path = Field(
+        default_factory=lambda: _cache_home() / "kafka",
+        description="Where the broker's jars are cached (outside the repository).",
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: _state_home() / "kafka",
+        description="Log directories, pid file and broker log.",
+    )
+    heap: str = Field(default="512m", description="JVM -Xmx of the broker.")
+    start_timeout_s: float = Field(default=90.0, gt=0, description="Seconds to wait for metadata.")
+    stop_timeout_s: float = Field(default=30.0, gt=0, description="Seconds before SIGKILL.")
+
+
+class TopicSettings(_Section):
+    """Topic names, sizes and retention (see ``topics.catalogue``)."""
+
+    prefix: str = Field(
+        default="",
+        description="Prepended as '<prefix>.' to every topic so experiments can share a cluster.",
+    )
+    qualities: tuple[PositiveInt, ...] = Field(
+        default=(320, 416, 512),
+        description="Frame qualities (square side in pixels) that get frames.* topics.",
+    )
+    replication_factor: PositiveInt = 1
+    frame_partitions: PositiveInt = 6
+    metrics_partitions: PositiveInt = 3
+    control_partitions: PositiveInt = 1
+    deadletter_partitions: PositiveInt = 1
+    frame_retention_s: float = Field(default=3600.0, gt=0)
+    frame_retention_bytes: int = Field(
+        default=1024 * MiB, description="Per partition; -1 for no size limit."
+    )
+    metrics_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    deadletter_retention_s: float = Field(default=7 * 86400.0, gt=0)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        bad = sorted(set(value) - allowed)
+        if bad or value.endswith(".") or len(value) > 150:
+            msg = (
+                f"topic prefix {value!r} must be at most 150 characters of [a-zA-Z0-9._-] "
+                f"not ending in '.'; bad characters: {bad}"
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("qualities")
+    @classmethod
+    def _qualities_unique(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            msg = "at least one quality is needed"
+            raise ValueError(msg)
+        if len(set(value)) != len(value):
+            msg = f"qualities must be unique, got {list(value)}"
+            raise ValueError(msg)
+        return tuple(sorted(value))
+
+
+class FrameSettings(_Section):
+    """How frames are encoded and how large one message may be."""
+
+    codec: Literal["jpeg", "png", "raw"] = "jpeg"
+    jpeg_quality: int = Field(default=90, ge=1, le=100)
+    max_message_bytes: int = Field(
+        default=8 * MiB,
+        ge=64 * 1024,
+        description=(
+            "Largest frame message (value plus headers). Broker, topic, producer and consumer "
+            "limits are all derived from this one number (topics.limits)."
+        ),
+    )
+
+
+class WorkerSettings(_Section):
+    """Faust workers: state, group membership and failover."""
+
+    data_dir: Path = Field(
+        default_factory=lambda: _state_home() / "workers",
+        description="Faust's per-app data directory (tables, recovery state).",
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A crashed worker's partitions move after this many seconds.",
+    )
+    heartbeat_s: float = Field(default=1.0, gt=0, description="Group heartbeat interval.")
+    offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a new consumer group starts: earliest loses no frame.",
+    )
+
+
+class Settings(BaseSettings):
+    """Every tunable of tierflow, in one frozen object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIERFLOW_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="An existing Kafka cluster; when unset, tierflow starts its local broker.",
+    )
+    broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    frames: FrameSettings = Field(default_factory=FrameSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the TOML file named by TIERFLOW_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def uses_local_broker(self) -> bool:
+        """True when no external cluster is configured and tierflow runs its own broker."""
+        return not self.bootstrap_servers
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``host:port[,host:port]`` list every client connects to."""
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return f"{self.broker.host}:{self.broker.port}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment and an optional TOML file.
+
+    Args:
+        config_file: a TOML file; overrides ``TIERFLOW_CONFIG`` when given.
+        **overrides: field values that win over every other source.
+
+    Raises:
+        ConfigError: the file is missing or a value is invalid; the message names the field.
+    """
+    from pydantic import ValidationError
+
+    named = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if named is not None and not named.is_file():
+        msg = f"config file {named} does not exist"
+        raise ConfigError(msg)
+    token = _config_file.set(named)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        msg = f"invalid settings: {problems}"
+        raise ConfigError(msg) from exc
+    finally:
+        _config_file.reset(token)
