@@ -1,0 +1,1 @@
+"""Pure, broker-free computation: image codec, resize, detectors, drawing, accuracy, models."""

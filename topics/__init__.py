@@ -1,0 +1,1 @@
+"""Kafka contracts: topic names and configs, client limits, the frame envelope, admin."""

@@ -1,0 +1,261 @@
+"""Idempotent topic creation and description against a real cluster (confluent-kafka admin).
+
+``ensure_topics`` brings the cluster to the catalogue: it creates missing topics, raises
+partition counts that are too low and sets topic configs that differ. It never deletes,
+never lowers a partition count and never changes a replication factor; those differences
+are reported as conflicts for a human to resolve.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from tierflow.settings import Settings
+from topics.catalogue import Catalogue, TopicSpec
+from topics.clients import admin_config
+from topics.errors import BrokerUnreachableError, TopicAdminError
+
+
+class Action(enum.StrEnum):
+    """What ``ensure_topics`` did to a topic."""
+
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    UPDATED = "updated"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    """The outcome of ``ensure_topics`` for one topic."""
+
+    name: str
+    action: Action
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A topic as the cluster has it, next to what the catalogue wants.
+
+    Attributes:
+        spec: the catalogue entry.
+        exists: whether the cluster has the topic.
+        partitions: partitions on the cluster (0 when missing).
+        replication_factor: replicas of partition 0 on the cluster (0 when missing).
+        config: the cluster's values of the keys the spec sets.
+    """
+
+    spec: TopicSpec
+    exists: bool
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+    @property
+    def differences(self) -> list[str]:
+        """Human-readable differences from the spec; empty when the topic matches."""
+        if not self.exists:
+            return ["missing"]
+        diffs: list[str] = []
+        if self.partitions != self.spec.partitions:
+            diffs.append(f"partitions {self.partitions} (want {self.spec.partitions})")
+        if self.replication_factor != self.spec.replication_factor:
+            diffs.append(
+                f"replication {self.replication_factor} (want {self.spec.replication_factor})"
+            )
+        for key, want in self.spec.config.items():
+            have = self.config.get(key)
+            if have != want:
+                diffs.append(f"{key}={have} (want {want})")
+        return diffs
+
+
+def _split(bootstrap: str) -> list[tuple[str, int]]:
+    out = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition(":")
+        out.append((host.strip("[]") or "127.0.0.1", int(port)))
+    return out
+
+
+def port_open(bootstrap: str) -> bool:
+    """True when any server of a ``host:port[,host:port]`` list accepts a TCP connection."""
+    for host, port in _split(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def wait_for_cluster(settings: Settings, timeout_s: float = 30.0) -> AdminClient:
+    """Block until a broker of ``settings.bootstrap`` answers a metadata request.
+
+    A broker counts only once the metadata lists it (in KRaft a broker that accepts
+    connections may still be fenced and refuse to host partitions).
+
+    Args:
+        settings: where the cluster is.
+        timeout_s: seconds before giving up.
+
+    Returns:
+        An admin client connected to that cluster.
+
+    Raises:
+        BrokerUnreachableError: no broker answered within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    # Probe the TCP port first: librdkafka logs every refused connection to stderr.
+    while not port_open(settings.bootstrap):
+        if time.monotonic() >= deadline:
+            msg = f"no Kafka broker listens at {settings.bootstrap} (waited {timeout_s:.0f} s)"
+            raise BrokerUnreachableError(msg)
+        time.sleep(0.2)
+    admin = AdminClient(admin_config(settings))
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            metadata = admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as exc:
+            last_error = exc
+            continue
+        if metadata.brokers:
+            return admin
+        time.sleep(0.2)
+    msg = f"the broker at {settings.bootstrap} did not answer metadata requests: {last_error}"
+    raise BrokerUnreachableError(msg)
+
+
+def _result(future: Any, what: str) -> Any:
+    try:
+        return future.result()
+    except KafkaException as exc:
+        msg = f"{what}: {exc.args[0] if exc.args else exc}"
+        raise TopicAdminError(msg) from exc
+
+
+def describe_topics(
+    admin: AdminClient, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[TopicState]:
+    """The cluster's view of every topic in ``specs``, in the same order."""
+    specs = list(specs)
+    metadata = admin.list_topics(timeout=timeout_s)
+    existing = [s for s in specs if s.name in metadata.topics]
+    configs: dict[str, dict[str, str]] = {}
+    if existing:
+        resources = [ConfigResource(ResourceType.TOPIC, s.name) for s in existing]
+        for resource, future in admin.describe_configs(
+            resources, request_timeout=timeout_s
+        ).items():
+            entries = _result(future, f"describing configs of {resource.name}")
+            configs[resource.name] = {k: str(v.value) for k, v in entries.items()}
+    states = []
+    for spec in specs:
+        topic = metadata.topics.get(spec.name)
+        if topic is None:
+            states.append(TopicState(spec, False, 0, 0, {}))
+            continue
+        partitions = topic.partitions
+        replicas = len(partitions[0].replicas) if 0 in partitions else 0
+        have = configs.get(spec.name, {})
+        states.append(
+            TopicState(
+                spec, True, len(partitions), replicas, {k: have.get(k, "") for k in spec.config}
+            )
+        )
+    return states
+
+
+def ensure_topics(
+    admin: AdminClient, catalogue: Catalogue, timeout_s: float = 30.0
+) -> list[TopicChange]:
+    """Make the cluster match ``catalogue``; safe to run any number of times.
+
+    Raises:
+        TopicAdminError: the cluster refused a creation or change (the message says which).
+    """
+    states = describe_topics(admin, catalogue, timeout_s)
+    missing = [s.spec for s in states if not s.exists]
+    changes: dict[str, TopicChange] = {}
+    if missing:
+        new = [
+            NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
+            for s in missing
+        ]
+        for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                # Another process created it between our describe and create: fine.
+                if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    changes[name] = TopicChange(name, Action.UNCHANGED, "created concurrently")
+                    continue
+                msg = f"creating topic {name}: {exc.args[0] if exc.args else exc}"
+                raise TopicAdminError(msg) from exc
+            changes[name] = TopicChange(name, Action.CREATED)
+    for state in states:
+        if state.exists:
+            changes[state.spec.name] = _reconcile(admin, state, timeout_s)
+    return [changes[spec.name] for spec in catalogue]
+
+
+def _reconcile(admin: AdminClient, state: TopicState, timeout_s: float) -> TopicChange:
+    spec = state.spec
+    done: list[str] = []
+    conflicts: list[str] = []
+    if state.partitions < spec.partitions:
+        futures = admin.create_partitions(
+            [NewPartitions(spec.name, spec.partitions)], request_timeout=timeout_s
+        )
+        _result(futures[spec.name], f"adding partitions to {spec.name}")
+        done.append(f"partitions {state.partitions}->{spec.partitions}")
+    elif state.partitions > spec.partitions:
+        conflicts.append(f"has {state.partitions} partitions, catalogue wants {spec.partitions}")
+    if state.replication_factor != spec.replication_factor:
+        conflicts.append(
+            f"replication factor {state.replication_factor}, catalogue wants "
+            f"{spec.replication_factor}"
+        )
+    stale = {k: v for k, v in spec.config.items() if state.config.get(k) != v}
+    if stale:
+        resource = ConfigResource(
+            ResourceType.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in stale.items()
+            ],
+        )
+        altered = admin.incremental_alter_configs([resource], request_timeout=timeout_s)
+        for future in altered.values():
+            _result(future, f"altering configs of {spec.name}")
+        done.append(", ".join(f"{k}={v}" for k, v in stale.items()))
+    if conflicts:
+        return TopicChange(spec.name, Action.CONFLICT, "; ".join(conflicts + done))
+    if done:
+        return TopicChange(spec.name, Action.UPDATED, "; ".join(done))
+    return TopicChange(spec.name, Action.UNCHANGED)
+
+
+def create_catalogue(settings: Settings, timeout_s: float = 30.0) -> list[TopicChange]:
+    """Connect to the cluster of ``settings`` and ensure its whole catalogue."""
+    admin = wait_for_cluster(settings, timeout_s)
+    return ensure_topics(admin, Catalogue.from_settings(settings), timeout_s)

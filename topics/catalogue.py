@@ -1,0 +1,141 @@
+"""The topic catalogue: every topic of DESIGN.md's data-plane table with its configuration.
+
+Frame topics are deleted by time and size (frames are perishable), ``control.*`` topics are
+compacted (the latest value per key is the state), and every topic that carries frames
+accepts messages of ``MessageLimits.batch_bytes``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from tierflow.settings import Settings
+from topics.limits import MessageLimits
+from topics.names import TopicNames
+
+
+class TopicKind(enum.StrEnum):
+    """Families of topics that share a configuration."""
+
+    FRAMES = "frames"
+    METRICS = "metrics"
+    CONTROL = "control"
+    DEADLETTER = "deadletter"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """What a topic must look like on the cluster.
+
+    Attributes:
+        name: full name, prefix included.
+        kind: the family, which fixes the configuration.
+        partitions: partition count (upper bound on consumer parallelism).
+        replication_factor: replicas per partition.
+        config: topic-level overrides of broker defaults.
+        purpose: one line for ``tierflow topics describe``.
+    """
+
+    name: str
+    kind: TopicKind
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every topic tierflow uses, built from the settings."""
+
+    specs: tuple[TopicSpec, ...]
+
+    def __iter__(self) -> Iterator[TopicSpec]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, name: str) -> TopicSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        msg = f"{name!r} is not in the topic catalogue"
+        raise KeyError(msg)
+
+    @property
+    def names(self) -> list[str]:
+        """Topic names in catalogue order."""
+        return [spec.name for spec in self.specs]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Catalogue:
+        """The catalogue for ``settings.topics`` and the message limits of ``settings.frames``."""
+        t = settings.topics
+        names = TopicNames(t.prefix)
+        limits = MessageLimits.from_settings(settings)
+        rf = t.replication_factor
+        frames = {
+            "cleanup.policy": "delete",
+            "retention.ms": _ms(t.frame_retention_s),
+            "retention.bytes": str(t.frame_retention_bytes),
+            **limits.topic_config(),
+        }
+        control = {
+            "cleanup.policy": "compact",
+            # Compact soon after a value changes so a restarted camera reads few stale epochs.
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": _ms(600),
+        }
+        specs: list[TopicSpec] = []
+
+        def frame_topic(name: str, purpose: str) -> None:
+            specs.append(TopicSpec(name, TopicKind.FRAMES, t.frame_partitions, rf, frames, purpose))
+
+        for q in t.qualities:
+            frame_topic(names.raw(q), f"frames published by cameras at quality {q}")
+        for q in t.qualities:
+            frame_topic(names.ready(q), f"frames resized for the detector of quality {q}")
+        for q in t.qualities:
+            frame_topic(names.detections(q), f"detections of quality {q} with their frame")
+        frame_topic(names.annotated, "frames with boxes and labels drawn")
+        specs.append(
+            TopicSpec(
+                names.metrics_frames,
+                TopicKind.METRICS,
+                t.metrics_partitions,
+                rf,
+                {"cleanup.policy": "delete", "retention.ms": _ms(t.metrics_retention_s)},
+                "one record per frame: stage times, latency, outcome, accuracy",
+            )
+        )
+        for name, purpose in (
+            (names.assignments, "source -> quality, pipeline, epoch"),
+            (names.registry, "service -> what it consumes, heartbeat (discovery)"),
+            (names.nodes, "node -> tier, resources, heartbeat"),
+            (names.placement, "service -> node, share, instances, epoch"),
+        ):
+            specs.append(
+                TopicSpec(name, TopicKind.CONTROL, t.control_partitions, rf, control, purpose)
+            )
+        specs.append(
+            TopicSpec(
+                names.deadletter,
+                TopicKind.DEADLETTER,
+                t.deadletter_partitions,
+                rf,
+                {
+                    "cleanup.policy": "delete",
+                    "retention.ms": _ms(t.deadletter_retention_s),
+                    **limits.topic_config(),
+                },
+                "records no stage could process; headers say topic, offset, stage, reason",
+            )
+        )
+        return cls(tuple(specs))
