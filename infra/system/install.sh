@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tierflow's real components need, when they are missing:
+# a JDK (the Kafka broker runs on Java 17+) and Maven (resolves the broker from Maven Central).
+set -euo pipefail
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "installing Debian packages: ${need[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
