@@ -1,0 +1,1 @@
+"""The running system: the faust app and agents, the camera producer, the CLI."""

@@ -1,0 +1,84 @@
+"""The faust app every tierflow worker runs, configured from the settings.
+
+faust uses its default aiokafka driver (``kafka://``): the confluent driver ignores
+``producer_max_request_size`` (DESIGN.md, Kafka facts), and frames need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+
+from tierflow.settings import Settings
+from topics.catalogue import TopicSpec
+from topics.limits import MessageLimits
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """faust broker URLs for a ``host:port[,host:port]`` bootstrap list."""
+    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
+    """A faust app for ``app_id`` (also its consumer group) on the configured cluster.
+
+    Args:
+        settings: tierflow settings.
+        app_id: faust app id; prefixed with the topic prefix so experiments sharing a
+            cluster do not share consumer groups.
+        **overrides: faust settings that win over the derived ones.
+    """
+    w = settings.workers
+    prefix = settings.topics.prefix
+    full_id = f"{prefix}.{app_id}" if prefix else app_id
+    w.data_dir.mkdir(parents=True, exist_ok=True)
+    conf: dict[str, Any] = {
+        "broker": broker_urls(settings.bootstrap),
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "store": "memory://",
+        "web_enabled": False,
+        "datadir": str(w.data_dir / full_id),
+        "topic_replication_factor": settings.topics.replication_factor,
+        "topic_partitions": settings.topics.frame_partitions,
+        "consumer_auto_offset_reset": w.offset_reset,
+        "broker_session_timeout": w.session_timeout_s,
+        "broker_heartbeat_interval": w.heartbeat_s,
+        **MessageLimits.from_settings(settings).faust_settings(),
+    }
+    conf.update(overrides)
+    return faust.App(full_id, **conf)
+
+
+def faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+    """Declare ``spec`` in ``app`` exactly as the catalogue creates it (raw bytes in and out).
+
+    faust declares the topics it consumes on start; passing the catalogue's partitions and
+    config means it creates the same topic the catalogue would if it runs first.
+    """
+    return app.topic(
+        spec.name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=spec.partitions,
+        replicas=spec.replication_factor,
+        config=dict(spec.config),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(app: faust.App) -> AsyncIterator[faust.App]:
+    """Run ``app`` (agents, consumer, producer) inside the current event loop.
+
+    For embedding a worker in a larger program or a test; ``faust worker`` is the
+    stand-alone way. The app is finalized here, so declare agents before entering.
+    """
+    app.finalize()
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
