@@ -1,0 +1,88 @@
+"""The tierflow command: help on every subcommand, and the main job on the real broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.cli import build_parser, main
+from tests.cli import tierflow
+
+COMMANDS = [
+    [],
+    ["up"],
+    ["kafka"],
+    ["kafka", "install"],
+    ["kafka", "up"],
+    ["kafka", "down"],
+    ["kafka", "status"],
+    ["topics"],
+    ["topics", "create"],
+    ["topics", "describe"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "tierflow")
+def test_every_subcommand_explains_itself(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: tierflow")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in out
+
+
+def test_bad_settings_exit_2_with_the_field_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIERFLOW_FRAMES__JPEG_QUALITY", "500")
+    assert main(["kafka", "status"]) == 2
+    assert "frames.jpeg_quality" in capsys.readouterr().err
+
+
+def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "none.toml"), "topics", "describe"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.kafka
+def test_main_job_round_trips_a_frame_on_the_real_broker(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",
+        "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path),
+    }
+    result = tierflow("up", "--quality", "416", env=env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    trip = summary["round_trip"]
+    assert trip["from"] == f"{env['TIERFLOW_TOPICS__PREFIX']}.frames.raw.416"
+    assert trip["to"] == f"{env['TIERFLOW_TOPICS__PREFIX']}.frames.annotated"
+    assert trip["frame_bytes"] > 1000 and 0 < trip["latency_s"] < 60
+    described = tierflow("topics", "describe", "--json", env=env)
+    assert described.returncode == 0, described.stdout
+    status = tierflow("kafka", "status", env=env)
+    assert status.returncode == 0 and json.loads(status.stdout) == {
+        "external": True,
+        "bootstrap": kafka_bootstrap,
+        "answering": True,
+    }
+
+
+@pytest.mark.kafka
+def test_quality_without_topics_is_a_clear_error(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",
+        "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path),
+    }
+    result = tierflow("up", "--quality", "999", env=env)
+    assert result.returncode == 2
+    assert "quality 999 has no topics" in result.stderr

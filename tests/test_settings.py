@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tierflow.errors import ConfigError
+from tierflow.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "TIERFLOW_CONFIG", "TIERFLOW_TOPICS__PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_use_the_local_broker() -> None:
+    s = load_settings()
+    assert s.uses_local_broker
+    assert s.bootstrap == "127.0.0.1:9092"
+
+
+def test_kafka_bootstrap_servers_is_honoured_without_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    s = load_settings()
+    assert not s.uses_local_broker
+    assert s.bootstrap == "kafka-1:9092,kafka-2:9092"
+
+
+def test_nested_env_and_toml_file_with_env_winning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "tierflow.toml"
+    config.write_text(
+        '[topics]\nprefix = "from-file"\nqualities = [512, 256]\n[frames]\njpeg_quality = 70\n'
+    )
+    monkeypatch.setenv("TIERFLOW_TOPICS__PREFIX", "from-env")
+    s = load_settings(config)
+    assert s.topics.prefix == "from-env"
+    assert s.topics.qualities == (256, 512)
+    assert s.frames.jpeg_quality == 70
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[frames]\ncodec = "png"\n')
+    monkeypatch.setenv("TIERFLOW_CONFIG", str(config))
+    assert load_settings().frames.codec == "png"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"topics": {"prefix": "bad prefix!"}}, "topics.prefix"),
+        ({"topics": {"qualities": [512, 512]}}, "topics.qualities"),
+        ({"frames": {"jpeg_quality": 101}}, "frames.jpeg_quality"),
+        ({"frames": {"max_message_bytes": 10}}, "frames.max_message_bytes"),
+        ({"broker": {"port": 70000}}, "broker.port"),
+        ({"topics": {"unknown_key": 1}}, "topics.unknown_key"),
+    ],
+)
+def test_invalid_values_raise_config_error_naming_the_field(
+    overrides: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(**overrides)  # type: ignore[arg-type]  # invalid values are the point
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from operators.codec import ContentType
+from tierflow.errors import FrameFormatError, FrameProblem
+from tierflow.settings import Settings, load_settings
+from topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
+
+META = FrameMeta(
+    source="cam-7",
+    sequence=41,
+    capture_ns=1_795_000_000_123_456_789,
+    quality=512,
+    epoch=3,
+    stamps={"resize.in": 5, "resize.out": 9},
+    extra={"traceparent": b"00-abc-01"},
+)
+
+
+def _image(side: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+
+
+def test_headers_round_trip_every_field() -> None:
+    assert decode_meta(encode_headers(META)) == META
+
+
+def test_headers_from_a_faust_style_dict_decode_the_same() -> None:
+    assert decode_meta(dict(encode_headers(META))) == META
+
+
+def test_headers_are_ascii_text_for_kcat() -> None:
+    headers = dict(encode_headers(META))
+    assert headers["tf-capture-ns"] == b"1795000000123456789"
+    assert headers["content-type"] == b"image/jpeg"
+    assert headers["tf-t.resize.out"] == b"9"
+
+
+@pytest.mark.parametrize("content", list(ContentType))
+def test_codec_round_trips_each_content_type(settings: Settings, content: ContentType) -> None:
+    codec = FrameCodec.from_settings(settings)
+    meta = FrameMeta("cam", 0, 1, 512, content_type=content)
+    image = _image()
+    value, headers = codec.encode(image, meta)
+    frame = codec.decode(value, headers)
+    assert frame.meta == meta
+    assert frame.image.shape == image.shape
+    if content is not ContentType.JPEG:
+        np.testing.assert_array_equal(frame.image, image)
+
+
+def test_codec_follows_the_configured_quality(settings: Settings) -> None:
+    low = FrameCodec.from_settings(load_settings(frames={"jpeg_quality": 20}))
+    high = FrameCodec.from_settings(settings)
+    meta = FrameMeta("cam", 0, 1, 512)
+    assert len(low.encode(_image(), meta)[0]) < len(high.encode(_image(), meta)[0])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem", "named"),
+    [
+        (lambda h: h.pop("tf-source"), FrameProblem.MISSING_HEADER, "tf-source"),
+        (lambda h: h.pop("tf-seq"), FrameProblem.MISSING_HEADER, "tf-seq"),
+        (lambda h: h.update({"tf-seq": b"forty"}), FrameProblem.BAD_HEADER, "tf-seq"),
+        (lambda h: h.update({"tf-seq": b"-1"}), FrameProblem.BAD_HEADER, "tf-seq"),
+        (lambda h: h.update({"tf-quality": b"0"}), FrameProblem.BAD_HEADER, "tf-quality"),
+        (lambda h: h.update({"tf-source": b"\xff\xfe"}), FrameProblem.BAD_HEADER, "tf-source"),
+        (lambda h: h.update({"tf-source": b""}), FrameProblem.BAD_HEADER, "tf-source"),
+        (
+            lambda h: h.update({"content-type": b"text/plain"}),
+            FrameProblem.UNSUPPORTED_CONTENT,
+            "text/plain",
+        ),
+        (
+            lambda h: h.update({"tf-t.resize.in": b"soon"}),
+            FrameProblem.BAD_HEADER,
+            "tf-t.resize.in",
+        ),
+        (lambda h: h.update({"tf-epoch": "3"}), FrameProblem.WRONG_TYPE, "tf-epoch"),
+    ],
+)
+def test_bad_headers_raise_one_error_naming_the_header(
+    mutate: object, problem: FrameProblem, named: str
+) -> None:
+    headers = dict(encode_headers(META))
+    mutate(headers)  # type: ignore[operator]
+    with pytest.raises(FrameFormatError) as err:
+        decode_meta(headers)
+    assert err.value.problem is problem
+    assert named in str(err.value)
+
+
+def test_duplicate_headers_are_rejected() -> None:
+    headers = [*encode_headers(META), ("tf-seq", b"1")]
+    with pytest.raises(FrameFormatError) as err:
+        decode_meta(headers)
+    assert err.value.problem is FrameProblem.BAD_HEADER
+
+
+def test_no_headers_at_all_is_missing_header() -> None:
+    with pytest.raises(FrameFormatError) as err:
+        decode_meta(None)
+    assert err.value.problem is FrameProblem.MISSING_HEADER
+
+
+def test_non_bytes_value_is_wrong_type(settings: Settings) -> None:
+    codec = FrameCodec.from_settings(settings)
+    with pytest.raises(FrameFormatError) as err:
+        codec.decode("a string", encode_headers(META))
+    assert err.value.problem is FrameProblem.WRONG_TYPE
+
+
+def test_truncated_frame_message_names_truncation(settings: Settings) -> None:
+    codec = FrameCodec.from_settings(settings)
+    value, headers = codec.encode(_image(), META)
+    with pytest.raises(FrameFormatError) as err:
+        codec.decode(value[:-100], headers)
+    assert err.value.problem is FrameProblem.TRUNCATED_IMAGE
+
+
+def test_frames_over_the_limit_are_refused_both_ways() -> None:
+    small = FrameCodec.from_settings(
+        load_settings(frames={"max_message_bytes": 64 * 1024, "codec": "raw"})
+    )
+    big = FrameCodec.from_settings(load_settings(frames={"codec": "raw"}))
+    meta = FrameMeta("cam", 0, 1, 512, content_type=ContentType.RAW)
+    image = _image(200)  # 120 000 bytes raw
+    with pytest.raises(FrameFormatError) as err:
+        small.encode(image, meta)
+    assert err.value.problem is FrameProblem.TOO_LARGE
+    assert "65536" in str(err.value)
+    value, headers = big.encode(image, meta)
+    with pytest.raises(FrameFormatError) as err:
+        small.decode(value, headers)
+    assert err.value.problem is FrameProblem.TOO_LARGE
+
+
+def test_raw_frame_with_lying_shape_header_is_refused(settings: Settings) -> None:
+    codec = FrameCodec.from_settings(settings)
+    meta = FrameMeta("cam", 0, 1, 512, content_type=ContentType.RAW)
+    value, headers = codec.encode(_image(), meta)
+    lying = [(k, b"64,64,4" if k == "tf-shape" else v) for k, v in headers]
+    with pytest.raises(FrameFormatError) as err:
+        codec.decode(value, lying)
+    assert err.value.problem is FrameProblem.TRUNCATED_IMAGE
+
+
+def test_stamped_returns_a_new_meta() -> None:
+    later = META.stamped("detect.in", 77)
+    assert later.stamps["detect.in"] == 77
+    assert "detect.in" not in META.stamps
