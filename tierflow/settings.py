@@ -148,6 +148,61 @@ class WorkerSettings(_Section):
     )
 
 
+class DetectorSettings(_Section):
+    """Which detector backend the detect services run, and how it batches."""
+
+    backend: Literal["haar", "onnx", "triton"] = "haar"
+    haar_cascades: tuple[str, ...] = Field(
+        default=("face",), description="Haar cascades to run (face, upper_body, full_body)."
+    )
+    onnx_model: Path | None = Field(default=None, description="YOLO ONNX model file.")
+    triton_url: str = Field(default="127.0.0.1:8001", description="host:port of the server.")
+    triton_protocol: Literal["grpc", "http"] = "grpc"
+    triton_model: str = "yolo"
+    max_batch: PositiveInt = Field(default=8, description="Frames per inference call.")
+    threads: PositiveInt = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Inference calls in flight per detect service (defaults to the cores).",
+    )
+
+
+class DataPlaneSettings(_Section):
+    """Stage behaviour: drop policies, discovery heartbeats, where annotated frames go."""
+
+    deadline_s: float = Field(
+        default=5.0, gt=0, description="Frames older than this at a stage are dropped."
+    )
+    supersede: bool = Field(
+        default=True,
+        description="Keep only the newest waiting frame per source at the detector.",
+    )
+    max_pending: PositiveInt = Field(
+        default=64, description="Frames waiting for the detector when supersede is off."
+    )
+    heartbeat_s: float = Field(default=1.0, gt=0, description="Registry heartbeat period.")
+    registry_ttl_s: float = Field(
+        default=4.0, gt=0, description="A service without a heartbeat this long is gone."
+    )
+    output_dir: Path = Field(
+        default=Path("out/annotated"), description="Where draw stores annotated frames."
+    )
+    store_frames: bool = True
+    tier: str = "edge"
+    node: str = Field(default_factory=lambda: os.uname().nodename)
+
+
+class CameraSettings(_Section):
+    """Defaults of ``tierflow camera`` and the generated cameras of ``tierflow up``."""
+
+    fps: float = Field(default=25.0, gt=0)
+    quality: PositiveInt = 512
+    queue_kbytes: PositiveInt = Field(
+        default=65536, description="Producer queue; frames beyond it are dropped, not waited on."
+    )
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect backoff.")
+    scene_size: PositiveInt = Field(default=1024, description="Generated scene side, pixels.")
+
+
 class Settings(BaseSettings):
     """Every tunable of tierflow, in one frozen object."""
 
@@ -167,6 +222,9 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     frames: FrameSettings = Field(default_factory=FrameSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    dataplane: DataPlaneSettings = Field(default_factory=DataPlaneSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
 
     @classmethod
     def settings_customise_sources(

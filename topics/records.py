@@ -1,0 +1,196 @@
+"""JSON records of the non-frame topics and of the detection headers, validated both ways.
+
+=========================  ==============================================================
+``metrics.frames``         :class:`FrameRecord`, one per frame that entered the pipeline
+``control.registry``       :class:`ServiceAnnouncement`, heartbeats of every service
+``control.assignments``    :class:`Assignment`, the quality each source must capture at
+``tf-detections`` header   :class:`DetectionsJson`, what a detector found in the frame
+``tf-truth`` header        :class:`DetectionsJson`, true objects of a generated frame
+=========================  ==============================================================
+
+Records are pydantic models so a malformed record fails with the field named, never with a
+KeyError deep inside an agent. Times are nanoseconds since the Unix epoch unless a field
+name ends in ``_s`` (seconds).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from operators.detections import Detections
+from tierflow.errors import TierflowError
+
+H_DETECTIONS = "tf-detections"
+H_TRUTH = "tf-truth"
+H_DETECTOR = "tf-detector"
+
+
+class RecordError(TierflowError):
+    """A record on a control or metrics topic (or a JSON header) is malformed."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON, the Kafka value."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+R = TypeVar("R", bound=_Record)
+
+
+def parse_record(kind: type[R], data: bytes | None) -> R:
+    """Validate ``data`` as a ``kind`` record.
+
+    Raises:
+        RecordError: naming the record type and the fields at fault.
+    """
+    if data is None:
+        msg = f"{kind.__name__}: the value is empty (a tombstone?)"
+        raise RecordError(msg)
+    try:
+        return kind.model_validate_json(data)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        msg = f"malformed {kind.__name__}: {fields}"
+        raise RecordError(msg) from exc
+
+
+class DetectionsJson(_Record):
+    """Detections as JSON: boxes ``[x1, y1, x2, y2]`` in pixels of ``size`` (width, height)."""
+
+    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    classes: list[str] | None = None
+    """Every label the detector can report (accuracy is measured over these)."""
+
+    @classmethod
+    def of(cls, detections: Detections, classes: tuple[str, ...] | None = None) -> DetectionsJson:
+        """The JSON form of ``detections`` (coordinates rounded to 0.1 pixel)."""
+        boxes = [
+            (round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(d), 1))
+            for a, b, c, d in detections.xyxy
+        ]
+        return cls(
+            size=detections.image_size,
+            boxes=boxes,
+            scores=[round(float(s), 4) for s in detections.confidence],
+            labels=[str(label) for label in detections.labels],
+            classes=list(classes) if classes is not None else None,
+        )
+
+    def detections(self) -> Detections:
+        """Back to :class:`Detections`; RecordError when the columns disagree in length."""
+        n = len(self.boxes)
+        if len(self.scores) != n or len(self.labels) != n:
+            msg = (
+                f"detections JSON has {n} boxes, {len(self.scores)} scores and "
+                f"{len(self.labels)} labels"
+            )
+            raise RecordError(msg)
+        return Detections.from_lists(self.boxes, self.labels, self.size, self.scores)
+
+
+def detections_header(detections: Detections, classes: tuple[str, ...] | None = None) -> bytes:
+    """The ``tf-detections``/``tf-truth`` header value for ``detections``."""
+    return DetectionsJson.of(detections, classes).to_bytes()
+
+
+class Outcome(enum.StrEnum):
+    """How a frame left the pipeline: every frame ends in exactly one of these."""
+
+    PROCESSED = "processed"
+    DROPPED = "dropped"
+    DEADLETTER = "deadletter"
+
+
+class DropPolicy(enum.StrEnum):
+    """Named policies that may drop a frame on purpose."""
+
+    DEADLINE = "deadline"
+    """Older than ``dataplane.deadline_s`` when a stage picked it up."""
+    SUPERSEDED = "superseded"
+    """A newer frame of the same source was waiting for the same detector."""
+
+
+class FrameRecord(_Record):
+    """One per frame on ``metrics.frames``: where it went and how long each step took.
+
+    ``stamps`` holds the envelope's per-stage timestamps (``resize.in``, ``detect.out``...),
+    from which stage and transfer times follow; ``latency_s`` is capture to outcome.
+    """
+
+    source: str
+    sequence: int
+    quality: int
+    epoch: int = 0
+    capture_ns: int
+    outcome: Outcome
+    stage: str
+    policy: DropPolicy | None = None
+    reason: str | None = None
+    latency_s: float
+    stamps: dict[str, int] = Field(default_factory=dict)
+    detector: str | None = None
+    detections: int | None = None
+    tp: int | None = None
+    fp: int | None = None
+    fn: int | None = None
+    f1: float | None = None
+
+    def stage_times_s(self) -> dict[str, float]:
+        """Seconds spent in each stage (``<stage>.out - <stage>.in``)."""
+        out: dict[str, float] = {}
+        for key, t_in in self.stamps.items():
+            stage, _, edge = key.rpartition(".")
+            t_out = self.stamps.get(f"{stage}.out")
+            if edge == "in" and t_out is not None:
+                out[stage] = (t_out - t_in) / 1e9
+        return out
+
+
+class ServiceAnnouncement(_Record):
+    """A service's heartbeat on ``control.registry``: what it consumes and where it runs.
+
+    Attributes:
+        service_id: unique per running instance (the record key).
+        stage: ``resize``, ``detect`` or ``draw``.
+        quality: the frame quality it serves (detect), None when it takes every quality.
+        input_size: side in pixels of the frames it wants (detect).
+        topic: the topic it consumes.
+        model: detector name (detect).
+        tier, node: where it runs.
+        capacity_fps: frames per second it can take, as measured or declared.
+        heartbeat_ns: when this announcement was made.
+        ttl_s: after this long without a heartbeat the service counts as gone.
+    """
+
+    service_id: str
+    stage: Literal["resize", "detect", "draw"]
+    quality: int | None = None
+    input_size: int | None = None
+    topic: str
+    model: str | None = None
+    tier: str = "edge"
+    node: str = "local"
+    capacity_fps: float | None = None
+    heartbeat_ns: int
+    ttl_s: float = Field(gt=0)
+
+
+class Assignment(_Record):
+    """The quality a source must capture at, versioned by ``epoch`` (control.assignments)."""
+
+    source: str
+    quality: int = Field(gt=0)
+    epoch: int = Field(ge=0)
+    pipeline: str = ""
+    reason: str = ""
