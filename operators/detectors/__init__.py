@@ -1,0 +1,1 @@
+"""Detector backends behind one interface (``base.Detector``): Haar (embedded), ONNX, Triton."""

@@ -1,0 +1,51 @@
+"""Build the configured detector backend.
+
+Imports stay lazy: a Haar worker never loads onnxruntime, an ONNX worker never loads
+tritonclient.
+"""
+
+from __future__ import annotations
+
+from operators.detectors.base import Detector, DetectorError
+from tierflow.settings import DetectorSettings
+
+
+def make_detector(
+    settings: DetectorSettings, quality: int, input_size: int | None = None
+) -> Detector:
+    """The detector of ``settings.backend`` for frames of ``quality``.
+
+    Args:
+        settings: the detector section of the settings.
+        quality: the quality (pixels) the detect service serves.
+        input_size: the model's input side in pixels when it differs from ``quality``;
+            a model with a fixed input size brings its own.
+
+    Raises:
+        DetectorError: the backend cannot be built (missing model file, server down...).
+    """
+    if settings.backend == "haar":
+        from operators.detectors.haar import HaarDetector
+
+        return HaarDetector(input_size or quality, settings.haar_cascades)
+    if settings.backend == "onnx":
+        from operators.detectors.onnx import OnnxDetector
+
+        if settings.onnx_model is None:
+            msg = "the onnx backend needs a model file (--model or TIERFLOW_DETECTOR__ONNX_MODEL)"
+            raise DetectorError(msg)
+        try:
+            return OnnxDetector(settings.onnx_model, input_size=input_size)
+        except DetectorError:
+            if input_size is not None:
+                raise
+            # A model with a dynamic input size takes the quality it serves.
+            return OnnxDetector(settings.onnx_model, input_size=quality)
+    from operators.detectors.triton import TritonDetector
+
+    return TritonDetector(
+        settings.triton_url,
+        settings.triton_model,
+        protocol=settings.triton_protocol,
+        input_size=input_size or quality,
+    )
