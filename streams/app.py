@@ -7,10 +7,11 @@ faust uses its default aiokafka driver (``kafka://``): the confluent driver igno
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import faust
+from faust.types import EventT
 
 from tierflow.settings import Settings
 from topics.catalogue import TopicSpec
@@ -53,6 +54,23 @@ def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
     return faust.App(full_id, **conf)
 
 
+Event = EventT[bytes]
+"""A consumed Kafka record as faust hands it to an agent (key and value are raw bytes)."""
+
+
+async def manual_ack_events(stream: faust.StreamT[bytes]) -> AsyncIterator[Event]:
+    """The stream's events with acknowledgement left to the caller.
+
+    Stages ack a record only once its outputs are delivered (``streams.outcomes``), so
+    faust must not ack it when the loop moves on.
+    """
+    if not isinstance(stream, faust.Stream):
+        msg = f"expected a faust Stream, got {type(stream).__name__}"
+        raise TypeError(msg)
+    async for event in stream.noack().events():
+        yield event
+
+
 def faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
     """Declare ``spec`` in ``app`` exactly as the catalogue creates it (raw bytes in and out).
 
@@ -66,6 +84,29 @@ def faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
         partitions=spec.partitions,
         replicas=spec.replication_factor,
         config=dict(spec.config),
+    )
+
+
+def faust_topics(app: faust.App, specs: Sequence[TopicSpec]) -> faust.TopicT:
+    """One faust channel over several catalogue topics of the same kind (e.g. every quality).
+
+    faust cannot subscribe by pattern (faust issue #62), so the per-quality topics are
+    listed from the catalogue.
+    """
+    if not specs:
+        msg = "faust_topics needs at least one topic"
+        raise ValueError(msg)
+    first = specs[0]
+    if any((s.partitions, dict(s.config)) != (first.partitions, dict(first.config)) for s in specs):
+        msg = f"topics {[s.name for s in specs]} differ in partitions or config"
+        raise ValueError(msg)
+    return app.topic(
+        *[s.name for s in specs],
+        key_type=bytes,
+        value_type=bytes,
+        partitions=first.partitions,
+        replicas=first.replication_factor,
+        config=dict(first.config),
     )
 
 

@@ -51,7 +51,7 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.kafka
-def test_main_job_round_trips_a_frame_on_the_real_broker(
+def test_check_round_trips_a_frame_on_the_real_broker(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env = {
@@ -59,7 +59,7 @@ def test_main_job_round_trips_a_frame_on_the_real_broker(
         "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",
         "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path),
     }
-    result = tierflow("up", "--quality", "416", env=env)
+    result = tierflow("check", "--quality", "416", env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     trip = summary["round_trip"]
@@ -83,6 +83,6 @@ def test_quality_without_topics_is_a_clear_error(kafka_bootstrap: str, tmp_path:
         "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",
         "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path),
     }
-    result = tierflow("up", "--quality", "999", env=env)
+    result = tierflow("check", "--quality", "999", env=env)
     assert result.returncode == 2
     assert "quality 999 has no topics" in result.stderr

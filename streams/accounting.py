@@ -1,0 +1,199 @@
+"""Per-source accounting from ``metrics.frames``.
+
+Every produced frame must end in exactly one outcome; the summary says how many did, how
+fast, and how accurately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer
+
+from tierflow.settings import Settings
+from topics.clients import follow_topic
+from topics.names import TopicNames
+from topics.records import FrameRecord, Outcome, RecordError, parse_record
+
+log = logging.getLogger(__name__)
+RATE_WINDOW_S = 5.0
+
+
+def micro_f1(tp: int, fp: int, fn: int) -> float | None:
+    """F1 over summed counts (2TP / (2TP + FP + FN)); None when nothing was scored."""
+    denominator = 2 * tp + fp + fn
+    return None if denominator == 0 else 2 * tp / denominator
+
+
+@dataclass
+class QualityTally:
+    """Scored frames of one source at one quality."""
+
+    processed: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def f1(self) -> float | None:
+        """Micro-averaged F1 of the frames scored at this quality."""
+        return micro_f1(self.tp, self.fp, self.fn)
+
+
+@dataclass
+class SourceTally:
+    """Outcomes of one source's frames seen on ``metrics.frames``."""
+
+    processed: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    deadlettered: Counter[str] = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    by_quality: dict[int, QualityTally] = field(default_factory=dict)
+    sequences: set[int] = field(default_factory=set)
+    duplicates: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    last_quality: int | None = None
+
+    @property
+    def accounted(self) -> int:
+        """Frames with an outcome."""
+        return self.processed + sum(self.dropped.values()) + sum(self.deadlettered.values())
+
+    def add(self, record: FrameRecord, now_s: float) -> None:
+        """Fold one record in; a second record for the same sequence counts as a duplicate."""
+        if record.sequence in self.sequences:
+            self.duplicates += 1
+            return
+        self.sequences.add(record.sequence)
+        self.last_quality = record.quality
+        if record.outcome is Outcome.PROCESSED:
+            self.processed += 1
+            self.latencies_s.append(record.latency_s)
+            self.recent.append(now_s)
+            tally = self.by_quality.setdefault(record.quality, QualityTally())
+            tally.processed += 1
+            if record.tp is not None:
+                tally.tp += record.tp
+                tally.fp += record.fp or 0
+                tally.fn += record.fn or 0
+        elif record.outcome is Outcome.DROPPED:
+            self.dropped[record.policy.value if record.policy else "unnamed"] += 1
+        else:
+            self.deadlettered[record.reason or "unknown"] += 1
+
+    def fps_out(self, now_s: float) -> float:
+        """Processed frames per second over the last few seconds."""
+        while self.recent and self.recent[0] < now_s - RATE_WINDOW_S:
+            self.recent.popleft()
+        return len(self.recent) / RATE_WINDOW_S
+
+    def percentile_s(self, q: float) -> float | None:
+        """The ``q``-th percentile of end-to-end latency in seconds."""
+        return float(np.percentile(self.latencies_s, q)) if self.latencies_s else None
+
+    @property
+    def f1(self) -> float | None:
+        """Micro-averaged F1 over every scored frame of the source."""
+        tp = sum(t.tp for t in self.by_quality.values())
+        fp = sum(t.fp for t in self.by_quality.values())
+        fn = sum(t.fn for t in self.by_quality.values())
+        return micro_f1(tp, fp, fn)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able summary of this source (without camera-side counts)."""
+        return {
+            "processed": self.processed,
+            "dropped": dict(self.dropped),
+            "deadlettered": sum(self.deadlettered.values()),
+            "deadletter_reasons": dict(self.deadlettered),
+            "latency_p50_s": _round(self.percentile_s(50)),
+            "latency_p99_s": _round(self.percentile_s(99)),
+            "f1": _round(self.f1),
+            "by_quality": {
+                str(q): {"processed": t.processed, "f1": _round(t.f1)}
+                for q, t in sorted(self.by_quality.items())
+            },
+            "duplicates": self.duplicates,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+class MetricsCollector:
+    """Follows ``metrics.frames`` from the offsets it starts at and tallies per source.
+
+    Start it before the cameras: records older than its start are not counted.
+    """
+
+    def __init__(self, settings: Settings, sources: set[str] | None = None) -> None:
+        self.settings = settings
+        self.topic = TopicNames(settings.topics.prefix).metrics_frames
+        self.sources = sources
+        self.tallies: dict[str, SourceTally] = {}
+        self.records = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Assign every partition at its current end and start tallying."""
+        self._consumer, _ = await follow_topic(
+            self.settings, self.topic, "tierflow-metrics-collector", from_end=True
+        )
+        self._task = asyncio.create_task(self._run(), name="metrics-collector")
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            now = time.monotonic()
+            for records in batches.values():
+                for message in records:
+                    self._apply(message.value, now)
+            if batches:
+                self._changed.set()
+
+    def _apply(self, value: bytes | None, now_s: float) -> None:
+        try:
+            record = parse_record(FrameRecord, value)
+        except RecordError as exc:
+            log.warning("ignoring a malformed metrics record: %s", exc)
+            return
+        if self.sources is not None and record.source not in self.sources:
+            return
+        self.records += 1
+        self.tallies.setdefault(record.source, SourceTally()).add(record, now_s)
+
+    async def wait_for(self, expected: dict[str, int], timeout_s: float) -> bool:
+        """Wait until each source has at least ``expected[source]`` outcomes; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not all(
+            self.tallies.get(s, SourceTally()).accounted >= n for s, n in expected.items()
+        ):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()

@@ -1,0 +1,310 @@
+"""The camera producer: light enough for an edge device (confluent-kafka, OpenCV, numpy).
+
+A camera reads its source at a target frame rate, resizes each frame to its current quality
+(the edge-side reduction T_reduce of the seed paper's eq. 1), encodes it with the envelope
+and publishes it to ``frames.raw.<quality>`` keyed by its id. It follows
+``control.assignments``: an assignment with a newer epoch for its id switches its quality
+at the next frame.
+
+The capture loop never waits on the broker: ``produce`` only enqueues into the producer's
+bounded queue (``camera.queue_kbytes``); a full queue drops the frame under the named
+policy ``queue-full`` and counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from operators.resize import resize_square
+from streams.capture import CaptureError, FrameSource, Reconnecting
+from tierflow.errors import FrameFormatError
+from tierflow.settings import Settings
+from topics.clients import consumer_config, producer_config
+from topics.envelope import FrameCodec, FrameMeta, producer_headers
+from topics.names import TopicNames
+from topics.records import H_TRUTH, Assignment, RecordError, detections_header, parse_record
+
+log = logging.getLogger(__name__)
+
+
+class AssignmentFollower:
+    """Reads ``control.assignments`` from its beginning in a thread; the newest epoch wins.
+
+    One follower serves every camera of a process. Group-less in effect: partitions are
+    assigned explicitly and offsets never committed, so every follower sees every record.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = TopicNames(settings.topics.prefix).assignments
+        self._consumer = Consumer(
+            consumer_config(
+                settings,
+                group_id=f"tierflow-follower-{uuid.uuid4().hex}",
+                client_id="camera-follower",
+            )
+        )
+        metadata = self._consumer.list_topics(self.topic, timeout=10)
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            self._consumer.close()
+            msg = f"topic {self.topic} does not exist; run 'tierflow topics create'"
+            raise RecordError(msg)
+        self._consumer.assign(
+            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in topic.partitions]
+        )
+        self._latest: dict[str, Assignment] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="assignment-follower", daemon=True)
+
+    def start(self) -> AssignmentFollower:
+        """Start following; returns self."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._consumer.poll(0.2)
+            if message is None or message.key() is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("assignments: %s", error)
+                continue
+            self._apply(message)
+
+    def _apply(self, message: Message) -> None:
+        value = message.value()
+        if value is None:
+            return
+        try:
+            assignment = parse_record(Assignment, value)
+        except RecordError as exc:
+            log.warning("ignoring a malformed assignment: %s", exc)
+            return
+        with self._lock:
+            known = self._latest.get(assignment.source)
+            if known is None or assignment.epoch > known.epoch:
+                self._latest[assignment.source] = assignment
+
+    def get(self, source: str) -> Assignment | None:
+        """The newest assignment for ``source`` seen so far."""
+        with self._lock:
+            return self._latest.get(source)
+
+    def stop(self) -> None:
+        """Stop following and close the consumer."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._consumer.close()
+
+
+def publish_assignment(producer: Producer, settings: Settings, assignment: Assignment) -> None:
+    """Write ``assignment`` to ``control.assignments`` and wait for the broker's ack."""
+    topic = TopicNames(settings.topics.prefix).assignments
+    producer.produce(topic, key=assignment.source.encode(), value=assignment.to_bytes())
+    producer.flush(10)
+
+
+@dataclass
+class CameraStats:
+    """What a camera did, for its summary and metrics.
+
+    Attributes:
+        captured: frames read from the source.
+        sent: frames handed to the producer.
+        produced: frames the broker acknowledged.
+        dropped: frames lost on the camera by policy (``queue-full``, ``delivery-failed``,
+            ``encode-error``).
+        skipped_ticks: ticks of the frame clock missed because capture was slower than fps.
+        switches: quality changes made on assignment.
+    """
+
+    captured: int = 0
+    sent: int = 0
+    produced: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    skipped_ticks: int = 0
+    switches: int = 0
+    quality: int = 0
+    epoch: int = 0
+    produced_sequences: list[int] = field(default_factory=list)
+
+
+class Camera:
+    """One camera: a source, a frame clock and a producer.
+
+    Args:
+        settings: tierflow settings (codec, topics).
+        source_id: the camera id, the Kafka key of its frames.
+        source: where frames come from.
+        producer: a confluent-kafka producer (thread-safe; cameras of a process share one).
+        follower: assignments to follow, or None to keep ``quality``.
+        fps: target frames per second.
+        quality: starting quality (side in pixels).
+        max_frames: stop after capturing this many frames.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        source_id: str,
+        source: FrameSource | Reconnecting,
+        producer: Producer,
+        follower: AssignmentFollower | None,
+        fps: float,
+        quality: int,
+        max_frames: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source_id = source_id
+        self.source = source
+        self.producer = producer
+        self.follower = follower
+        self.fps = fps
+        self.max_frames = max_frames
+        self.codec = FrameCodec.from_settings(settings)
+        self.names = TopicNames(settings.topics.prefix)
+        self.stats = CameraStats(quality=quality)
+        self._lock = threading.Lock()
+
+    def _follow(self) -> None:
+        if self.follower is None:
+            return
+        assignment = self.follower.get(self.source_id)
+        if assignment is None or assignment.epoch <= self.stats.epoch:
+            return
+        if assignment.quality not in self.settings.topics.qualities:
+            log.warning(
+                "%s: assignment to quality %d has no topic; keeping %d",
+                self.source_id,
+                assignment.quality,
+                self.stats.quality,
+            )
+            self.stats.epoch = assignment.epoch
+            return
+        if assignment.quality != self.stats.quality:
+            self.stats.switches += 1
+            log.info(
+                "%s: quality %d -> %d (epoch %d: %s)",
+                self.source_id,
+                self.stats.quality,
+                assignment.quality,
+                assignment.epoch,
+                assignment.reason,
+            )
+        self.stats.quality = assignment.quality
+        self.stats.epoch = assignment.epoch
+
+    def _delivered(self, err: KafkaError | None, message: Message) -> None:
+        with self._lock:
+            if err is None:
+                self.stats.produced += 1
+                headers = dict(message.headers() or [])
+                seq = headers.get("tf-seq")
+                if isinstance(seq, bytes):
+                    self.stats.produced_sequences.append(int(seq))
+            else:
+                self.stats.dropped["delivery-failed"] += 1
+                log.warning("%s: delivery failed: %s", self.source_id, err)
+
+    def capture_one(self, index: int, t_s: float) -> bool:
+        """Capture, encode and enqueue the frame at ``index``; False at end of input."""
+        try:
+            captured = self.source.read(index, t_s)
+        except CaptureError as exc:
+            log.error("%s: %s", self.source_id, exc)
+            return False
+        if captured is None:
+            return False
+        capture_ns = time.time_ns()
+        self.stats.captured += 1
+        self._follow()
+        quality = self.stats.quality
+        image = resize_square(captured.image, quality)
+        meta = FrameMeta(
+            source=self.source_id,
+            sequence=index,
+            capture_ns=capture_ns,
+            quality=quality,
+            epoch=self.stats.epoch,
+            content_type=self.codec.content_type,
+        )
+        if captured.truth is not None:
+            truth = captured.truth.scaled_to((quality, quality))
+            meta = replace(meta, extra={H_TRUTH: detections_header(truth)})
+        try:
+            value, headers = self.codec.encode(image, meta.stamped("camera.out", time.time_ns()))
+        except FrameFormatError as exc:
+            self.stats.dropped["encode-error"] += 1
+            log.error("%s: frame %d cannot be encoded: %s", self.source_id, index, exc)
+            return True
+        try:
+            self.producer.produce(
+                self.names.raw(quality),
+                key=self.source_id.encode(),
+                value=value,
+                headers=producer_headers(headers),
+                on_delivery=self._delivered,
+            )
+            self.stats.sent += 1
+        except BufferError:
+            self.stats.dropped["queue-full"] += 1
+        self.producer.poll(0)
+        return True
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> CameraStats:
+        """Capture at ``fps`` until ``stop``, ``duration_s``, ``max_frames`` or end of input.
+
+        Ticks missed because capture or encoding was slower than the frame period are
+        skipped (counted in ``skipped_ticks``), never caught up in a burst.
+        """
+        period = 1.0 / self.fps
+        start = time.monotonic()
+        index = 0
+        while not stop.is_set():
+            if self.max_frames is not None and index >= self.max_frames:
+                break
+            if duration_s is not None and index * period >= duration_s:
+                break
+            if not self.capture_one(index, index * period):
+                break
+            index += 1
+            due = start + index * period
+            now = time.monotonic()
+            if now > due + period:
+                behind = math.floor((now - due) / period)
+                self.stats.skipped_ticks += behind
+                index += behind
+                due = start + index * period
+            stop.wait(max(0.0, due - time.monotonic()))
+        return self.stats
+
+
+def camera_producer(settings: Settings, client_id: str, **overrides: Any) -> Producer:
+    """A producer sized for frames whose queue bounds the camera's memory."""
+    return Producer(
+        producer_config(
+            settings,
+            client_id=client_id,
+            **{"queue.buffering.max.kbytes": settings.camera.queue_kbytes, **overrides},
+        )
+    )

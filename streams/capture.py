@@ -1,0 +1,229 @@
+"""Where a camera's frames come from: scene, video file, image folder, stream or device.
+
+Every source yields :class:`Captured` frames (BGR pixels and, for generated scenes, the
+true objects). Live sources (streams, devices) reconnect with exponential backoff when
+the stream is lost; files end, or loop when asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+
+from operators.codec import Image
+from operators.detections import Detections
+from operators.scene import Scene, SceneConfig
+from tierflow.errors import TierflowError
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class CaptureError(TierflowError):
+    """A frame source cannot be opened or named."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One captured frame.
+
+    Attributes:
+        image: BGR pixels at the source's native size.
+        truth: the true objects in pixels of ``image``, when the source knows them.
+    """
+
+    image: Image
+    truth: Detections | None = None
+
+
+class FrameSource(Protocol):
+    """A camera's input."""
+
+    description: str
+    live: bool
+    """True for streams and devices: a failure means reconnect, not end of input."""
+
+    def read(self, index: int, t_s: float) -> Captured | None:
+        """The frame at ``index`` (``t_s`` seconds into the stream); None at end of input.
+
+        Raises:
+            CaptureError: a live source failed (the caller reconnects).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the device or file."""
+        ...
+
+
+class SceneSource:
+    """Frames of a generated scene with ground truth; deterministic by seed."""
+
+    live = False
+
+    def __init__(self, seed: int, size: int = 1024) -> None:
+        self.scene = Scene(SceneConfig(seed=seed, size=size))
+        self.description = f"scene:{seed}"
+
+    def read(self, index: int, t_s: float) -> Captured:
+        """Render the scene at ``t_s`` seconds (the index does not matter: time does)."""
+        image, truth = self.scene.render(t_s)
+        return Captured(image, truth)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class FolderSource:
+    """The images of a folder in name order, optionally looping."""
+
+    live = False
+
+    def __init__(self, folder: Path, loop: bool = False) -> None:
+        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            msg = f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            raise CaptureError(msg)
+        self.loop = loop
+        self.description = f"folder:{folder}"
+
+    def read(self, index: int, t_s: float) -> Captured | None:
+        """The ``index``-th image; unreadable files are skipped with a warning."""
+        if index >= len(self.files) and not self.loop:
+            return None
+        path = self.files[index % len(self.files)]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            log.warning("skipping unreadable image %s", path)
+            return self.read(index + 1, t_s) if index + 1 < len(self.files) or self.loop else None
+        return Captured(image)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class VideoSource:
+    """A video file, an RTSP/HTTP URL or a V4L2 device through OpenCV's VideoCapture."""
+
+    def __init__(self, target: str | int, live: bool, loop: bool = False) -> None:
+        self.target = target
+        self.live = live
+        self.loop = loop
+        self.description = f"video:{target}"
+        self._capture: cv2.VideoCapture | None = None
+        self._open()
+
+    def _open(self) -> None:
+        capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            msg = f"cannot open {self.target!r} with OpenCV"
+            raise CaptureError(msg)
+        self._capture = capture
+
+    def read(self, index: int, t_s: float) -> Captured | None:
+        """The next frame; None at the end of a file; CaptureError when a live stream fails."""
+        if self._capture is None:
+            self._open()
+        capture = self._capture
+        if capture is None:  # pragma: no cover - _open sets it or raises
+            return None
+        ok, image = capture.read()
+        if ok:
+            return Captured(image)
+        if self.live:
+            self.close()
+            msg = f"lost {self.target!r}"
+            raise CaptureError(msg)
+        if self.loop:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = capture.read()
+            return Captured(image) if ok else None
+        return None
+
+    def close(self) -> None:
+        """Release the capture."""
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameSource:
+    """A frame source from a user's spec.
+
+    ``scene:SEED`` (generated scene), ``rtsp://...``/``http(s)://...`` (stream),
+    ``/dev/videoN`` or ``device:N`` (V4L2), a folder of images, or a video file.
+
+    Raises:
+        CaptureError: the spec names nothing that exists or can be opened.
+    """
+    if m := re.fullmatch(r"scene:(\d+)", spec):
+        return SceneSource(int(m.group(1)), scene_size)
+    if re.match(r"(rtsp|rtmp|https?)://", spec):
+        return VideoSource(spec, live=True)
+    if m := re.fullmatch(r"(?:device:|/dev/video)(\d+)", spec):
+        return VideoSource(int(m.group(1)), live=True)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(path, loop)
+    if path.is_file():
+        return VideoSource(str(path), live=False, loop=loop)
+    msg = (
+        f"camera source {spec!r} is neither scene:SEED, a URL, a device (/dev/videoN, "
+        "device:N), a folder nor a file"
+    )
+    raise CaptureError(msg)
+
+
+class Reconnecting:
+    """Wraps a live source: on failure, reopen it with exponential backoff.
+
+    The delay starts at 0.5 s and doubles up to ``max_backoff_s``, until the source works
+    again or ``stop`` is set.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], FrameSource],
+        stop: threading.Event,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.opener = opener
+        self.stop = stop
+        self.max_backoff_s = max_backoff_s
+        self.reconnects = 0
+        self.source = opener()
+        self.description = self.source.description
+        self.live = self.source.live
+
+    def read(self, index: int, t_s: float) -> Captured | None:
+        """Read, reconnecting live sources as long as it takes (or until stopped)."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                return self.source.read(index, t_s)
+            except CaptureError as exc:
+                if not self.source.live:
+                    raise
+                log.warning("%s; reconnecting in %.1f s", exc, backoff)
+            if self.stop.wait(backoff):
+                return None
+            try:
+                self.source = self.opener()
+                self.reconnects += 1
+                log.info("reconnected to %s", self.description)
+            except CaptureError as exc:
+                log.warning("reconnect failed: %s", exc)
+            backoff = min(backoff * 2, self.max_backoff_s)
+        return None
+
+    def close(self) -> None:
+        """Close the current source."""
+        self.source.close()

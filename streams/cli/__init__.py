@@ -1,0 +1,48 @@
+"""The ``tierflow`` command: one entry point, a subcommand per concern, ``--help`` on each."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streams.cli import cluster, pipeline
+from streams.cli.common import EPILOG, Handler
+from tierflow import __version__
+from tierflow.errors import TierflowError
+from tierflow.settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tierflow",
+        description="Deep-learning video analytics across edge, fog and cloud on Apache Kafka.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tierflow {__version__}")
+    parser.add_argument("--config", type=Path, help="TOML settings file (beats TIERFLOW_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    pipeline.register(sub)
+    cluster.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tierflow`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except TierflowError as exc:
+        print(f"tierflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,65 @@
+"""Pieces every ``tierflow`` subcommand module shares: consoles, the help epilog, _add."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from tierflow.settings import Settings
+
+console = Console(stderr=True, soft_wrap=True)
+Handler = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time before Python 3.12
+    Subparsers = argparse._SubParsersAction
+
+EPILOG = """\
+Settings come from TIERFLOW_* environment variables (TIERFLOW_TOPICS__PREFIX=exp1), a TOML
+file (--config or TIERFLOW_CONFIG) and defaults; KAFKA_BOOTSTRAP_SERVERS points every
+command at an existing cluster, in which case no local broker is started.
+"""
+
+
+def stdout() -> Console:
+    """Tables go to stdout; piped output gets a width that does not truncate topic names."""
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def add(
+    parent: Subparsers,
+    name: str,
+    help_: str,
+    handler: Handler | None = None,
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: ``help_`` is its description, its first clause the summary."""
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name,
+        help=help_.split(". ")[0].split(": ")[0].rstrip("."),
+        description=help_,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def ensure_cluster(settings: Settings) -> None:
+    """Start the local broker unless an external cluster is configured; wait for it."""
+    from topics.admin import wait_for_cluster
+
+    if settings.uses_local_broker:
+        from infra.kafka import LocalBroker
+
+        broker = LocalBroker(settings)
+        with console.status(f"starting the local Kafka broker on {broker.bootstrap}"):
+            pid = broker.start()
+        console.print(f"Kafka {broker.install.version} broker (pid {pid}) at {broker.bootstrap}")
+    else:
+        wait_for_cluster(settings, timeout_s=30.0)
+        console.print(f"using the Kafka cluster at {settings.bootstrap}")

@@ -1,0 +1,250 @@
+"""``tierflow up``, ``worker``, ``camera`` and ``check``: running the data plane."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import threading
+import uuid
+from pathlib import Path
+
+from streams.cli.common import Subparsers, add, console, ensure_cluster
+from tierflow.errors import ConfigError
+from tierflow.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _with(settings: Settings, section: str, **values: object) -> Settings:
+    """``settings`` with some fields of one section replaced (flags beat the environment)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return settings
+    current = getattr(settings, section)
+    try:
+        updated = current.model_validate({**current.model_dump(), **given})
+    except ValueError as exc:
+        msg = f"invalid {section} option: {exc}"
+        raise ConfigError(msg) from exc
+    return settings.model_copy(update={section: updated})
+
+
+def _create_topics(settings: Settings) -> None:
+    from topics.admin import create_catalogue
+
+    with console.status("creating topics"):
+        changes = create_catalogue(settings)
+    created = sum(c.action.value == "created" for c in changes)
+    console.print(f"{len(changes)} topics in the catalogue ({created} created)")
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """The main job: broker, topics, workers and generated cameras, watched or summarised."""
+    from streams.up import UpOptions, print_summary, run_up
+
+    settings = _with(settings, "dataplane", output_dir=args.output_dir)
+    settings = _with(settings, "detector", backend=args.backend)
+    ensure_cluster(settings)
+    _create_topics(settings)
+    options = UpOptions(
+        cameras=args.cameras,
+        duration_s=args.duration,
+        qualities=tuple(args.qualities) if args.qualities else None,
+        fps=args.fps,
+        quality=args.quality,
+        seed=args.seed,
+        live=not args.json,
+    )
+    summary = asyncio.run(run_up(settings, options, console))
+    if args.json:
+        print_summary(summary)
+    else:
+        for source, entry in summary["sources"].items():
+            console.print(f"{source}: {json.dumps(entry)}")
+        console.print(f"annotated frames in {summary['output_dir']}")
+    return 0 if summary["all_accounted"] else 1
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one stage service until SIGINT/SIGTERM."""
+    from streams.service import serve_until_signalled
+
+    settings = _with(settings, "detector", backend=args.backend, onnx_model=args.model)
+    if args.stage == "resize":
+        from streams.stages.resize import build_resize
+
+        service = build_resize(settings)
+    elif args.stage == "draw":
+        from streams.stages.draw import build_draw
+
+        service = build_draw(settings)
+    else:
+        from operators.detectors.factory import make_detector
+        from streams.stages.detect import build_detect
+
+        if args.quality is None:
+            msg = "worker detect needs --quality (the frames.ready.<q> topic it consumes)"
+            raise ConfigError(msg)
+        if args.quality not in settings.topics.qualities:
+            msg = f"quality {args.quality} has no topics; configured: {settings.topics.qualities}"
+            raise ConfigError(msg)
+        detector = make_detector(settings.detector, args.input_size or args.quality)
+        service = build_detect(settings, args.quality, detector)
+    asyncio.run(serve_until_signalled(service))
+    return 0
+
+
+def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
+    from streams.camera import AssignmentFollower, Camera, camera_producer
+    from streams.capture import Reconnecting, open_source
+
+    cam = settings.camera
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    source = Reconnecting(
+        lambda: open_source(args.source, loop=args.loop, scene_size=cam.scene_size),
+        stop,
+        cam.reconnect_max_s,
+    )
+    source_id = args.id or f"cam-{uuid.uuid4().hex[:6]}"
+    producer = camera_producer(settings, client_id=source_id)
+    follower = None if args.no_follow else AssignmentFollower(settings).start()
+    camera = Camera(
+        settings,
+        source_id,
+        source,
+        producer,
+        follower,
+        args.fps or cam.fps,
+        args.quality or cam.quality,
+        max_frames=args.frames,
+    )
+    console.print(f"{source_id}: {source.description} -> quality {camera.stats.quality}")
+    try:
+        stats = camera.run(stop, args.duration)
+    except KeyboardInterrupt:
+        stats = camera.stats
+    finally:
+        producer.flush(30)
+        if follower is not None:
+            follower.stop()
+        source.close()
+    print(
+        json.dumps(
+            {
+                "source": source_id,
+                "captured": stats.captured,
+                "produced": stats.produced,
+                "dropped": dict(stats.dropped),
+                "skipped_ticks": stats.skipped_ticks,
+                "quality": stats.quality,
+                "epoch": stats.epoch,
+                "switches": stats.switches,
+                "reconnects": source.reconnects,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """One frame camera -> faust agent -> consumer through the broker, as a health check."""
+    from streams.smoke import round_trip
+
+    ensure_cluster(settings)
+    _create_topics(settings)
+    with console.status("round-tripping a sample frame through a faust agent"):
+        report = asyncio.run(round_trip(settings, quality=args.quality, timeout_s=args.timeout))
+    summary = {
+        "bootstrap": settings.bootstrap,
+        "round_trip": {
+            "source": report.source,
+            "from": report.topic_in,
+            "to": report.topic_out,
+            "frame_bytes": report.frame_bytes,
+            "latency_s": round(report.latency_s, 4),
+            "agent_s": round(report.agent_s, 4),
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``up``, ``worker``, ``camera`` and ``check``."""
+    up = add(
+        sub,
+        "up",
+        "Run the pipeline on this machine: start the local broker unless KAFKA_BOOTSTRAP_SERVERS "
+        "is set, create the topics, start resize, a detector per quality and draw, run "
+        "generated-scene cameras and show a live table per source (quality, fps in/out, "
+        "p50/p99 latency, F1). With --duration it stops by itself; --json prints one summary.",
+        cmd_up,
+    )
+    up.add_argument("--cameras", type=int, default=3, help="generated cameras (default 3)")
+    up.add_argument(
+        "--duration", type=float, help="seconds to run the cameras (default: until Ctrl-C)"
+    )
+    up.add_argument(
+        "--fps", type=float, help="frames per second per camera (default camera.fps, 25)"
+    )
+    up.add_argument("--quality", type=int, help="starting quality of the cameras (default 512)")
+    up.add_argument(
+        "--qualities", type=int, nargs="+", help="qualities that get a detector (default all)"
+    )
+    up.add_argument(
+        "--backend", choices=["haar", "onnx", "triton"], help="detector backend (default haar)"
+    )
+    up.add_argument("--seed", type=int, default=0, help="scene seed of the first camera")
+    up.add_argument(
+        "--output-dir", type=Path, help="where annotated frames go (default out/annotated)"
+    )
+    up.add_argument("--json", action="store_true", help="no live table; print one JSON summary")
+
+    worker = add(
+        sub,
+        "worker",
+        "Run one stage service (a faust app) until SIGINT/SIGTERM: resize (every quality), "
+        "detect (one quality) or draw.",
+        cmd_worker,
+    )
+    worker.add_argument("stage", choices=["resize", "detect", "draw"])
+    worker.add_argument("--quality", type=int, help="detect: the quality this detector serves")
+    worker.add_argument(
+        "--input-size", type=int, help="detect: model input side in pixels (default: the quality)"
+    )
+    worker.add_argument("--backend", choices=["haar", "onnx", "triton"], help="detect: backend")
+    worker.add_argument("--model", type=Path, help="detect: ONNX model file (backend onnx)")
+
+    camera = add(
+        sub,
+        "camera",
+        "Publish frames from a source to frames.raw.<quality>, following control.assignments. "
+        "SOURCE is scene:SEED (generated, with ground truth), a video file, a folder of images, "
+        "an rtsp:// or http:// URL, or a V4L2 device (/dev/videoN or device:N).",
+        cmd_camera,
+    )
+    camera.add_argument("--source", default="scene:0", help="what to capture (default scene:0)")
+    camera.add_argument("--id", help="source id, the Kafka key (default: cam-<random>)")
+    camera.add_argument("--fps", type=float, help="target frames per second (default 25)")
+    camera.add_argument("--quality", type=int, help="starting quality in pixels (default 512)")
+    camera.add_argument("--duration", type=float, help="seconds to run")
+    camera.add_argument("--frames", type=int, help="frames to capture")
+    camera.add_argument("--loop", action="store_true", help="restart files and folders at the end")
+    camera.add_argument("--no-follow", action="store_true", help="ignore control.assignments")
+
+    check = add(
+        sub,
+        "check",
+        "Health check: send one generated frame camera -> faust agent -> consumer through the "
+        "broker and print the round trip as JSON.",
+        cmd_check,
+    )
+    check.add_argument(
+        "--quality", type=int, default=512, help="quality topic to use (default 512)"
+    )
+    check.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the frame")

@@ -1,0 +1,163 @@
+"""Where every frame's journey ends: outcome records, deadletters, and acks after delivery.
+
+Each frame gets a record on ``metrics.frames``; bad input also gets a copy on
+``deadletter``; the input offset is acknowledged only once those writes are delivered.
+
+Stages never ack an event themselves: they hand it here with its outputs, so "offsets are
+committed only after the output is produced" holds in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Iterable, Mapping
+
+import faust
+
+from streams.app import Event, faust_topic
+from tierflow.settings import Settings
+from topics.catalogue import Catalogue
+from topics.envelope import FrameMeta, Headers
+from topics.names import TopicNames
+from topics.records import DropPolicy, FrameRecord, Outcome
+
+log = logging.getLogger(__name__)
+
+H_DL_TOPIC = "tf-dl-topic"
+H_DL_PARTITION = "tf-dl-partition"
+H_DL_OFFSET = "tf-dl-offset"
+H_DL_STAGE = "tf-dl-stage"
+H_DL_REASON = "tf-dl-reason"
+H_DL_ERROR = "tf-dl-error"
+
+
+def latency_s(meta: FrameMeta, now_ns: int | None = None) -> float:
+    """Seconds from capture to ``now_ns`` (default: now)."""
+    return ((now_ns or time.time_ns()) - meta.capture_ns) / 1e9
+
+
+class Outcomes:
+    """Writes outcome records and deadletters for one stage, and acks inputs after delivery."""
+
+    def __init__(self, app: faust.App, settings: Settings, stage: str) -> None:
+        names = TopicNames(settings.topics.prefix)
+        catalogue = Catalogue.from_settings(settings)
+        self.stage = stage
+        self.metrics_topic = faust_topic(app, catalogue[names.metrics_frames])
+        self.deadletter_topic = faust_topic(app, catalogue[names.deadletter])
+        self._acks: set[asyncio.Task[None]] = set()
+
+    def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
+        """Acknowledge ``events`` once every delivery has completed; never blocks the caller.
+
+        A failed delivery leaves the events unacknowledged: their offsets are not committed,
+        so a restarted worker processes them again (at least once).
+        """
+        task = asyncio.create_task(self._ack_when_done(list(events), list(deliveries)))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _ack_when_done(
+        self, events: list[Event], deliveries: list[Awaitable[object]]
+    ) -> None:
+        try:
+            await asyncio.gather(*deliveries)
+        except Exception:
+            log.exception(
+                "%s: delivery failed; %d input offsets stay uncommitted", self.stage, len(events)
+            )
+            return
+        for event in events:
+            event.ack()
+
+    async def drain(self) -> None:
+        """Wait until every pending acknowledgement is done (on shutdown)."""
+        if self._acks:
+            await asyncio.gather(*self._acks, return_exceptions=True)
+
+    async def record(self, record: FrameRecord) -> Awaitable[object]:
+        """Send ``record`` to ``metrics.frames``; returns its delivery future."""
+        fut: Awaitable[object] = await self.metrics_topic.send(
+            key=record.source.encode(), value=record.to_bytes()
+        )
+        return fut
+
+    async def dropped(self, event: Event, meta: FrameMeta, policy: DropPolicy) -> None:
+        """The frame is dropped on purpose by ``policy``: record it, then ack."""
+        now = time.time_ns()
+        record = FrameRecord(
+            source=meta.source,
+            sequence=meta.sequence,
+            quality=meta.quality,
+            epoch=meta.epoch,
+            capture_ns=meta.capture_ns,
+            outcome=Outcome.DROPPED,
+            stage=self.stage,
+            policy=policy,
+            latency_s=latency_s(meta, now),
+            stamps=dict(meta.stamps),
+        )
+        self.ack_after([event], [await self.record(record)])
+
+    async def deadletter(
+        self,
+        event: Event,
+        reason: str,
+        detail: str,
+        meta: FrameMeta | None = None,
+    ) -> None:
+        """Copy the original record to ``deadletter`` with why, record the outcome, then ack.
+
+        Args:
+            event: the input that cannot be processed.
+            reason: a stable category (a ``FrameProblem`` value, ``no-consumer``...).
+            detail: a sentence for humans.
+            meta: the frame's metadata when its headers could be read.
+        """
+        message = event.message
+        raw_headers = message.headers or []
+        pairs = raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
+        original: Headers = [
+            (str(k), v if isinstance(v, bytes) else b"")
+            for k, v in pairs
+            if not str(k).startswith("tf-dl-")
+        ]
+        headers = [
+            *original,
+            (H_DL_TOPIC, message.topic.encode()),
+            (H_DL_PARTITION, str(message.partition).encode()),
+            (H_DL_OFFSET, str(message.offset).encode()),
+            (H_DL_STAGE, self.stage.encode()),
+            (H_DL_REASON, reason.encode()),
+            (H_DL_ERROR, detail.encode(errors="replace")[:2048]),
+        ]
+        log.warning(
+            "%s: %s[%d]@%d to deadletter: %s: %s",
+            self.stage,
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            detail,
+        )
+        deliveries: list[Awaitable[object]] = [
+            await self.deadletter_topic.send(key=message.key, value=message.value, headers=headers)
+        ]
+        now = time.time_ns()
+        source = meta.source if meta else (message.key or b"?").decode(errors="replace")
+        record = FrameRecord(
+            source=source,
+            sequence=meta.sequence if meta else -1,
+            quality=meta.quality if meta else 0,
+            epoch=meta.epoch if meta else 0,
+            capture_ns=meta.capture_ns if meta else 0,
+            outcome=Outcome.DEADLETTER,
+            stage=self.stage,
+            reason=reason,
+            latency_s=latency_s(meta, now) if meta else 0.0,
+            stamps=dict(meta.stamps) if meta else {},
+        )
+        deliveries.append(await self.record(record))
+        self.ack_after([event], deliveries)

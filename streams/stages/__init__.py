@@ -1,0 +1,1 @@
+"""The pipeline's stages as faust services: resize (NI), detect (LI/HI), draw (HI)."""

@@ -1,0 +1,164 @@
+"""The draw service (post-processing, HI): annotates frames, stores them, closes their journey.
+
+For each frame it draws the detections, writes ``<output_dir>/<source>/<sequence>.jpg``,
+publishes ``frames.annotated``, and writes the frame's :class:`FrameRecord` with its
+end-to-end latency and, when the frame carries ground truth (``tf-truth``), its F1 (IoU >=
+0.5 with the same label, seed paper §IV-B) over the labels the detector can report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+
+from operators.accuracy import MatchCounts, match
+from operators.codec import ContentType, encode_image
+from operators.draw import BoxAnnotator
+from streams.app import Event, manual_ack_events
+from streams.outcomes import latency_s
+from streams.service import Service
+from tierflow.errors import FrameFormatError
+from tierflow.settings import Settings
+from topics.envelope import FrameMeta, Headers, decode_meta
+from topics.records import (
+    H_DETECTIONS,
+    H_DETECTOR,
+    H_TRUTH,
+    DetectionsJson,
+    FrameRecord,
+    Outcome,
+    RecordError,
+    ServiceAnnouncement,
+    parse_record,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "draw"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What drawing one frame produced."""
+
+    value: bytes
+    headers: Headers
+    meta: FrameMeta
+    detections: int
+    counts: MatchCounts | None
+    """TP, FP, FN against the ground truth; None when the frame has none."""
+
+
+def frame_path(output_dir: Path, meta: FrameMeta) -> Path:
+    """Where the annotated frame of ``meta`` is stored: ``<dir>/<source>/<sequence>.jpg``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in meta.source)
+    return output_dir / safe / f"{meta.sequence:08d}.jpg"
+
+
+def draw_frame(
+    service: Service, annotator: BoxAnnotator, value: bytes, headers: Headers, meta: FrameMeta
+) -> Drawn:
+    """Decode, annotate, score, store and re-encode one frame (blocking).
+
+    Raises:
+        FrameFormatError: the frame cannot be decoded.
+        RecordError: the detections or truth header is malformed.
+    """
+    h = dict(headers)
+    found = parse_record(DetectionsJson, h.get(H_DETECTIONS))
+    detections = found.detections()
+    counts = None
+    if H_TRUTH in h:
+        truth = parse_record(DetectionsJson, h[H_TRUTH]).detections()
+        counts = match(detections, truth, labels=found.classes)
+    image = service.codec.decode(value, headers).image
+    annotated = annotator.annotate(image, detections)
+    out_meta = meta.stamped(f"{STAGE}.out", time.time_ns())
+    value_out, headers_out = service.codec.encode(annotated, out_meta)
+    if service.settings.dataplane.store_frames:
+        path = frame_path(service.settings.dataplane.output_dir, meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        jpeg = (
+            value_out
+            if out_meta.content_type is ContentType.JPEG
+            else encode_image(annotated, ContentType.JPEG, service.codec.jpeg_quality)
+        )
+        path.write_bytes(jpeg)
+    return Drawn(value_out, headers_out, out_meta, len(detections), counts)
+
+
+def build_draw(settings: Settings) -> Service:
+    """The draw service over the detections of every quality."""
+    service = Service(settings, STAGE, "tierflow-draw", threads=2)
+    names = service.names
+    source = service.topics([names.detections(q) for q in settings.topics.qualities])
+    sink = service.topic(names.annotated)
+    annotator = BoxAnnotator()
+    dp = settings.dataplane
+    service_id = f"draw-{dp.node}-{uuid.uuid4().hex[:6]}"
+    service.announce(
+        lambda now: ServiceAnnouncement(
+            service_id=service_id,
+            stage=STAGE,
+            topic=",".join(names.detections(q) for q in settings.topics.qualities),
+            tier=dp.tier,
+            node=dp.node,
+            heartbeat_ns=now,
+            ttl_s=dp.registry_ttl_s,
+        )
+    )
+
+    async def handle(event: Event) -> None:
+        try:
+            meta = decode_meta(event.headers).stamped(f"{STAGE}.in", time.time_ns())
+        except FrameFormatError as exc:
+            await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
+            return
+        try:
+            drawn = await service.offload(
+                draw_frame, service, annotator, event.value, list(event.headers.items()), meta
+            )
+        except FrameFormatError as exc:
+            await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
+            return
+        except RecordError as exc:
+            await service.outcomes.deadletter(event, "bad-detections", str(exc), meta)
+            return
+        counts = drawn.counts
+        record = FrameRecord(
+            source=meta.source,
+            sequence=meta.sequence,
+            quality=meta.quality,
+            epoch=meta.epoch,
+            capture_ns=meta.capture_ns,
+            outcome=Outcome.PROCESSED,
+            stage=STAGE,
+            latency_s=latency_s(drawn.meta),
+            stamps=dict(drawn.meta.stamps),
+            detector=(event.headers.get(H_DETECTOR) or b"").decode() or None,
+            detections=drawn.detections,
+            tp=counts.tp if counts else None,
+            fp=counts.fp if counts else None,
+            fn=counts.fn if counts else None,
+            f1=counts.f1 if counts else None,
+        )
+        deliveries = [
+            await sink.send(key=event.key, value=drawn.value, headers=drawn.headers),
+            await service.outcomes.record(record),
+        ]
+        service.outcomes.ack_after([event], deliveries)
+
+    @service.app.agent(source, name=STAGE)
+    async def draw(stream: faust.StreamT[bytes]) -> None:
+        async for event in manual_ack_events(stream):
+            try:
+                await handle(event)
+            except Exception as exc:  # one bad record must never stop the stage
+                log.exception("draw: unexpected error")
+                await service.outcomes.deadletter(event, "stage-error", repr(exc))
+
+    return service

@@ -1,0 +1,108 @@
+"""The resize service (pre-processing, NI): routes raw frames to live detectors by quality.
+
+Each frame goes to the detector that the registry says serves its quality, resized to that
+detector's input size.
+
+A frame already at the detector's input size is forwarded byte for byte: re-encoding
+between stages is the largest avoidable cost of the data plane (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import faust
+
+from operators.codec import ContentType
+from operators.resize import resize_square
+from streams.app import Event, manual_ack_events
+from streams.outcomes import latency_s
+from streams.service import Service
+from tierflow.errors import FrameFormatError
+from tierflow.settings import Settings
+from topics.envelope import FrameMeta, Headers, decode_meta, encode_headers
+from topics.records import DropPolicy, ServiceAnnouncement
+
+log = logging.getLogger(__name__)
+STAGE = "resize"
+NO_CONSUMER = "no-consumer"
+
+
+def resized_message(
+    service: Service, value: bytes, headers: Headers, meta: FrameMeta, side: int
+) -> tuple[bytes, Headers]:
+    """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking)."""
+    image = resize_square(service.codec.decode(value, headers).image, side)
+    return service.codec.encode(image, meta.stamped(f"{STAGE}.out", time.time_ns()))
+
+
+def build_resize(settings: Settings) -> Service:
+    """The resize service over every quality of the catalogue."""
+    service = Service(settings, STAGE, "tierflow-resize")
+    names = service.names
+    qualities = settings.topics.qualities
+    raw = service.topics([names.raw(q) for q in qualities])
+    ready = {q: service.topic(names.ready(q)) for q in qualities}
+    registry = service.follow_registry()
+    service_id = f"resize-{settings.dataplane.node}-{uuid.uuid4().hex[:6]}"
+    dp = settings.dataplane
+    service.announce(
+        lambda now: ServiceAnnouncement(
+            service_id=service_id,
+            stage=STAGE,
+            topic=",".join(names.raw(q) for q in qualities),
+            tier=dp.tier,
+            node=dp.node,
+            heartbeat_ns=now,
+            ttl_s=dp.registry_ttl_s,
+        )
+    )
+    missing_logged: dict[int, float] = {}
+
+    async def handle(event: Event) -> None:
+        enter = time.time_ns()
+        try:
+            meta = decode_meta(event.headers).stamped(f"{STAGE}.in", enter)
+        except FrameFormatError as exc:
+            await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
+            return
+        if latency_s(meta, enter) > dp.deadline_s:
+            await service.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
+            return
+        detector = registry.view.detector_for(meta.quality, enter)
+        if detector is None or meta.quality not in ready:
+            live = sorted(registry.view.live_qualities(enter))
+            detail = f"no live detector consumes quality {meta.quality} (live: {live})"
+            if time.monotonic() - missing_logged.get(meta.quality, -60.0) > 10.0:
+                log.warning("resize: %s; frames go to deadletter", detail)
+                missing_logged[meta.quality] = time.monotonic()
+            await service.outcomes.deadletter(event, NO_CONSUMER, detail, meta)
+            return
+        side = detector.input_size or meta.quality
+        if side == meta.quality and meta.content_type is not ContentType.RAW:
+            value: bytes = event.value
+            headers = encode_headers(meta.stamped(f"{STAGE}.out", time.time_ns()))
+        else:  # raw frames carry their shape in headers, so they are always re-encoded
+            try:
+                value, headers = await service.offload(
+                    resized_message, service, event.value, list(event.headers.items()), meta, side
+                )
+            except FrameFormatError as exc:
+                await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
+                return
+        delivered = await ready[meta.quality].send(key=event.key, value=value, headers=headers)
+        service.outcomes.ack_after([event], [delivered])
+
+    @service.app.agent(raw, name=STAGE)
+    async def resize(stream: faust.StreamT[bytes]) -> None:
+        await registry.caught_up()
+        async for event in manual_ack_events(stream):
+            try:
+                await handle(event)
+            except Exception as exc:  # one bad record must never stop the stage
+                log.exception("resize: unexpected error")
+                await service.outcomes.deadletter(event, "stage-error", repr(exc))
+
+    return service
