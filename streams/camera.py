@@ -13,6 +13,7 @@ policy ``queue-full`` and counts it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -41,6 +42,14 @@ from topics.names import TopicNames
 from topics.records import H_TRUTH, Assignment, RecordError, detections_header, parse_record
 
 log = logging.getLogger(__name__)
+
+
+class Assignments(Protocol):
+    """Where a camera looks up its current assignment."""
+
+    def get(self, source: str) -> Assignment | None:
+        """The newest assignment for ``source``, if any."""
+        ...
 
 
 class AssignmentFollower:
@@ -169,7 +178,7 @@ class Camera:
         source_id: str,
         source: FrameSource | Reconnecting,
         producer: Producer,
-        follower: AssignmentFollower | None,
+        follower: Assignments | None,
         fps: float,
         quality: int,
         max_frames: int | None = None,
@@ -214,14 +223,11 @@ class Camera:
         self.stats.quality = assignment.quality
         self.stats.epoch = assignment.epoch
 
-    def _delivered(self, err: KafkaError | None, message: Message) -> None:
+    def _delivered(self, sequence: int, err: KafkaError | None, _message: Message) -> None:
         with self._lock:
             if err is None:
                 self.stats.produced += 1
-                headers = dict(message.headers() or [])
-                seq = headers.get("tf-seq")
-                if isinstance(seq, bytes):
-                    self.stats.produced_sequences.append(int(seq))
+                self.stats.produced_sequences.append(sequence)
             else:
                 self.stats.dropped["delivery-failed"] += 1
                 log.warning("%s: delivery failed: %s", self.source_id, err)
@@ -263,7 +269,7 @@ class Camera:
                 key=self.source_id.encode(),
                 value=value,
                 headers=producer_headers(headers),
-                on_delivery=self._delivered,
+                on_delivery=functools.partial(self._delivered, index),
             )
             self.stats.sent += 1
         except BufferError:

@@ -185,8 +185,8 @@ def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameS
 class Reconnecting:
     """Wraps a live source: on failure, reopen it with exponential backoff.
 
-    The delay starts at 0.5 s and doubles up to ``max_backoff_s``, until the source works
-    again or ``stop`` is set.
+    The delay starts at ``initial_backoff_s`` (0.5 s) and doubles up to ``max_backoff_s``,
+    until the source works again or ``stop`` is set.
     """
 
     def __init__(
@@ -194,10 +194,12 @@ class Reconnecting:
         opener: Callable[[], FrameSource],
         stop: threading.Event,
         max_backoff_s: float = 30.0,
+        initial_backoff_s: float = 0.5,
     ) -> None:
         self.opener = opener
         self.stop = stop
         self.max_backoff_s = max_backoff_s
+        self.initial_backoff_s = initial_backoff_s
         self.reconnects = 0
         self.source = opener()
         self.description = self.source.description
@@ -205,7 +207,7 @@ class Reconnecting:
 
     def read(self, index: int, t_s: float) -> Captured | None:
         """Read, reconnecting live sources as long as it takes (or until stopped)."""
-        backoff = 0.5
+        backoff = self.initial_backoff_s
         while not self.stop.is_set():
             try:
                 return self.source.read(index, t_s)

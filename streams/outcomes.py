@@ -86,19 +86,7 @@ class Outcomes:
 
     async def dropped(self, event: Event, meta: FrameMeta, policy: DropPolicy) -> None:
         """The frame is dropped on purpose by ``policy``: record it, then ack."""
-        now = time.time_ns()
-        record = FrameRecord(
-            source=meta.source,
-            sequence=meta.sequence,
-            quality=meta.quality,
-            epoch=meta.epoch,
-            capture_ns=meta.capture_ns,
-            outcome=Outcome.DROPPED,
-            stage=self.stage,
-            policy=policy,
-            latency_s=latency_s(meta, now),
-            stamps=dict(meta.stamps),
-        )
+        record = FrameRecord.of(meta, Outcome.DROPPED, self.stage, policy=policy)
         self.ack_after([event], [await self.record(record)])
 
     async def deadletter(
@@ -145,19 +133,7 @@ class Outcomes:
         deliveries: list[Awaitable[object]] = [
             await self.deadletter_topic.send(key=message.key, value=message.value, headers=headers)
         ]
-        now = time.time_ns()
-        source = meta.source if meta else (message.key or b"?").decode(errors="replace")
-        record = FrameRecord(
-            source=source,
-            sequence=meta.sequence if meta else -1,
-            quality=meta.quality if meta else 0,
-            epoch=meta.epoch if meta else 0,
-            capture_ns=meta.capture_ns if meta else 0,
-            outcome=Outcome.DEADLETTER,
-            stage=self.stage,
-            reason=reason,
-            latency_s=latency_s(meta, now) if meta else 0.0,
-            stamps=dict(meta.stamps) if meta else {},
-        )
+        key = (message.key or b"?").decode(errors="replace")
+        record = FrameRecord.of(meta, Outcome.DEADLETTER, self.stage, source=key, reason=reason)
         deliveries.append(await self.record(record))
         self.ack_after([event], deliveries)

@@ -272,6 +272,8 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
         with console.status("waiting for every frame's outcome"):
             complete = await collector.wait_for(expected, drain_s)
+        for worker in workers:
+            await asyncio.to_thread(worker.stop)
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
     finally:
         if follower is not None:

@@ -16,12 +16,15 @@ name ends in ``_s`` (seconds).
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal, TypeVar
+import itertools
+import time
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from operators.detections import Detections
 from tierflow.errors import TierflowError
+from topics.envelope import FrameMeta
 
 H_DETECTIONS = "tf-detections"
 H_TRUTH = "tf-truth"
@@ -145,16 +148,76 @@ class FrameRecord(_Record):
     fp: int | None = None
     fn: int | None = None
     f1: float | None = None
+    stage_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds inside each stage: ``<stage>.out - <stage>.in`` (queueing included)."""
+    transfer_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds between stages, keyed by the receiving stage: ``<next>.in - <prev>.out``."""
 
-    def stage_times_s(self) -> dict[str, float]:
-        """Seconds spent in each stage (``<stage>.out - <stage>.in``)."""
-        out: dict[str, float] = {}
-        for key, t_in in self.stamps.items():
-            stage, _, edge = key.rpartition(".")
-            t_out = self.stamps.get(f"{stage}.out")
-            if edge == "in" and t_out is not None:
-                out[stage] = (t_out - t_in) / 1e9
-        return out
+    @classmethod
+    def of(
+        cls,
+        meta: FrameMeta | None,
+        outcome: Outcome,
+        stage: str,
+        *,
+        source: str = "?",
+        now_ns: int | None = None,
+        **fields: Any,
+    ) -> FrameRecord:
+        """The record of a frame ending now at ``stage``.
+
+        Args:
+            meta: the frame's metadata; None when its headers were unreadable (the record
+                then carries ``source`` and sequence -1).
+            outcome: how the frame ended.
+            stage: the stage where it ended.
+            source: the Kafka key, used only without ``meta``.
+            now_ns: the time of the outcome (default: now).
+            **fields: policy, reason, detector, detections, tp, fp, fn, f1.
+        """
+        if meta is None:
+            return cls(
+                source=source, sequence=-1, quality=0, capture_ns=0, outcome=outcome,
+                stage=stage, latency_s=0.0, **fields,
+            )  # fmt: skip
+        now_ns = now_ns or time.time_ns()
+        stamps = dict(meta.stamps)
+        return cls(
+            source=meta.source,
+            sequence=meta.sequence,
+            quality=meta.quality,
+            epoch=meta.epoch,
+            capture_ns=meta.capture_ns,
+            outcome=outcome,
+            stage=stage,
+            latency_s=(now_ns - meta.capture_ns) / 1e9,
+            stamps=stamps,
+            stage_s=stage_times_s(stamps),
+            transfer_s=transfer_times_s(stamps),
+            **fields,
+        )
+
+
+PIPELINE = ("camera", "resize", "detect", "draw")
+"""Stage order of a frame's journey (the seed paper's Figure 1, camera first)."""
+
+
+def stage_times_s(stamps: dict[str, int]) -> dict[str, float]:
+    """Seconds spent in each stage (``<stage>.out - <stage>.in``) from envelope stamps (ns)."""
+    return {
+        stage: (stamps[f"{stage}.out"] - stamps[f"{stage}.in"]) / 1e9
+        for stage in PIPELINE
+        if f"{stage}.in" in stamps and f"{stage}.out" in stamps
+    }
+
+
+def transfer_times_s(stamps: dict[str, int]) -> dict[str, float]:
+    """Seconds from each stage's ``out`` to the next stage's ``in`` (eq. 2's Trans)."""
+    return {
+        nxt: (stamps[f"{nxt}.in"] - stamps[f"{prev}.out"]) / 1e9
+        for prev, nxt in itertools.pairwise(PIPELINE)
+        if f"{prev}.out" in stamps and f"{nxt}.in" in stamps
+    }
 
 
 class ServiceAnnouncement(_Record):

@@ -6,8 +6,22 @@ tritonclient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from operators.detectors.base import Detector, DetectorError
 from tierflow.settings import DetectorSettings
+
+
+def _sized(
+    build: Callable[[int | None], Detector], input_size: int | None, quality: int
+) -> Detector:
+    """A model's own fixed input size wins; a dynamic one takes ``quality``."""
+    try:
+        return build(input_size)
+    except DetectorError:
+        if input_size is not None:
+            raise
+        return build(quality)
 
 
 def make_detector(
@@ -31,21 +45,20 @@ def make_detector(
     if settings.backend == "onnx":
         from operators.detectors.onnx import OnnxDetector
 
-        if settings.onnx_model is None:
+        model = settings.onnx_model
+        if model is None:
             msg = "the onnx backend needs a model file (--model or TIERFLOW_DETECTOR__ONNX_MODEL)"
             raise DetectorError(msg)
-        try:
-            return OnnxDetector(settings.onnx_model, input_size=input_size)
-        except DetectorError:
-            if input_size is not None:
-                raise
-            # A model with a dynamic input size takes the quality it serves.
-            return OnnxDetector(settings.onnx_model, input_size=quality)
+        return _sized(lambda size: OnnxDetector(model, input_size=size), input_size, quality)
     from operators.detectors.triton import TritonDetector
 
-    return TritonDetector(
-        settings.triton_url,
-        settings.triton_model,
-        protocol=settings.triton_protocol,
-        input_size=input_size or quality,
+    return _sized(
+        lambda size: TritonDetector(
+            settings.triton_url,
+            settings.triton_model,
+            protocol=settings.triton_protocol,
+            input_size=size,
+        ),
+        input_size,
+        quality,
     )

@@ -20,7 +20,6 @@ from operators.accuracy import MatchCounts, match
 from operators.codec import ContentType, encode_image
 from operators.draw import BoxAnnotator
 from streams.app import Event, manual_ack_events
-from streams.outcomes import latency_s
 from streams.service import Service
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
@@ -129,16 +128,10 @@ def build_draw(settings: Settings) -> Service:
             await service.outcomes.deadletter(event, "bad-detections", str(exc), meta)
             return
         counts = drawn.counts
-        record = FrameRecord(
-            source=meta.source,
-            sequence=meta.sequence,
-            quality=meta.quality,
-            epoch=meta.epoch,
-            capture_ns=meta.capture_ns,
-            outcome=Outcome.PROCESSED,
-            stage=STAGE,
-            latency_s=latency_s(drawn.meta),
-            stamps=dict(drawn.meta.stamps),
+        record = FrameRecord.of(
+            drawn.meta,
+            Outcome.PROCESSED,
+            STAGE,
             detector=(event.headers.get(H_DETECTOR) or b"").decode() or None,
             detections=drawn.detections,
             tp=counts.tp if counts else None,

@@ -14,6 +14,9 @@ from tests.cli import tierflow
 COMMANDS = [
     [],
     ["up"],
+    ["worker"],
+    ["camera"],
+    ["check"],
     ["kafka"],
     ["kafka", "install"],
     ["kafka", "up"],
@@ -51,9 +54,7 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 @pytest.mark.kafka
-def test_check_round_trips_a_frame_on_the_real_broker(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def test_check_round_trips_a_frame_on_the_real_broker(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",

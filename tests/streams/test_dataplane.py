@@ -1,0 +1,209 @@
+"""The data plane on the real broker: cameras -> resize -> detect -> draw, every frame accounted.
+
+Services run in-process (each its own faust app and consumer group, as in separate
+processes) so the test can start a detector for a new quality mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from operators.detectors.haar import HaarDetector
+from operators.draw import label_colour
+from streams.accounting import MetricsCollector
+from streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
+from streams.capture import SceneSource
+from streams.stages.detect import build_detect
+from streams.stages.draw import build_draw, frame_path
+from streams.stages.resize import build_resize
+from tierflow.settings import Settings
+from topics.clients import consumer_config, producer_config
+from topics.envelope import FrameMeta, encode_headers, producer_headers
+from topics.names import TopicNames
+from topics.records import Assignment
+
+pytestmark = pytest.mark.kafka
+
+F1_FLOOR_512 = 0.7
+FPS = 4.0
+
+
+def _settings(base: Settings, tmp_path: Path) -> Settings:
+    return base.model_copy(
+        update={
+            "dataplane": base.dataplane.model_copy(
+                update={"output_dir": tmp_path / "annotated", "deadline_s": 30.0}
+            ),
+            "detector": base.detector.model_copy(update={"threads": 2}),
+        }
+    )
+
+
+async def _until(predicate: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
+    kafka_topics: Settings, tmp_path: Path
+) -> None:
+    settings = _settings(kafka_topics, tmp_path)
+    ids = [f"cam-{i}" for i in range(3)]
+    collector = MetricsCollector(settings, set(ids))
+    await collector.start()
+    follower = AssignmentFollower(settings).start()
+    producer = camera_producer(settings, client_id="test-cameras")
+    cameras = [
+        Camera(settings, cid, SceneSource(seed=i, size=1024), producer, follower, FPS, 512)
+        for i, cid in enumerate(ids)
+    ]
+    stop = threading.Event()
+    threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in cameras]
+    control = Producer(producer_config(settings, client_id="test-control"))
+
+    async with contextlib.AsyncExitStack() as stack:
+        for service in (
+            build_detect(settings, 512, HaarDetector(512)),
+            build_draw(settings),
+            build_resize(settings),
+        ):
+            await stack.enter_async_context(service.run())
+        for thread in threads:
+            thread.start()
+        tallies = collector.tallies
+        await _until(
+            lambda: all(tallies.get(c, None) and tallies[c].processed >= 6 for c in ids),
+            90,
+            "six processed frames per camera at 512",
+        )
+
+        # cam-1 is told to capture at 320, which no detector serves yet.
+        publish_assignment(
+            control, settings, Assignment(source="cam-1", quality=320, epoch=1, reason="test")
+        )
+        await _until(
+            lambda: tallies["cam-1"].deadlettered.get("no-consumer", 0) >= 2,
+            60,
+            "frames of quality 320 to go to deadletter as no-consumer",
+        )
+        assert cameras[1].stats.quality == 320 and cameras[1].stats.switches == 1
+
+        # A detector for 320 started at run time gets the traffic without restarts.
+        await stack.enter_async_context(build_detect(settings, 320, HaarDetector(320)).run())
+        await _until(
+            lambda: (
+                320 in tallies["cam-1"].by_quality
+                and tallies["cam-1"].by_quality[320].processed >= 12
+            ),
+            90,
+            "frames of quality 320 processed by the new detector",
+        )
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        await asyncio.to_thread(producer.flush, 30)
+        expected = {c.source_id: c.stats.produced for c in cameras}
+        assert await collector.wait_for(expected, 60), {
+            c: (tallies[c].accounted, n) for c, n in expected.items()
+        }
+    await collector.stop()
+    follower.stop()
+
+    for cam in cameras:
+        tally = tallies[cam.source_id]
+        assert cam.stats.produced > 0
+        assert not cam.stats.dropped, cam.stats.dropped
+        # exactly one outcome per produced frame, nothing twice, nothing missing
+        assert tally.accounted == cam.stats.produced
+        assert tally.duplicates == 0
+        assert tally.sequences == set(cam.stats.produced_sequences)
+        assert set(tally.deadlettered) <= {"no-consumer"}
+        assert set(tally.dropped) <= {"superseded", "deadline"}
+
+    # Annotated files exist for processed frames, with boxes drawn in the label colour.
+    out = settings.dataplane.output_dir
+    files = sorted(out.glob("cam-*/*.jpg"))
+    assert len(files) == sum(tallies[c].processed for c in ids)
+    colour = np.array(label_colour("face"))
+    boxed = sum(
+        int(np.any(np.all(np.abs(cv2.imread(str(f)).astype(int) - colour) < 40, axis=-1)))
+        for f in files[::5]
+    )
+    assert boxed >= len(files[::5]) // 2, "most annotated frames should show a face box"
+
+    f1_512 = _f1(tallies, 512)
+    f1_320 = _f1(tallies, 320)
+    assert f1_512 >= F1_FLOOR_512, f1_512
+    assert f1_320 < f1_512, (f1_320, f1_512)
+
+
+def _f1(tallies: dict, quality: int) -> float:  # type: ignore[type-arg]
+    tp = sum(t.by_quality[quality].tp for t in tallies.values() if quality in t.by_quality)
+    fp = sum(t.by_quality[quality].fp for t in tallies.values() if quality in t.by_quality)
+    fn = sum(t.by_quality[quality].fn for t in tallies.values() if quality in t.by_quality)
+    return 2 * tp / max(1, 2 * tp + fp + fn)
+
+
+async def test_malformed_frames_go_to_deadletter_with_the_reason(
+    kafka_topics: Settings, tmp_path: Path
+) -> None:
+    settings = _settings(kafka_topics, tmp_path)
+    names = TopicNames(settings.topics.prefix)
+    collector = MetricsCollector(settings, {"bad"})
+    await collector.start()
+    producer = Producer(producer_config(settings, client_id="test-bad"))
+    good_meta = FrameMeta("bad", 0, time.time_ns(), 512)
+    truncated = b"\xff\xd8" + bytes(200)  # a JPEG start without its end
+    producer.produce(
+        names.raw(512),
+        key=b"bad",
+        value=truncated,
+        headers=producer_headers(encode_headers(good_meta)),
+    )
+    producer.produce(names.raw(512), key=b"bad", value=b"whatever", headers=[("tf-source", b"bad")])
+    producer.flush(10)
+    async with contextlib.AsyncExitStack() as stack:
+        # Detector first: resize routes by what the registry holds when it starts.
+        for service in (
+            build_detect(settings, 512, HaarDetector(512)),
+            build_draw(settings),
+            build_resize(settings),
+        ):
+            await stack.enter_async_context(service.run())
+        assert await collector.wait_for({"bad": 2}, 60)
+    await collector.stop()
+    tally = collector.tallies["bad"]
+    assert tally.deadlettered == {"truncated-image": 1, "missing-header": 1}
+
+    consumer = Consumer(consumer_config(settings, group_id=uuid.uuid4().hex, client_id="dl"))
+    consumer.assign([TopicPartition(names.deadletter, 0, OFFSET_BEGINNING)])
+    letters = []
+    while len(letters) < 2:
+        message = consumer.poll(10)
+        assert message is not None, "deadletter records missing"
+        letters.append(message)
+    consumer.close()
+    by_reason = {dict(m.headers())["tf-dl-reason"]: m for m in letters}
+    truncated_letter = by_reason[b"truncated-image"]
+    headers = dict(truncated_letter.headers())
+    assert truncated_letter.value() == truncated  # the original bytes, untouched
+    assert headers["tf-dl-stage"] == b"detect"
+    assert headers["tf-dl-topic"] == names.ready(512).encode()
+    assert headers["tf-seq"] == b"0"
+    missing = dict(by_reason[b"missing-header"].headers())
+    assert missing["tf-dl-stage"] == b"resize"
+    assert missing["tf-dl-topic"] == names.raw(512).encode()
+    assert b"tf-seq" in missing["tf-dl-error"]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from streams.discovery import RegistryView
+from topics.records import ServiceAnnouncement
+
+S = 1_000_000_000
+
+
+def _detect(sid: str, quality: int, at_s: float, ttl_s: float = 3.0) -> ServiceAnnouncement:
+    return ServiceAnnouncement(
+        service_id=sid,
+        stage="detect",
+        quality=quality,
+        input_size=quality,
+        topic=f"frames.ready.{quality}",
+        heartbeat_ns=int(at_s * S),
+        ttl_s=ttl_s,
+    )
+
+
+def test_a_live_detector_serves_its_quality_only() -> None:
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 10))
+    assert view.detector_for(512, 11 * S) is not None
+    assert view.detector_for(320, 11 * S) is None
+    assert view.live_qualities(11 * S) == {512}
+
+
+def test_a_detector_that_stops_heart_beating_is_forgotten_after_its_ttl() -> None:
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 10, ttl_s=3))
+    assert view.detector_for(512, 13 * S) is not None
+    assert view.detector_for(512, int(13.1 * S)) is None
+
+
+def test_a_tombstone_forgets_at_once() -> None:
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 10))
+    view.apply("d512", None)
+    assert view.detector_for(512, 10 * S) is None
+
+
+def test_an_older_heartbeat_arriving_late_does_not_win() -> None:
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 20))
+    view.apply("d512", _detect("d512", 512, 10))
+    assert view.services["d512"].heartbeat_ns == 20 * S
+
+
+def test_the_most_recently_heard_detector_is_chosen() -> None:
+    view = RegistryView()
+    view.apply("old", _detect("old", 512, 10))
+    view.apply("new", _detect("new", 512, 11))
+    chosen = view.detector_for(512, 12 * S)
+    assert chosen is not None and chosen.service_id == "new"
