@@ -69,7 +69,7 @@ class SceneSource:
     live = False
 
     def __init__(self, seed: int, size: int = 1024) -> None:
-        self.scene = Scene(SceneConfig(seed=seed, size=size))
+        self.scene = Scene(SceneConfig.for_size(seed, size))
         self.description = f"scene:{seed}"
 
     def read(self, index: int, t_s: float) -> Captured:

@@ -258,6 +258,10 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             for i, source_id in enumerate(ids)
         ]
         stop = threading.Event()
+        # The first Ctrl-C stops the cameras and still drains and reports; a second one
+        # interrupts for real.
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, _stop_then_interrupt, loop, stop)
         started = time.monotonic()
         for run in cams:
             run.start(stop, options.duration_s)
@@ -282,6 +286,11 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             await collector.stop()
         for worker in workers:
             await asyncio.to_thread(worker.stop)
+
+
+def _stop_then_interrupt(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+    stop.set()
+    loop.remove_signal_handler(signal.SIGINT)  # the next Ctrl-C raises KeyboardInterrupt
 
 
 async def _watch(

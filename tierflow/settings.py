@@ -200,7 +200,7 @@ class CameraSettings(_Section):
         default=65536, description="Producer queue; frames beyond it are dropped, not waited on."
     )
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect backoff.")
-    scene_size: PositiveInt = Field(default=1024, description="Generated scene side, pixels.")
+    scene_size: int = Field(default=1024, ge=256, description="Generated scene side, pixels.")
 
 
 class Settings(BaseSettings):

@@ -214,7 +214,33 @@ def ensure_topics(
     for state in states:
         if state.exists:
             changes[state.spec.name] = _reconcile(admin, state, timeout_s)
+    wait_for_leaders(admin, catalogue.names, timeout_s)
     return [changes[spec.name] for spec in catalogue]
+
+
+def wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Block until every partition of ``names`` has a leader (a new topic is usable then).
+
+    Raises:
+        TopicAdminError: some partition still has no leader after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        waiting = [
+            name
+            for name in names
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 or p.error is not None for p in topics[name].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            msg = f"topics without a partition leader after {timeout_s:.0f} s: {waiting}"
+            raise TopicAdminError(msg)
+        time.sleep(0.1)
 
 
 def _reconcile(admin: AdminClient, state: TopicState, timeout_s: float) -> TopicChange:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from streams.capture import (
-    CaptureError,
     Captured,
+    CaptureError,
     FolderSource,
     Reconnecting,
     SceneSource,
@@ -41,13 +41,13 @@ def test_folder_is_read_in_name_order_then_ends_or_loops(tmp_path: Path) -> None
     assert means == [0.0, 30.0, 60.0]
     assert source.read(3, 0) is None
     looping = open_source(str(tmp_path), loop=True)
-    frame = looping.read(4, 0)
-    assert frame is not None and float(frame.image.mean()) == 30.0
+    fifth = looping.read(4, 0)
+    assert fifth is not None and float(fifth.image.mean()) == 30.0
 
 
 def test_video_file_is_read_to_its_end(tmp_path: Path) -> None:
     path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 48))
     for frame in _frames(5):
         writer.write(frame)
     writer.release()

@@ -17,7 +17,9 @@ from topics.records import (
 
 
 def test_detections_round_trip_through_the_header() -> None:
-    found = Detections.from_lists([[1, 2, 30, 40], [5, 5, 9, 9]], ["face", "person"], (64, 48), [0.9, 0.5])
+    found = Detections.from_lists(
+        [[1, 2, 30, 40], [5, 5, 9, 9]], ["face", "person"], (64, 48), [0.9, 0.5]
+    )
     back = parse_record(DetectionsJson, detections_header(found, ("face", "person")))
     assert back.classes == ["face", "person"]
     again = back.detections()
@@ -38,7 +40,11 @@ def test_empty_detections_round_trip() -> None:
         (DetectionsJson, b"not json", "DetectionsJson"),
         (Assignment, b'{"source": "c", "quality": -1, "epoch": 0}', "quality"),
         (Assignment, b'{"quality": 512, "epoch": 0}', "source"),
-        (ServiceAnnouncement, b'{"service_id": "x", "stage": "paint", "topic": "t", "heartbeat_ns": 1, "ttl_s": 1}', "stage"),
+        (
+            ServiceAnnouncement,
+            b'{"service_id": "x", "stage": "paint", "topic": "t", "heartbeat_ns": 1, "ttl_s": 1}',
+            "stage",
+        ),
         (FrameRecord, None, "tombstone"),
     ],
 )
@@ -48,7 +54,10 @@ def test_malformed_records_name_the_field(kind: type, data: bytes | None, named:
 
 
 def test_detections_with_ragged_columns_are_refused() -> None:
-    record = parse_record(DetectionsJson, b'{"size": [10, 10], "boxes": [[0, 0, 1, 1]], "scores": [], "labels": ["a"]}')
+    record = parse_record(
+        DetectionsJson,
+        b'{"size": [10, 10], "boxes": [[0, 0, 1, 1]], "scores": [], "labels": ["a"]}',
+    )
     with pytest.raises(RecordError, match="1 boxes, 0 scores"):
         record.detections()
 
@@ -70,5 +79,7 @@ def test_stage_and_transfer_times_come_from_the_stamps() -> None:
 
 
 def test_a_record_without_readable_headers_keeps_the_key_as_source() -> None:
-    record = FrameRecord.of(None, Outcome.DEADLETTER, "resize", source="cam-9", reason="missing-header")
+    record = FrameRecord.of(
+        None, Outcome.DEADLETTER, "resize", source="cam-9", reason="missing-header"
+    )
     assert (record.source, record.sequence, record.reason) == ("cam-9", -1, "missing-header")
