@@ -54,13 +54,19 @@ class PendingFrames(Generic[T]):
             self._changed.notify_all()
             return old
 
-    async def take(self, max_items: int) -> list[T]:
-        """Wait for at least one item; return up to ``max_items``, oldest first."""
+    async def take(self, max_items: int, share: int = 1) -> list[T]:
+        """Wait for at least one item; return up to ``max_items``, oldest first.
+
+        Args:
+            max_items: the largest batch.
+            share: how many takers split what is waiting: each takes at most
+                ``ceil(waiting / share)``, so one taker does not serialise frames that idle
+                takers could run at the same time.
+        """
         async with self._changed:
             await self._changed.wait_for(lambda: len(self._items) > 0)
-            batch = [
-                self._items.popitem(last=False)[1] for _ in range(min(max_items, len(self._items)))
-            ]
+            count = min(max_items, -(-len(self._items) // max(1, share)))
+            batch = [self._items.popitem(last=False)[1] for _ in range(count)]
             self._changed.notify_all()
             return batch
 

@@ -116,7 +116,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
 
     async def run_batches() -> None:
         while True:
-            batch = await pending.take(d.max_batch)
+            batch = await pending.take(d.max_batch, share=d.threads)
             now = time.time_ns()
             fresh = []
             for item in batch:

@@ -29,6 +29,14 @@ async def test_take_returns_at_most_the_batch_size_oldest_first() -> None:
     assert [s for s, _ in await pending.take(3)] == ["d", "e"]
 
 
+async def test_takers_share_what_is_waiting() -> None:
+    pending = _pending(supersede=True)
+    for source in "abc":
+        await pending.put((source, 0))
+    assert [s for s, _ in await pending.take(8, share=2)] == ["a", "b"]
+    assert [s for s, _ in await pending.take(8, share=2)] == ["c"]
+
+
 async def test_take_waits_for_a_frame() -> None:
     pending = _pending(supersede=True)
     taker = asyncio.create_task(pending.take(8))
