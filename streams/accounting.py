@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,10 +135,16 @@ class MetricsCollector:
     Start it before the cameras: records older than its start are not counted.
     """
 
-    def __init__(self, settings: Settings, sources: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: set[str] | None = None,
+        on_record: Callable[[FrameRecord], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.topic = TopicNames(settings.topics.prefix).metrics_frames
         self.sources = sources
+        self.on_record = on_record
         self.tallies: dict[str, SourceTally] = {}
         self.records = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -174,6 +181,8 @@ class MetricsCollector:
             return
         self.records += 1
         self.tallies.setdefault(record.source, SourceTally()).add(record, now_s)
+        if self.on_record is not None:
+            self.on_record(record)
 
     async def wait_for(self, expected: dict[str, int], timeout_s: float) -> bool:
         """Wait until each source has at least ``expected[source]`` outcomes; False on timeout."""
