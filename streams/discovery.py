@@ -1,4 +1,6 @@
-"""Data-driven discovery over ``control.registry`` (seed paper §VI, "data-driven discovery").
+"""Data-driven discovery over ``control.registry`` and ``control.nodes``.
+
+Seed paper §VI-D ("data-driven discovery") for services, AVEC's node discovery for nodes.
 
 Services announce what they consume with heartbeats (:class:`Announcer`); stages that route
 frames keep a :class:`RegistryView` fed by a :class:`RegistryReader`. A frame's quality
@@ -18,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,32 +28,56 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tierflow.settings import Settings
 from topics.clients import follow_topic
 from topics.names import TopicNames
-from topics.records import RecordError, ServiceAnnouncement, parse_record
+from topics.records import (
+    NodeAnnouncement,
+    Record,
+    RecordError,
+    ServiceAnnouncement,
+    parse_record,
+)
 
 log = logging.getLogger(__name__)
 
 
+class Heartbeating(Protocol):
+    """A record that says when it was made and how long it stays valid."""
+
+    @property
+    def heartbeat_ns(self) -> int:
+        """When the record was made, ns since the Unix epoch."""
+        ...
+
+    @property
+    def ttl_s(self) -> float:
+        """Seconds the record stays valid without a newer one."""
+        ...
+
+
+H = TypeVar("H", bound=Heartbeating)
+
+
 @dataclass
-class RegistryView:
-    """The live services, as far as announcements received so far tell.
+class LiveTable(Generic[H]):
+    """The latest heartbeat per key of a compacted control topic. One event loop owns it."""
 
-    Not thread-safe: one event loop owns it.
-    """
+    records: dict[str, H] = field(default_factory=dict)
 
-    services: dict[str, ServiceAnnouncement] = field(default_factory=dict)
-
-    def apply(self, service_id: str, announcement: ServiceAnnouncement | None) -> None:
-        """Record an announcement, or forget the service on a tombstone (None)."""
-        if announcement is None:
-            self.services.pop(service_id, None)
+    def apply(self, key: str, record: H | None) -> None:
+        """Keep ``record`` unless a newer one is known; forget ``key`` on a tombstone (None)."""
+        if record is None:
+            self.records.pop(key, None)
             return
-        known = self.services.get(service_id)
-        if known is None or announcement.heartbeat_ns >= known.heartbeat_ns:
-            self.services[service_id] = announcement
+        known = self.records.get(key)
+        if known is None or record.heartbeat_ns >= known.heartbeat_ns:
+            self.records[key] = record
 
-    def live(self, now_ns: int) -> list[ServiceAnnouncement]:
-        """Services whose last heartbeat is younger than their ``ttl_s``."""
-        return [s for s in self.services.values() if _alive(s, now_ns)]
+    def live(self, now_ns: int) -> list[H]:
+        """Records whose heartbeat is younger than their ``ttl_s``."""
+        return [r for r in self.records.values() if now_ns - r.heartbeat_ns <= r.ttl_s * 1e9]
+
+
+class RegistryView(LiveTable[ServiceAnnouncement]):
+    """The live services of ``control.registry``."""
 
     def detector_for(self, quality: int, now_ns: int) -> ServiceAnnouncement | None:
         """A live detect service for ``quality``, the most recently heard first; None if none."""
@@ -64,31 +91,31 @@ class RegistryView:
         }
 
 
-def _alive(service: ServiceAnnouncement, now_ns: int) -> bool:
-    return now_ns - service.heartbeat_ns <= service.ttl_s * 1e9
+V = TypeVar("V", bound=LiveTable[Any])
 
 
-class RegistryReader:
-    """Follows ``control.registry`` from its beginning into a :class:`RegistryView`."""
+class TableReader(Generic[V]):
+    """Follows a compacted control topic from its beginning into a :class:`LiveTable`."""
 
-    def __init__(self, settings: Settings, view: RegistryView | None = None) -> None:
+    def __init__(self, settings: Settings, topic: str, kind: type[Record], view: V) -> None:
         self.settings = settings
-        self.view = view or RegistryView()
-        self.topic = TopicNames(settings.topics.prefix).registry
+        self.topic = topic
+        self.kind = kind
+        self.view = view
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._caught_up = asyncio.Event()
-        self.listeners: list[Callable[[RegistryView], None]] = []
+        self.listeners: list[Callable[[V], None]] = []
 
     async def start(self) -> None:
         """Connect, replay the compacted topic, then follow it in the background."""
-        consumer, tps = await follow_topic(self.settings, self.topic, "tierflow-registry-reader")
+        consumer, tps = await follow_topic(self.settings, self.topic, f"tierflow-{self.topic}")
         self._end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         self._consumer = consumer
-        self._task = asyncio.create_task(self._run(), name="registry-reader")
+        self._task = asyncio.create_task(self._run(), name=f"follow-{self.topic}")
 
     async def caught_up(self, timeout_s: float = 30.0) -> None:
-        """Wait until the announcements present at start have been read."""
+        """Wait until the records present at start have been read."""
         await asyncio.wait_for(self._caught_up.wait(), timeout_s)
 
     async def _run(self) -> None:
@@ -111,14 +138,14 @@ class RegistryReader:
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
-        service_id = key.decode(errors="replace")
+        name = key.decode(errors="replace")
         if value is None:
-            self.view.apply(service_id, None)
+            self.view.apply(name, None)
             return
         try:
-            self.view.apply(service_id, parse_record(ServiceAnnouncement, value))
+            self.view.apply(name, parse_record(self.kind, value))
         except RecordError as exc:
-            log.warning("ignoring a malformed registry record for %s: %s", service_id, exc)
+            log.warning("ignoring a malformed %s record for %s: %s", self.topic, name, exc)
 
     async def stop(self) -> None:
         """Stop following."""
@@ -130,29 +157,57 @@ class RegistryReader:
             await self._consumer.stop()
 
 
+class RegistryReader(TableReader[RegistryView]):
+    """Follows ``control.registry``: the services and what they consume."""
+
+    def __init__(self, settings: Settings) -> None:
+        names = TopicNames(settings.topics.prefix)
+        super().__init__(settings, names.registry, ServiceAnnouncement, RegistryView())
+
+
+class NodesReader(TableReader[LiveTable[NodeAnnouncement]]):
+    """Follows ``control.nodes``: the machines and their resources."""
+
+    def __init__(self, settings: Settings) -> None:
+        names = TopicNames(settings.topics.prefix)
+        super().__init__(settings, names.nodes, NodeAnnouncement, LiveTable[NodeAnnouncement]())
+
+
 class Announcer:
-    """Publishes a service's heartbeat every ``heartbeat_s`` and a tombstone when it stops."""
+    """Publishes a heartbeat record under ``key`` every ``heartbeat_s``.
+
+    Args:
+        topic: a compacted control topic (``control.registry``, ``control.nodes``).
+        key: the record key (service id, node id).
+        make: builds the record for a time in ns.
+        heartbeat_s: seconds between heartbeats.
+        tombstone: publish a tombstone on stop so followers forget the key at once; off for
+            keys other processes still announce (a node runs several services).
+    """
 
     def __init__(
         self,
         topic: faust.TopicT,
-        make: Callable[[int], ServiceAnnouncement],
+        key: str,
+        make: Callable[[int], Record],
         heartbeat_s: float,
+        tombstone: bool = True,
     ) -> None:
         self.topic = topic
+        self.key = key
         self.make = make
         self.heartbeat_s = heartbeat_s
+        self.tombstone = tombstone
         self._task: asyncio.Task[None] | None = None
-        self.service_id = make(time.time_ns()).service_id
 
     async def start(self) -> None:
         """Announce now, then keep announcing."""
         await self._announce()
-        self._task = asyncio.create_task(self._run(), name=f"announce-{self.service_id}")
+        self._task = asyncio.create_task(self._run(), name=f"announce-{self.key}")
 
     async def _announce(self) -> None:
-        announcement = self.make(time.time_ns())
-        await self.topic.send(key=self.service_id.encode(), value=announcement.to_bytes())
+        record = self.make(time.time_ns())
+        await self.topic.send(key=self.key.encode(), value=record.to_bytes())
 
     async def _run(self) -> None:
         while True:
@@ -160,13 +215,14 @@ class Announcer:
             try:
                 await self._announce()
             except Exception:  # a missed heartbeat must not stop the next one
-                log.exception("heartbeat of %s failed", self.service_id)
+                log.exception("heartbeat of %s failed", self.key)
 
     async def stop(self) -> None:
-        """Stop heart-beating and publish a tombstone so routers forget us at once."""
+        """Stop heart-beating (and publish the tombstone, when asked to)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        fut = await self.topic.send(key=self.service_id.encode(), value=None)
-        await fut
+        if self.tombstone:
+            fut = await self.topic.send(key=self.key.encode(), value=None)
+            await fut

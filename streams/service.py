@@ -18,6 +18,7 @@ import faust
 
 from streams.app import faust_topic, faust_topics, make_app, running
 from streams.discovery import Announcer, RegistryReader
+from streams.nodes import local_node
 from streams.outcomes import Outcomes
 from tierflow.settings import Settings
 from topics.catalogue import Catalogue
@@ -76,12 +77,23 @@ class Service:
         self._on_stop.append(hook)
 
     def announce(self, make: Callable[[int], ServiceAnnouncement]) -> Announcer:
-        """Heart-beat ``make(now_ns)`` on ``control.registry`` while the service runs."""
-        announcer = Announcer(
-            self.topic(self.names.registry), make, self.settings.dataplane.heartbeat_s
+        """Heart-beat ``make(now_ns)`` on ``control.registry`` while the service runs.
+
+        The machine is announced on ``control.nodes`` alongside (AVEC's node discovery).
+        """
+        heartbeat = self.settings.dataplane.heartbeat_s
+        service_id = make(0).service_id
+        announcer = Announcer(self.topic(self.names.registry), service_id, make, heartbeat)
+        node = Announcer(
+            self.topic(self.names.nodes),
+            self.settings.dataplane.node,
+            lambda now: local_node(self.settings, now),
+            heartbeat,
+            tombstone=False,
         )
-        self.on_start(announcer.start)
-        self.on_stop(announcer.stop)
+        for each in (announcer, node):
+            self.on_start(each.start)
+            self.on_stop(each.stop)
         return announcer
 
     def follow_registry(self) -> RegistryReader:

@@ -187,8 +187,16 @@ class DataPlaneSettings(_Section):
         default=Path("out/annotated"), description="Where draw stores annotated frames."
     )
     store_frames: bool = True
-    tier: str = "edge"
+    tier: Literal["edge", "fog", "cloud"] = Field(
+        default="edge", description="Tier of this machine, announced on control.nodes."
+    )
     node: str = Field(default_factory=lambda: os.uname().nodename)
+    latency_ms: float = Field(
+        default=0.0, ge=0, description="Latency from the cameras to this node (declared), ms."
+    )
+    bandwidth_mbps: float = Field(
+        default=1000.0, gt=0, description="Bandwidth from the cameras (declared), Mbit/s."
+    )
 
 
 class CameraSettings(_Section):

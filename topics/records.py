@@ -35,7 +35,9 @@ class RecordError(TierflowError):
     """A record on a control or metrics topic (or a JSON header) is malformed."""
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
+    """Base of every JSON record: frozen, unknown fields ignored (newer writers)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     def to_bytes(self) -> bytes:
@@ -43,7 +45,7 @@ class _Record(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-R = TypeVar("R", bound=_Record)
+R = TypeVar("R", bound=Record)
 
 
 def parse_record(kind: type[R], data: bytes | None) -> R:
@@ -65,7 +67,7 @@ def parse_record(kind: type[R], data: bytes | None) -> R:
         raise RecordError(msg) from exc
 
 
-class DetectionsJson(_Record):
+class DetectionsJson(Record):
     """Detections as JSON: boxes ``[x1, y1, x2, y2]`` in pixels of ``size`` (width, height)."""
 
     size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
@@ -124,7 +126,7 @@ class DropPolicy(enum.StrEnum):
     """A newer frame of the same source was waiting for the same detector."""
 
 
-class FrameRecord(_Record):
+class FrameRecord(Record):
     """One per frame on ``metrics.frames``: where it went and how long each step took.
 
     ``stamps`` holds the envelope's per-stage timestamps (``resize.in``, ``detect.out``...),
@@ -220,7 +222,7 @@ def transfer_times_s(stamps: dict[str, int]) -> dict[str, float]:
     }
 
 
-class ServiceAnnouncement(_Record):
+class ServiceAnnouncement(Record):
     """A service's heartbeat on ``control.registry``: what it consumes and where it runs.
 
     Attributes:
@@ -249,7 +251,39 @@ class ServiceAnnouncement(_Record):
     ttl_s: float = Field(gt=0)
 
 
-class Assignment(_Record):
+class NodeAnnouncement(Record):
+    """A node's heartbeat on ``control.nodes``: AVEC's metrics template (seed 004, §6).
+
+    Attributes:
+        node: node id (the record key).
+        tier: ``edge``, ``fog`` or ``cloud``.
+        cores: CPU cores.
+        memory_mb: main memory, MB.
+        accelerator: accelerator platform (``cuda``), or None.
+        accelerator_memory_mb: its memory, MB.
+        latency_ms: latency from the data sources to the node, ms.
+        bandwidth_mbps: bandwidth from the data sources to the node, Mbit/s.
+        used_cores: cores busy (1-minute load average).
+        used_memory_mb: memory in use, MB.
+        heartbeat_ns: when this announcement was made.
+        ttl_s: after this long without a heartbeat the node counts as gone.
+    """
+
+    node: str
+    tier: Literal["edge", "fog", "cloud"]
+    cores: float = Field(gt=0)
+    memory_mb: float = Field(ge=0)
+    accelerator: str | None = None
+    accelerator_memory_mb: float = 0.0
+    latency_ms: float = 0.0
+    bandwidth_mbps: float = 0.0
+    used_cores: float = 0.0
+    used_memory_mb: float = 0.0
+    heartbeat_ns: int
+    ttl_s: float = Field(gt=0)
+
+
+class Assignment(Record):
     """The quality a source must capture at, versioned by ``epoch`` (control.assignments)."""
 
     source: str
