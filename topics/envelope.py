@@ -12,6 +12,7 @@ Headers are ASCII text so ``kcat -J`` shows them as they are:
 ``tf-shape``        ``h,w[,c]`` (raw arrays only)
 ``tf-dtype``        numpy dtype name (raw arrays only)
 ``tf-t.<event>``    per-stage timestamp in ns, e.g. ``tf-t.resize.out``
+``tf-busy.<stage>`` ns the stage worked on this frame (no queueing), e.g. inference
 ==================  ==========================================================
 
 Headers this module does not know are carried through unchanged in ``FrameMeta.extra``.
@@ -36,6 +37,7 @@ H_CONTENT_TYPE = "content-type"
 H_SHAPE = "tf-shape"
 H_DTYPE = "tf-dtype"
 H_STAMP_PREFIX = "tf-t."
+H_BUSY_PREFIX = "tf-busy."
 _KNOWN = {H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE}
 
 Headers = list[tuple[str, bytes]]
@@ -57,6 +59,8 @@ class FrameMeta:
         epoch: the assignment epoch the camera followed when it captured the frame.
         content_type: encoding of the value.
         stamps: per-stage event -> time in ns since the Unix epoch.
+        busy_ns: per stage, ns spent working on this frame (queueing excluded); a batch's
+            time is shared by its frames.
         extra: headers of other tools, carried through unchanged.
     """
 
@@ -67,11 +71,16 @@ class FrameMeta:
     epoch: int = 0
     content_type: ContentType = ContentType.JPEG
     stamps: Mapping[str, int] = field(default_factory=dict)
+    busy_ns: Mapping[str, int] = field(default_factory=dict)
     extra: Mapping[str, bytes] = field(default_factory=dict)
 
     def stamped(self, event: str, time_ns: int) -> FrameMeta:
         """A copy with ``event`` (e.g. ``resize.out``) stamped at ``time_ns``."""
         return replace(self, stamps={**self.stamps, event: time_ns})
+
+    def worked(self, stage: str, busy_ns: int) -> FrameMeta:
+        """A copy recording that ``stage`` worked ``busy_ns`` on this frame."""
+        return replace(self, busy_ns={**self.busy_ns, stage: max(0, busy_ns)})
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ def encode_headers(meta: FrameMeta, shape: Sequence[int] = (), dtype: str = "") 
         headers.append((H_SHAPE, ",".join(str(n) for n in shape).encode()))
         headers.append((H_DTYPE, dtype.encode()))
     headers.extend((H_STAMP_PREFIX + k, str(v).encode()) for k, v in meta.stamps.items())
+    headers.extend((H_BUSY_PREFIX + k, str(v).encode()) for k, v in meta.busy_ns.items())
     headers.extend(meta.extra.items())
     return headers
 
@@ -164,10 +174,13 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         msg = f"header {H_SOURCE!r} is empty"
         raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
     stamps: dict[str, int] = {}
+    busy: dict[str, int] = {}
     extra: dict[str, bytes] = {}
     for key in h:
         if key.startswith(H_STAMP_PREFIX):
             stamps[key[len(H_STAMP_PREFIX) :]] = _int(h, key)
+        elif key.startswith(H_BUSY_PREFIX):
+            busy[key[len(H_BUSY_PREFIX) :]] = _int(h, key)
         elif key not in _KNOWN:
             extra[key] = h[key]
     return FrameMeta(
@@ -178,6 +191,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         epoch=_int(h, H_EPOCH),
         content_type=ContentType.parse(_text(h, H_CONTENT_TYPE)),
         stamps=stamps,
+        busy_ns=busy,
         extra=extra,
     )
 

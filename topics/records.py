@@ -154,6 +154,10 @@ class FrameRecord(Record):
     """Seconds inside each stage: ``<stage>.out - <stage>.in`` (queueing included)."""
     transfer_s: dict[str, float] = Field(default_factory=dict)
     """Seconds between stages, keyed by the receiving stage: ``<next>.in - <prev>.out``."""
+    busy_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds each stage worked on the frame, queueing excluded (inference for detect)."""
+    frame_bytes: int | None = None
+    """Size of the encoded frame the detector received, bytes (eq. 2's S)."""
 
     @classmethod
     def of(
@@ -196,6 +200,7 @@ class FrameRecord(Record):
             stamps=stamps,
             stage_s=stage_times_s(stamps),
             transfer_s=transfer_times_s(stamps),
+            busy_s={k: v / 1e9 for k, v in meta.busy_ns.items()},
             **fields,
         )
 

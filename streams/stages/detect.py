@@ -143,7 +143,11 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
                         item.event, result.problem.value, result.detail, item.meta
                     )
                     continue
-                meta = item.meta.stamped(f"{STAGE}.start", started).stamped(f"{STAGE}.out", done)
+                meta = (
+                    item.meta.stamped(f"{STAGE}.start", started)
+                    .stamped(f"{STAGE}.out", done)
+                    .worked(STAGE, (done - started) // len(fresh))
+                )
                 meta = replace(
                     meta,
                     extra={

@@ -74,9 +74,11 @@ def draw_frame(
     if H_TRUTH in h:
         truth = parse_record(DetectionsJson, h[H_TRUTH]).detections()
         counts = match(detections, truth, labels=found.classes)
+    started = time.time_ns()
     image = service.codec.decode(value, headers).image
     annotated = annotator.annotate(image, detections)
-    out_meta = meta.stamped(f"{STAGE}.out", time.time_ns())
+    done = time.time_ns()
+    out_meta = meta.stamped(f"{STAGE}.out", done).worked(STAGE, done - started)
     value_out, headers_out = service.codec.encode(annotated, out_meta)
     if service.settings.dataplane.store_frames:
         path = frame_path(service.settings.dataplane.output_dir, meta)
@@ -138,6 +140,7 @@ def build_draw(settings: Settings) -> Service:
             fp=counts.fp if counts else None,
             fn=counts.fn if counts else None,
             f1=counts.f1 if counts else None,
+            frame_bytes=len(event.value),
         )
         deliveries = [
             await sink.send(key=event.key, value=drawn.value, headers=drawn.headers),

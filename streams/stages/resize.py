@@ -34,8 +34,12 @@ def resized_message(
     service: Service, value: bytes, headers: Headers, meta: FrameMeta, side: int
 ) -> tuple[bytes, Headers]:
     """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking)."""
+    started = time.time_ns()
     image = resize_square(service.codec.decode(value, headers).image, side)
-    return service.codec.encode(image, meta.stamped(f"{STAGE}.out", time.time_ns()))
+    done = time.time_ns()
+    return service.codec.encode(
+        image, meta.stamped(f"{STAGE}.out", done).worked(STAGE, done - started)
+    )
 
 
 def build_resize(settings: Settings) -> Service:
@@ -83,7 +87,8 @@ def build_resize(settings: Settings) -> Service:
         side = detector.input_size or meta.quality
         if side == meta.quality and meta.content_type is not ContentType.RAW:
             value: bytes = event.value
-            headers = encode_headers(meta.stamped(f"{STAGE}.out", time.time_ns()))
+            out = time.time_ns()
+            headers = encode_headers(meta.stamped(f"{STAGE}.out", out).worked(STAGE, out - enter))
         else:  # raw frames carry their shape in headers, so they are always re-encoded
             try:
                 value, headers = await service.offload(

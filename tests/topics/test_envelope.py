@@ -15,6 +15,7 @@ META = FrameMeta(
     quality=512,
     epoch=3,
     stamps={"resize.in": 5, "resize.out": 9},
+    busy_ns={"detect": 41_000_000},
     extra={"traceparent": b"00-abc-01"},
 )
 
