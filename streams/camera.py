@@ -144,7 +144,9 @@ class CameraStats:
         dropped: frames lost on the camera by policy (``queue-full``, ``delivery-failed``,
             ``encode-error``).
         skipped_ticks: ticks of the frame clock missed because capture was slower than fps.
+        refused_ticks: ticks not captured because the controller refused the source.
         switches: quality changes made on assignment.
+        admitted: False while the controller refuses the source (Algorithm 1, steps 7-8).
     """
 
     captured: int = 0
@@ -152,7 +154,9 @@ class CameraStats:
     produced: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     skipped_ticks: int = 0
+    refused_ticks: int = 0
     switches: int = 0
+    admitted: bool = True
     quality: int = 0
     epoch: int = 0
     produced_sequences: list[int] = field(default_factory=list)
@@ -201,6 +205,14 @@ class Camera:
         assignment = self.follower.get(self.source_id)
         if assignment is None or assignment.epoch <= self.stats.epoch:
             return
+        if assignment.admitted != self.stats.admitted:
+            log.warning(
+                "%s: %s by the controller: %s",
+                self.source_id,
+                "admitted" if assignment.admitted else "refused",
+                assignment.reason,
+            )
+            self.stats.admitted = assignment.admitted
         if assignment.quality not in self.settings.topics.qualities:
             log.warning(
                 "%s: assignment to quality %d has no topic; keeping %d",
@@ -234,6 +246,10 @@ class Camera:
 
     def capture_one(self, index: int, t_s: float) -> bool:
         """Capture, encode and enqueue the frame at ``index``; False at end of input."""
+        self._follow()
+        if not self.stats.admitted:
+            self.stats.refused_ticks += 1
+            return True
         try:
             captured = self.source.read(index, t_s)
         except CaptureError as exc:
@@ -243,7 +259,6 @@ class Camera:
             return False
         capture_ns = time.time_ns()
         self.stats.captured += 1
-        self._follow()
         quality = self.stats.quality
         image = resize_square(captured.image, quality)
         meta = FrameMeta(

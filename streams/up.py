@@ -36,7 +36,16 @@ from tierflow.errors import TierflowError
 from tierflow.settings import Settings
 
 log = logging.getLogger(__name__)
-SETTINGS_SECTIONS = ("broker", "topics", "frames", "workers", "detector", "dataplane", "camera")
+SETTINGS_SECTIONS = (
+    "broker",
+    "topics",
+    "frames",
+    "workers",
+    "detector",
+    "dataplane",
+    "camera",
+    "control",
+)
 
 
 class UpError(TierflowError):

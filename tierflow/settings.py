@@ -211,6 +211,33 @@ class CameraSettings(_Section):
     scene_size: int = Field(default=1024, ge=256, description="Generated scene side, pixels.")
 
 
+class ControlSettings(_Section):
+    """The control agent: time slots, the accuracy floor, solver and anti-flapping rules."""
+
+    slot_s: float = Field(default=10.0, gt=0, description="Seconds between decisions.")
+    window_s: float = Field(
+        default=20.0, gt=0, description="Seconds of per-frame records the models look at."
+    )
+    a_min: float = Field(default=0.5, ge=0, le=1, description="Accuracy floor (eq. 6).")
+    objective: Literal["latency", "utility"] = "latency"
+    theta_per_s: float = Field(default=1.0, ge=0, description="Theta of eq. 5, per second.")
+    policy: str = Field(default="milp", description="Quality policy: milp, exact, all-max.")
+    placement_policy: str = Field(
+        default="algorithms", description="Placement policy (tierflow plan --help lists them)."
+    )
+    time_limit_s: float = Field(default=1.0, gt=0, description="Solver budget per decision.")
+    min_dwell_slots: int = Field(
+        default=2, ge=1, description="Slots a source keeps a quality before it may change."
+    )
+    slo_p99_s: float = Field(
+        default=2.0, gt=0, description="A window p99 latency above this triggers a decision."
+    )
+    max_utilisation: float = Field(default=0.85, gt=0, lt=1)
+    workflow: Path | None = Field(
+        default=None, description="Workflow TOML; the paper's use case when unset."
+    )
+
+
 class Settings(BaseSettings):
     """Every tunable of tierflow, in one frozen object."""
 
@@ -233,6 +260,7 @@ class Settings(BaseSettings):
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     dataplane: DataPlaneSettings = Field(default_factory=DataPlaneSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
 
     @classmethod
     def settings_customise_sources(

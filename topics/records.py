@@ -289,10 +289,15 @@ class NodeAnnouncement(Record):
 
 
 class Assignment(Record):
-    """The quality a source must capture at, versioned by ``epoch`` (control.assignments)."""
+    """The quality a source must capture at, versioned by ``epoch`` (control.assignments).
+
+    ``admitted`` False is Algorithm 1's refusal (steps 7-8): the source must not publish
+    until a newer epoch admits it; ``reason`` says why.
+    """
 
     source: str
     quality: int = Field(gt=0)
     epoch: int = Field(ge=0)
     pipeline: str = ""
     reason: str = ""
+    admitted: bool = True

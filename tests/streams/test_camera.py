@@ -68,6 +68,26 @@ def test_a_newer_epoch_switches_quality_at_the_next_frame(settings: Settings) ->
     assert camera.stats.quality == 320
 
 
+def test_a_refused_source_stops_capturing_until_admitted(settings: Settings) -> None:
+    producer = _unreachable_producer(queue_kbytes=65536)
+    follower = Fixed(Assignment(source="cam", quality=512, epoch=1, admitted=False, reason="a_min"))
+    camera = Camera(
+        settings,
+        "cam",
+        SceneSource(0, 1024),
+        producer,
+        follower,
+        fps=50.0,
+        quality=512,
+        max_frames=3,
+    )
+    camera.run(threading.Event())
+    assert (camera.stats.captured, camera.stats.refused_ticks) == (0, 3)
+    follower.by_source["cam"] = Assignment(source="cam", quality=416, epoch=2)
+    assert camera.capture_one(3, 0.1)
+    assert (camera.stats.captured, camera.stats.quality) == (1, 416)
+
+
 def test_an_assignment_to_a_quality_without_topics_is_ignored(settings: Settings) -> None:
     producer = _unreachable_producer(queue_kbytes=65536)
     follower = Fixed(Assignment(source="cam", quality=999, epoch=1))
