@@ -83,7 +83,7 @@ async def run(cameras: int, fps: float, quality: int, seconds: float, store: boo
         f"processed {len(processed) / elapsed:.1f} frames/s; latency p50 {np.median(latency):.3f} s"
         f", p90 {np.percentile(latency, 90):.3f} s, p99 {np.percentile(latency, 99):.3f} s"
     )
-    for field in ("stage_s", "transfer_s"):
+    for field in ("stage_s", "busy_s", "transfer_s"):
         values: dict[str, list[float]] = defaultdict(list)
         for r in processed:
             for k, v in getattr(r, field).items():

@@ -80,7 +80,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "streams.cli", "worker", *self.args],
+                [sys.executable, "-m", "streams.cli", "-v", "worker", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -111,9 +111,13 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def plan_workers(qualities: tuple[int, ...], log_dir: Path) -> list[WorkerProcess]:
-    """The worker processes of the data plane: resize, one detect per quality, draw."""
+def plan_workers(
+    qualities: tuple[int, ...], log_dir: Path, control: bool = True
+) -> list[WorkerProcess]:
+    """The worker processes: resize, one detect per quality, draw, and the control agent."""
     workers = [WorkerProcess("resize", ["resize"], log_dir / "resize.log")]
+    if control:
+        workers.append(WorkerProcess("control", ["control"], log_dir / "control.log"))
     workers += [
         WorkerProcess(f"detect-{q}", ["detect", "--quality", str(q)], log_dir / f"detect-{q}.log")
         for q in qualities
@@ -123,7 +127,11 @@ def plan_workers(qualities: tuple[int, ...], log_dir: Path) -> list[WorkerProces
 
 
 async def wait_until_live(
-    settings: Settings, workers: list[WorkerProcess], qualities: tuple[int, ...], timeout_s: float
+    settings: Settings,
+    workers: list[WorkerProcess],
+    qualities: tuple[int, ...],
+    timeout_s: float,
+    stages: frozenset[str] = frozenset({"resize", "draw"}),
 ) -> None:
     """Block until the registry shows resize, draw and a detector per quality, all live.
 
@@ -137,8 +145,8 @@ async def wait_until_live(
         while True:
             now = time.time_ns()
             live = reader.view.live(now)
-            stages = {s.stage for s in live}
-            if {"resize", "draw"} <= stages and set(qualities) <= reader.view.live_qualities(now):
+            live_stages = {s.stage for s in live}
+            if stages <= live_stages and set(qualities) <= reader.view.live_qualities(now):
                 return
             dead = [w for w in workers if not w.alive()]
             if dead or time.monotonic() > deadline:
@@ -184,6 +192,7 @@ class UpOptions:
     start_timeout_s: float = 120.0
     drain_s: float | None = None
     live: bool = True
+    control: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,7 +246,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         update={"dataplane": settings.dataplane.model_copy(update={"output_dir": output_dir})}
     )
     run_id = uuid.uuid4().hex[:4]
-    workers = plan_workers(qualities, output_dir.parent / "logs")
+    workers = plan_workers(qualities, output_dir.parent / "logs", options.control)
     env = worker_env(settings)
     for worker in workers:
         worker.start(env)
@@ -245,7 +254,10 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
     follower: AssignmentFollower | None = None
     try:
         with console.status(f"starting {len(workers)} workers"):
-            await wait_until_live(settings, workers, qualities, options.start_timeout_s)
+            stages = {"resize", "draw", *(["control"] if options.control else [])}
+            await wait_until_live(
+                settings, workers, qualities, options.start_timeout_s, frozenset(stages)
+            )
         ids = [f"cam-{i}-{run_id}" for i in range(options.cameras)]
         collector = MetricsCollector(settings, set(ids))
         await collector.start()
@@ -344,6 +356,8 @@ def _summary(
         entry["unaccounted"] = max(0, stats.produced - tally.accounted)
         entry["camera_dropped"] = dict(stats.dropped)
         entry["quality"] = stats.quality
+        entry["switches"] = stats.switches
+        entry["refused_ticks"] = stats.refused_ticks
         entry["fps_in"] = round(stats.produced / max(elapsed_s, 1e-9), 2)
         sources[run.camera.source_id] = entry
     return {

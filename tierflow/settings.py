@@ -174,7 +174,11 @@ class DataPlaneSettings(_Section):
     )
     supersede: bool = Field(
         default=True,
-        description="Keep only the newest waiting frame per source at the detector.",
+        description="Drop a source's oldest waiting frame when a newer one arrives and "
+        "per_source frames of it already wait (policy 'superseded').",
+    )
+    per_source: PositiveInt = Field(
+        default=2, description="Frames of one source that may wait for the detector."
     )
     max_pending: PositiveInt = Field(
         default=64, description="Frames waiting for the detector when supersede is off."
@@ -219,8 +223,18 @@ class ControlSettings(_Section):
         default=20.0, gt=0, description="Seconds of per-frame records the models look at."
     )
     a_min: float = Field(default=0.5, ge=0, le=1, description="Accuracy floor (eq. 6).")
-    objective: Literal["latency", "utility"] = "latency"
-    theta_per_s: float = Field(default=1.0, ge=0, description="Theta of eq. 5, per second.")
+    objective: Literal["latency", "utility"] = Field(
+        default="utility",
+        description=(
+            "utility: maximise eq. 5's a - Theta*T; latency: Algorithm 1 as written (fastest "
+            "assignment meeting a_min, with the 10 ms / 20 % preference rule)."
+        ),
+    )
+    theta_per_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Theta of eq. 5: accuracy worth one second of latency (1.0: 0.1 per 0.1 s).",
+    )
     policy: str = Field(default="milp", description="Quality policy: milp, exact, all-max.")
     placement_policy: str = Field(
         default="algorithms", description="Placement policy (tierflow plan --help lists them)."

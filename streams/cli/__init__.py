@@ -14,6 +14,8 @@ from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
 
+OWN_PACKAGES = ("streams", "operators", "topics", "infra", "tierflow")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
@@ -35,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tierflow`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # -v: tierflow's own INFO (decisions, discovery); -vv: DEBUG of everything (faust too).
+    root = logging.DEBUG if args.verbose >= 2 else logging.WARNING
+    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose == 1:
+        for package in OWN_PACKAGES:
+            logging.getLogger(package).setLevel(logging.INFO)
     try:
         settings = load_settings(args.config)
         handler: Handler = args.handler

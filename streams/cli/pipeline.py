@@ -57,6 +57,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         quality=args.quality,
         seed=args.seed,
         live=not args.json,
+        control=not args.no_control,
     )
     summary = asyncio.run(run_up(settings, options, console))
     if args.json:
@@ -73,7 +74,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.service import serve_until_signalled
 
     settings = _with(settings, "detector", backend=args.backend, onnx_model=args.model)
-    if args.stage == "resize":
+    if args.stage == "control":
+        from streams.control import build_control
+
+        service = build_control(settings).service
+    elif args.stage == "resize":
         from streams.stages.resize import build_resize
 
         service = build_resize(settings)
@@ -204,15 +209,21 @@ def register(sub: Subparsers) -> None:
         "--output-dir", type=Path, help="where annotated frames go (default out/annotated)"
     )
     up.add_argument("--json", action="store_true", help="no live table; print one JSON summary")
+    up.add_argument(
+        "--no-control",
+        action="store_true",
+        help="no control agent: cameras keep their quality (the paper's no-adaptation run)",
+    )
 
     worker = add(
         sub,
         "worker",
-        "Run one stage service (a faust app) until SIGINT/SIGTERM: resize (every quality), "
-        "detect (one quality) or draw.",
+        "Run one service (a faust app) until SIGINT/SIGTERM: resize (every quality), "
+        "detect (one quality), draw, or control (the control agent: models, HiGHS, "
+        "assignments).",
         cmd_worker,
     )
-    worker.add_argument("stage", choices=["resize", "detect", "draw"])
+    worker.add_argument("stage", choices=["resize", "detect", "draw", "control"])
     worker.add_argument("--quality", type=int, help="detect: the quality this detector serves")
     worker.add_argument(
         "--input-size", type=int, help="detect: model input side in pixels (default: the quality)"

@@ -52,8 +52,14 @@ class Waiting:
 
 def infer(
     service: Service, detector: Detector, batch: list[Waiting]
-) -> list[Detections | FrameFormatError]:
-    """Decode and detect a batch (blocking); a frame that cannot be decoded gets its error."""
+) -> tuple[list[Detections | FrameFormatError], int]:
+    """Decode and detect a batch (blocking); a frame that cannot be decoded gets its error.
+
+    Returns:
+        One result per frame, and the CPU time this thread spent, ns: the batch's compute
+        cost whatever else competes for the cores (the control plane's ``C``).
+    """
+    cpu_started = time.thread_time_ns()
     decoded: list[Image | FrameFormatError] = []
     for item in batch:
         try:
@@ -66,7 +72,8 @@ def infer(
             decoded.append(exc)
     images = [d for d in decoded if not isinstance(d, FrameFormatError)]
     found = iter(detector.detect(images) if images else [])
-    return [d if isinstance(d, FrameFormatError) else next(found) for d in decoded]
+    results = [d if isinstance(d, FrameFormatError) else next(found) for d in decoded]
+    return results, time.thread_time_ns() - cpu_started
 
 
 class Throughput:
@@ -93,7 +100,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
     source = service.topic(names.ready(quality))
     sink = service.topic(names.detections(quality))
     pending: PendingFrames[Waiting] = PendingFrames(
-        lambda w: w.meta.source, dp.supersede, dp.max_pending
+        lambda w: w.meta.source, dp.supersede, dp.max_pending, dp.per_source
     )
     throughput = Throughput()
     service_id = f"detect-{quality}-{dp.node}-{uuid.uuid4().hex[:6]}"
@@ -108,6 +115,8 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
             tier=dp.tier,
             node=dp.node,
             capacity_fps=throughput.fps,
+            threads=d.threads,
+            remote=d.backend == "triton",
             heartbeat_ns=now,
             ttl_s=dp.registry_ttl_s,
         )
@@ -128,7 +137,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
                 continue
             started = time.time_ns()
             try:
-                results = await service.offload(infer, service, detector, fresh)
+                results, cpu_ns = await service.offload(infer, service, detector, fresh)
             except DetectorError as exc:
                 for item in fresh:
                     await service.outcomes.deadletter(
@@ -146,7 +155,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
                 meta = (
                     item.meta.stamped(f"{STAGE}.start", started)
                     .stamped(f"{STAGE}.out", done)
-                    .worked(STAGE, (done - started) // len(fresh))
+                    .worked(STAGE, cpu_ns // len(fresh))
                 )
                 meta = replace(
                     meta,

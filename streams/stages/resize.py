@@ -34,11 +34,11 @@ def resized_message(
     service: Service, value: bytes, headers: Headers, meta: FrameMeta, side: int
 ) -> tuple[bytes, Headers]:
     """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking)."""
-    started = time.time_ns()
+    cpu_started = time.thread_time_ns()
     image = resize_square(service.codec.decode(value, headers).image, side)
     done = time.time_ns()
     return service.codec.encode(
-        image, meta.stamped(f"{STAGE}.out", done).worked(STAGE, done - started)
+        image, meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
     )
 
 

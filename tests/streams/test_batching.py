@@ -7,8 +7,10 @@ import pytest
 from streams.batching import PendingFrames
 
 
-def _pending(supersede: bool, max_pending: int = 4) -> PendingFrames[tuple[str, int]]:
-    return PendingFrames(lambda item: item[0], supersede, max_pending)
+def _pending(
+    supersede: bool, max_pending: int = 4, per_source: int = 1
+) -> PendingFrames[tuple[str, int]]:
+    return PendingFrames(lambda item: item[0], supersede, max_pending, per_source)
 
 
 async def test_a_newer_frame_supersedes_the_waiting_one_of_its_source() -> None:
@@ -17,8 +19,18 @@ async def test_a_newer_frame_supersedes_the_waiting_one_of_its_source() -> None:
     assert await pending.put(("b", 1)) is None
     assert await pending.put(("a", 2)) == ("a", 1)
     assert len(pending) == 2
-    # a's newer frame moved to the back: b waited longer
+    # a's newer frame went to the back: b waited longer
     assert await pending.take(10) == [("b", 1), ("a", 2)]
+
+
+async def test_two_frames_of_a_source_may_wait_before_the_oldest_is_superseded() -> None:
+    pending = _pending(supersede=True, per_source=2)
+    assert await pending.put(("a", 1)) is None
+    assert await pending.put(("a", 2)) is None
+    assert await pending.put(("b", 1)) is None
+    assert await pending.put(("a", 3)) == ("a", 1)
+    assert await pending.take(10) == [("a", 2), ("b", 1), ("a", 3)]
+    assert await pending.put(("a", 4)) is None  # nothing of a waits any more
 
 
 async def test_take_returns_at_most_the_batch_size_oldest_first() -> None:
@@ -61,3 +73,5 @@ async def test_without_supersede_frames_queue_and_put_blocks_when_full() -> None
 def test_max_pending_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         _pending(supersede=False, max_pending=0)
+    with pytest.raises(ValueError, match="per_source"):
+        _pending(supersede=True, per_source=0)

@@ -1,0 +1,290 @@
+"""The control agent (a faust service): models, HiGHS, and the assignments cameras follow.
+
+It consumes ``metrics.frames`` into the :class:`~operators.controller.ControlLoop`, follows
+``control.registry`` (live detectors) and ``control.nodes`` (machines), and decides every
+``control.slot_s`` and on triggers: a new source, a detector joining or leaving, a window
+p99 latency above ``control.slo_p99_s``. Decisions become versioned records on
+``control.assignments`` (the epoch is the decision time in ms, so it only grows, also
+across restarts) and the workflow's placement on ``control.placement``. A failed or
+timed-out solve keeps the last good assignment and says so in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+import faust
+
+from operators.controller import Arrival, ControlLoop, Decision, DetectorInfo, LoopConfig
+from operators.models import FrameObservation
+from operators.placement import place
+from operators.quality import Objective
+from operators.workflow import (
+    NodeMetrics,
+    Resources,
+    Tier,
+    Workflow,
+    default_workflow,
+    load_workflow,
+)
+from streams.discovery import NodesReader
+from streams.service import Service
+from tierflow.settings import Settings
+from topics.records import (
+    Assignment,
+    FrameRecord,
+    NodeAnnouncement,
+    Outcome,
+    PlacementRecord,
+    RecordError,
+    ServiceAnnouncement,
+    parse_record,
+)
+
+log = logging.getLogger(__name__)
+STAGE = "control"
+
+
+def observation(record: FrameRecord) -> FrameObservation:
+    """The broker-free view of a processed frame's record."""
+    return FrameObservation(
+        source=record.source,
+        quality_px=record.quality,
+        pipeline=f"detect-{record.quality}",
+        stage_s=record.stage_s,
+        transfer_s=record.transfer_s,
+        latency_s=record.latency_s,
+        f1=record.f1,
+        encoded_bytes=record.frame_bytes,
+        busy_s=record.busy_s or None,
+    )
+
+
+def node_metrics(record: NodeAnnouncement) -> NodeMetrics:
+    """A ``control.nodes`` announcement as the placement policies read it."""
+    return NodeMetrics(
+        node=record.node,
+        tier=Tier(record.tier),
+        cores=record.cores,
+        memory_mb=record.memory_mb,
+        accelerator=record.accelerator,
+        accelerator_memory_mb=record.accelerator_memory_mb,
+        latency_ms=record.latency_ms,
+        bandwidth_mbps=record.bandwidth_mbps,
+        used=Resources(cores=min(record.used_cores, record.cores), memory_mb=record.used_memory_mb),
+    )
+
+
+class ControlAgent:
+    """Wires the control loop to the broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        c = settings.control
+        self.settings = settings
+        self.service = Service(settings, STAGE, "tierflow-control")
+        self.loop = ControlLoop(
+            LoopConfig(
+                qualities=settings.topics.qualities,
+                a_min=c.a_min,
+                policy=c.policy,
+                objective=Objective(c.objective),
+                theta_per_s=c.theta_per_s,
+                window_s=c.window_s,
+                min_dwell_slots=c.min_dwell_slots,
+                time_limit_s=c.time_limit_s,
+                max_utilisation=c.max_utilisation,
+            )
+        )
+        self.workflow: Workflow = load_workflow(c.workflow) if c.workflow else default_workflow()
+        self.registry = self.service.follow_registry()
+        self.nodes = NodesReader(settings)
+        self.service.on_start(self.nodes.start)
+        self.service.on_stop(self.nodes.stop)
+        names = self.service.names
+        self.assignments = self.service.topic(names.assignments)
+        self.placement = self.service.topic(names.placement)
+        self.decisions: list[Decision] = []
+        self._wake = asyncio.Event()
+        self._trigger = "slot"
+        self._last_decision = 0.0
+        self._detectors: frozenset[tuple[int, str]] = frozenset()
+        self._placed_nodes: frozenset[str] = frozenset()
+        self._epoch = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wire()
+
+    def _wire(self) -> None:
+        metrics = self.service.topic(self.service.names.metrics_frames)
+
+        @self.service.app.agent(metrics, name=STAGE)
+        async def consume(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                self._observe(event.value)
+
+        async def start() -> None:
+            await self.registry.caught_up()
+            await self.nodes.caught_up()
+            self._task = asyncio.create_task(self._run(), name="control-slots")
+
+        async def stop() -> None:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+        self.service.on_start(start)
+        self.service.on_stop(stop)
+
+    def _observe(self, value: bytes | None) -> None:
+        try:
+            record = parse_record(FrameRecord, value)
+        except RecordError as exc:
+            log.warning("control: ignoring a malformed metrics record: %s", exc)
+            return
+        if record.sequence < 0:
+            return  # unreadable frames say nothing about a camera
+        now = time.time()
+        joining = self.loop.observe(Arrival(record.source, record.quality, now))
+        if record.outcome is Outcome.PROCESSED:
+            self.loop.observe_processed(now, observation(record), record.detector or "")
+        if joining:
+            self._poke("new-source")
+
+    def _poke(self, trigger: str) -> None:
+        self._trigger = trigger
+        self._wake.set()
+
+    def _live_detectors(self) -> list[DetectorInfo]:
+        now = time.time_ns()
+        live: list[ServiceAnnouncement] = self.registry.view.live(now)
+        return [
+            DetectorInfo(s.quality, s.node, s.model or "", s.capacity_fps, s.threads, s.remote)
+            for s in live
+            if s.stage == "detect" and s.quality is not None
+        ]
+
+    async def _run(self) -> None:
+        c = self.settings.control
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), c.slot_s)
+            except TimeoutError:
+                self._trigger = "slot"
+            self._wake.clear()
+            # Triggers may come in bursts (several cameras joining): at most one decision
+            # per half slot.
+            wait = self._last_decision + c.slot_s / 2 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            detectors = self._live_detectors()
+            key = frozenset((d.quality, d.node) for d in detectors)
+            trigger = self._trigger
+            if key != self._detectors:
+                trigger, self._detectors = "detectors-changed", key
+            p99 = self.loop.latency_p99_s(time.time())
+            if trigger == "slot" and p99 is not None and p99 > c.slo_p99_s:
+                trigger = "slo"
+            await self.decide(detectors, trigger)
+
+    async def decide(self, detectors: list[DetectorInfo], trigger: str) -> Decision | None:
+        """Run one decision now and publish what it changes."""
+        self._last_decision = time.monotonic()
+        nodes = self.nodes.view.live(time.time_ns())
+        cores = {n.node: n.cores for n in nodes}
+        decision = await asyncio.to_thread(self.loop.decide, time.time(), detectors, cores, trigger)
+        if decision is None:
+            return None
+        self.decisions.append(decision)
+        result = decision.result
+        if decision.rule == "kept":
+            log.warning(
+                "control slot %d (%s): %s in %.0f ms, keeping the last assignment: %s",
+                decision.slot,
+                trigger,
+                result.status.value,
+                result.solve_time_s * 1e3,
+                result.message,
+            )
+            return decision
+        log.info(
+            "control slot %d (%s): %s, %d changes, %d held, est. latency %.3f s, "
+            "accuracy %.2f, solved in %.0f ms",
+            decision.slot,
+            trigger,
+            decision.rule,
+            len(decision.changes),
+            len(decision.held),
+            result.latency_s,
+            result.accuracy,
+            result.solve_time_s * 1e3,
+        )
+        epoch = max(self._epoch + 1, time.time_ns() // 1_000_000)
+        self._epoch = epoch
+        for source, choice in decision.changes.items():
+            record = Assignment(
+                source=source,
+                quality=choice.quality,
+                epoch=epoch,
+                pipeline=choice.pipeline,
+                reason=f"slot {decision.slot} ({trigger}): {decision.rule}",
+            )
+            await self.assignments.send(key=source.encode(), value=record.to_bytes())
+        for source, reason in decision.refused.items():
+            quality = max(self.settings.topics.qualities)
+            record = Assignment(
+                source=source, quality=quality, epoch=epoch, admitted=False, reason=reason
+            )
+            await self.assignments.send(key=source.encode(), value=record.to_bytes())
+        await self._place(nodes, epoch)
+        return decision
+
+    async def _place(self, nodes: list[NodeAnnouncement], epoch: int) -> None:
+        names = frozenset(n.node for n in nodes)
+        if not nodes or names == self._placed_nodes:
+            return
+        self._placed_nodes = names
+        policy = self.settings.control.placement_policy
+        result = await asyncio.to_thread(
+            place, self.workflow, [node_metrics(n) for n in nodes], policy
+        )
+        log.info(
+            "placement (%s) on %d nodes: %s, %d unplaced",
+            policy,
+            len(nodes),
+            result.status.value,
+            len(result.unplaced),
+        )
+        for p in result.placements.values():
+            record = PlacementRecord(
+                instance=p.instance,
+                task=p.task,
+                node=p.node,
+                tier=p.tier.value,
+                share=p.share,
+                epoch=epoch,
+                policy=policy,
+            )
+            await self.placement.send(key=p.instance.encode(), value=record.to_bytes())
+
+
+def build_control(settings: Settings) -> ControlAgent:
+    """The control agent; run ``agent.service`` (``tierflow worker control``)."""
+    agent = ControlAgent(settings)
+    service_id = f"control-{settings.dataplane.node}-{uuid.uuid4().hex[:6]}"
+    dp = settings.dataplane
+    agent.service.announce(
+        lambda now: ServiceAnnouncement(
+            service_id=service_id,
+            stage=STAGE,
+            topic=agent.service.names.metrics_frames,
+            tier=dp.tier,
+            node=dp.node,
+            heartbeat_ns=now,
+            ttl_s=dp.registry_ttl_s,
+        )
+    )
+    return agent
