@@ -83,6 +83,7 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
+from operators.highs_banner import absorb_banner
 from operators.models import Node, QueueCurve, frame_bits, route
 from tierflow.errors import TierflowError
 
@@ -1105,6 +1106,7 @@ def assign(
     Raises:
         SolverError: ``policy`` is not a known name.
     """
+    absorb_banner()
     chosen = _POLICIES.get(policy)
     if chosen is None:
         msg = f"assign: unknown policy {policy!r}; known: {', '.join(POLICY_NAMES)}"

@@ -6,6 +6,7 @@ tritonclient.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from operators.detectors.base import Detector, DetectorError
@@ -29,6 +30,10 @@ def make_detector(
 ) -> Detector:
     """The detector of ``settings.backend`` for frames of ``quality``.
 
+    The detect service runs ``settings.threads`` inference calls at once, so local backends
+    get ``cores / threads`` threads each: the cores are used without oversubscribing them,
+    and a call's thread CPU time is its whole cost (what the control plane measures).
+
     Args:
         settings: the detector section of the settings.
         quality: the quality (pixels) the detect service serves.
@@ -38,9 +43,13 @@ def make_detector(
     Raises:
         DetectorError: the backend cannot be built (missing model file, server down...).
     """
+    inner = max(1, (os.cpu_count() or 1) // settings.threads)
     if settings.backend == "haar":
+        import cv2
+
         from operators.detectors.haar import HaarDetector
 
+        cv2.setNumThreads(inner)  # process-wide: the detect service is this process
         return HaarDetector(input_size or quality, settings.haar_cascades)
     if settings.backend == "onnx":
         from operators.detectors.onnx import OnnxDetector
@@ -49,7 +58,11 @@ def make_detector(
         if model is None:
             msg = "the onnx backend needs a model file (--model or TIERFLOW_DETECTOR__ONNX_MODEL)"
             raise DetectorError(msg)
-        return _sized(lambda size: OnnxDetector(model, input_size=size), input_size, quality)
+        return _sized(
+            lambda size: OnnxDetector(model, input_size=size, intra_op_threads=inner),
+            input_size,
+            quality,
+        )
     from operators.detectors.triton import TritonDetector
 
     return _sized(

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from operators.highs_banner import absorb_banner
 from operators.placement.algorithms import run_algorithms
 from operators.placement.avec import (
     AVEC_WEIGHTS,
@@ -152,6 +153,7 @@ def place(
         PlacementError: unknown policy or malformed input. Solver outcomes (infeasible,
             time limit, errors) are statuses of the result, never exceptions.
     """
+    absorb_banner()
     started = time.perf_counter()
     nodes = workflow.nodes() if nodes is None else tuple(nodes)
     scoring = build_problem(workflow, nodes, min_share=min_share, weights=weights)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.cli import cluster, pipeline
+from streams.cli import cluster, pipeline, plan
 from streams.cli.common import EPILOG, Handler
 from tierflow import __version__
 from tierflow.errors import TierflowError
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pipeline.register(sub)
+    plan.register(sub)
     cluster.register(sub)
     return parser
 
