@@ -16,7 +16,9 @@ def detectors(node: str = "n1") -> list[DetectorInfo]:
     return [DetectorInfo(q, node, "haar:face", None, threads=2) for q in QUALITIES]
 
 
-def feed(loop: ControlLoop, sources: dict[str, int], fps: float, seconds: float, t0: float = 0.0) -> float:
+def feed(
+    loop: ControlLoop, sources: dict[str, int], fps: float, seconds: float, t0: float = 0.0
+) -> float:
     """Frames of each source at its quality for ``seconds``; returns the end time."""
     steps = int(seconds * fps)
     for i in range(steps):
