@@ -22,7 +22,7 @@ def absorb_banner() -> None:
     saved = os.dup(1)
     try:
         os.dup2(2, 1)
-        highspy.Highs()
+        highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ bare
         ctypes.CDLL(None).fflush(None)  # the banner sits in C's stdout buffer until flushed
     finally:
         os.dup2(saved, 1)
