@@ -12,7 +12,7 @@ Headers are ASCII text so ``kcat -J`` shows them as they are:
 ``tf-shape``        ``h,w[,c]`` (raw arrays only)
 ``tf-dtype``        numpy dtype name (raw arrays only)
 ``tf-t.<event>``    per-stage timestamp in ns, e.g. ``tf-t.resize.out``
-``tf-busy.<stage>`` ns the stage worked on this frame (no queueing), e.g. inference
+``tf-busy.<stage>`` CPU ns the stage spent on this frame (its cost, without queueing)
 ==================  ==========================================================
 
 Headers this module does not know are carried through unchanged in ``FrameMeta.extra``.
@@ -59,8 +59,8 @@ class FrameMeta:
         epoch: the assignment epoch the camera followed when it captured the frame.
         content_type: encoding of the value.
         stamps: per-stage event -> time in ns since the Unix epoch.
-        busy_ns: per stage, ns spent working on this frame (queueing excluded); a batch's
-            time is shared by its frames.
+        busy_ns: per stage, CPU ns spent on this frame (queueing and waiting for the CPU
+            excluded); a batch's CPU time is shared by its frames.
         extra: headers of other tools, carried through unchanged.
     """
 

@@ -155,7 +155,7 @@ class FrameRecord(Record):
     transfer_s: dict[str, float] = Field(default_factory=dict)
     """Seconds between stages, keyed by the receiving stage: ``<next>.in - <prev>.out``."""
     busy_s: dict[str, float] = Field(default_factory=dict)
-    """Seconds each stage worked on the frame, queueing excluded (inference for detect)."""
+    """CPU seconds each stage spent on the frame: its cost, queueing excluded."""
     frame_bytes: int | None = None
     """Size of the encoded frame the detector received, bytes (eq. 2's S)."""
 
@@ -238,13 +238,15 @@ class ServiceAnnouncement(Record):
         topic: the topic it consumes.
         model: detector name (detect).
         tier, node: where it runs.
-        capacity_fps: frames per second it can take, as measured or declared.
+        capacity_fps: frames per second of busy time per inference thread, measured.
+        threads: inference calls it runs at once.
+        remote: its inference runs elsewhere (an inference server).
         heartbeat_ns: when this announcement was made.
         ttl_s: after this long without a heartbeat the service counts as gone.
     """
 
     service_id: str
-    stage: Literal["resize", "detect", "draw"]
+    stage: Literal["resize", "detect", "draw", "control"]
     quality: int | None = None
     input_size: int | None = None
     topic: str
@@ -252,6 +254,8 @@ class ServiceAnnouncement(Record):
     tier: str = "edge"
     node: str = "local"
     capacity_fps: float | None = None
+    threads: int = 1
+    remote: bool = False
     heartbeat_ns: int
     ttl_s: float = Field(gt=0)
 
@@ -286,6 +290,28 @@ class NodeAnnouncement(Record):
     used_memory_mb: float = 0.0
     heartbeat_ns: int
     ttl_s: float = Field(gt=0)
+
+
+class PlacementRecord(Record):
+    """Where a service instance should run (``control.placement``, keyed by instance).
+
+    Attributes:
+        instance: ``<task>#<index>``.
+        task: the workflow task.
+        node: node id.
+        tier: the node's tier.
+        share: fraction of the task's cores reserved (>= 0.5 after Algorithm 4).
+        epoch: the decision that placed it.
+        policy: the placement policy.
+    """
+
+    instance: str
+    task: str
+    node: str
+    tier: str
+    share: float = Field(gt=0, le=1)
+    epoch: int = Field(ge=0)
+    policy: str
 
 
 class Assignment(Record):
