@@ -34,6 +34,7 @@ from confluent_kafka import (
 
 from operators.resize import resize_square
 from streams.capture import CaptureError, FrameSource, Reconnecting
+from streams.metrics import METRICS
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
 from topics.clients import consumer_config, producer_config
@@ -198,6 +199,8 @@ class Camera:
         self.names = TopicNames(settings.topics.prefix)
         self.stats = CameraStats(quality=quality)
         self._lock = threading.Lock()
+        METRICS.camera_quality.labels(source_id).set(quality)
+        METRICS.camera_epoch.labels(source_id).set(0)
 
     def _follow(self) -> None:
         if self.follower is None:
@@ -234,15 +237,22 @@ class Camera:
             )
         self.stats.quality = assignment.quality
         self.stats.epoch = assignment.epoch
+        METRICS.camera_quality.labels(self.source_id).set(assignment.quality)
+        METRICS.camera_epoch.labels(self.source_id).set(assignment.epoch)
 
     def _delivered(self, sequence: int, err: KafkaError | None, _message: Message) -> None:
         with self._lock:
             if err is None:
                 self.stats.produced += 1
                 self.stats.produced_sequences.append(sequence)
+                METRICS.camera_frames.labels(self.source_id, "produced").inc()
             else:
-                self.stats.dropped["delivery-failed"] += 1
+                self._drop("delivery-failed")
                 log.warning("%s: delivery failed: %s", self.source_id, err)
+
+    def _drop(self, policy: str) -> None:
+        self.stats.dropped[policy] += 1
+        METRICS.camera_frames.labels(self.source_id, policy).inc()
 
     def capture_one(self, index: int, t_s: float) -> bool:
         """Capture, encode and enqueue the frame at ``index``; False at end of input."""
@@ -275,7 +285,7 @@ class Camera:
         try:
             value, headers = self.codec.encode(image, meta.stamped("camera.out", time.time_ns()))
         except FrameFormatError as exc:
-            self.stats.dropped["encode-error"] += 1
+            self._drop("encode-error")
             log.error("%s: frame %d cannot be encoded: %s", self.source_id, index, exc)
             return True
         try:
@@ -288,7 +298,7 @@ class Camera:
             )
             self.stats.sent += 1
         except BufferError:
-            self.stats.dropped["queue-full"] += 1
+            self._drop("queue-full")
         self.producer.poll(0)
         return True
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 
@@ -32,6 +33,7 @@ from operators.workflow import (
     load_workflow,
 )
 from streams.discovery import NodesReader
+from streams.metrics import METRICS
 from streams.service import Service
 from tierflow.settings import Settings
 from topics.records import (
@@ -123,6 +125,7 @@ class ControlAgent:
         @self.service.app.agent(metrics, name=STAGE)
         async def consume(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
+                self.service.consumed(event)
                 self._observe(event.value)
 
         async def start() -> None:
@@ -200,6 +203,7 @@ class ControlAgent:
             return None
         self.decisions.append(decision)
         result = decision.result
+        self._report(decision, detectors, nodes)
         if decision.rule == "kept":
             log.warning(
                 "control slot %d (%s): %s in %.0f ms, keeping the last assignment: %s",
@@ -224,6 +228,7 @@ class ControlAgent:
         )
         epoch = max(self._epoch + 1, time.time_ns() // 1_000_000)
         self._epoch = epoch
+        METRICS.assignment_epoch.set(epoch)
         for source, choice in decision.changes.items():
             record = Assignment(
                 source=source,
@@ -241,6 +246,34 @@ class ControlAgent:
             await self.assignments.send(key=source.encode(), value=record.to_bytes())
         await self._place(nodes, epoch)
         return decision
+
+    def _report(
+        self, decision: Decision, detectors: list[DetectorInfo], nodes: list[NodeAnnouncement]
+    ) -> None:
+        """Publish the decision and what the agent sees as Prometheus metrics."""
+        result = decision.result
+        METRICS.solver_seconds.labels(result.policy).observe(result.solve_time_s)
+        METRICS.decisions.labels(result.status.value, decision.rule.split(":")[0]).inc()
+        METRICS.a_min.set(self.settings.control.a_min)
+        for quantity, value in (
+            ("latency_seconds", result.latency_s),
+            ("accuracy", result.accuracy),
+            ("utility", result.utility),
+        ):
+            if not math.isnan(value):
+                METRICS.control_estimate.labels(quantity).set(value)
+        live: dict[tuple[str, str], int] = {}
+        for s in self.registry.view.live(time.time_ns()):
+            key = (s.stage, str(s.quality or ""))
+            live[key] = live.get(key, 0) + 1
+        METRICS.registry_services.clear()
+        for (stage, quality), count in live.items():
+            METRICS.registry_services.labels(stage, quality).set(count)
+        now = time.time_ns()
+        for n in nodes:
+            METRICS.node_cores.labels(n.node, n.tier).set(n.cores)
+            METRICS.node_used_cores.labels(n.node, n.tier).set(n.used_cores)
+            METRICS.node_heartbeat_age.labels(n.node, n.tier).set((now - n.heartbeat_ns) / 1e9)
 
     async def _place(self, nodes: list[NodeAnnouncement], epoch: int) -> None:
         names = frozenset(n.node for n in nodes)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 import faust
 
 from streams.app import Event, faust_topic
+from streams.metrics import observe_outcome
 from tierflow.settings import Settings
 from topics.catalogue import Catalogue
 from topics.envelope import FrameMeta, Headers
@@ -78,7 +79,8 @@ class Outcomes:
             await asyncio.gather(*self._acks, return_exceptions=True)
 
     async def record(self, record: FrameRecord) -> Awaitable[object]:
-        """Send ``record`` to ``metrics.frames``; returns its delivery future."""
+        """Send ``record`` to ``metrics.frames`` (and count it); returns its delivery future."""
+        observe_outcome(record)
         fut: Awaitable[object] = await self.metrics_topic.send(
             key=record.source.encode(), value=record.to_bytes()
         )

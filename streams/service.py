@@ -10,14 +10,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 import faust
 
-from streams.app import faust_topic, faust_topics, make_app, running
+from streams import metrics
+from streams.app import Event, faust_topic, faust_topics, make_app, manual_ack_events, running
 from streams.discovery import Announcer, RegistryReader
+from streams.metrics import METRICS
 from streams.nodes import local_node
 from streams.outcomes import Outcomes
 from tierflow.settings import Settings
@@ -54,6 +57,9 @@ class Service:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=stage)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self.metrics_host = settings.dataplane.metrics_host
+        self.metrics_port: int | None = None
+        self.group = self.app.conf.id
 
     def topic(self, name: str) -> faust.TopicT:
         """The faust topic for a catalogue topic name."""
@@ -83,7 +89,13 @@ class Service:
         """
         heartbeat = self.settings.dataplane.heartbeat_s
         service_id = make(0).service_id
-        announcer = Announcer(self.topic(self.names.registry), service_id, make, heartbeat)
+
+        def with_metrics(now: int) -> ServiceAnnouncement:
+            return make(now).model_copy(
+                update={"metrics_host": self.metrics_host, "metrics_port": self.metrics_port}
+            )
+
+        announcer = Announcer(self.topic(self.names.registry), service_id, with_metrics, heartbeat)
         node = Announcer(
             self.topic(self.names.nodes),
             self.settings.dataplane.node,
@@ -110,6 +122,8 @@ class Service:
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[Service]:
         """Run the service until the block exits."""
+        self.metrics_port = metrics.serve(self.metrics_host)
+        lag = asyncio.create_task(self._report_lag(), name=f"{self.stage}-lag")
         async with running(self.app):
             try:
                 for hook in self._on_start:
@@ -123,7 +137,40 @@ class Service:
                         log.exception("%s: a stop hook failed", self.stage)
                 await self.outcomes.drain()
                 await self.app.producer.flush()
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+    async def events(self, stream: faust.StreamT[bytes]) -> AsyncIterator[Event]:
+        """The stream's events, acknowledged by the caller, with their lag recorded."""
+        async for event in manual_ack_events(stream):
+            self.consumed(event)
+            yield event
+
+    def consumed(self, event: Event) -> None:
+        """Note that ``event`` is being consumed: the age of its record is the lag in seconds."""
+        message = event.message
+        age = max(0.0, time.time() - message.timestamp) if message.timestamp else 0.0
+        METRICS.lag_seconds.labels(self.group, message.topic, str(message.partition)).set(age)
+
+    async def _report_lag(self, period_s: float = 2.0) -> None:
+        """Every ``period_s``: records between this group's positions and the high watermarks."""
+        while True:
+            await asyncio.sleep(period_s)
+            consumer = getattr(self.app, "_consumer", None)
+            if consumer is None:
+                continue
+            try:
+                for tp in list(consumer.assignment()):
+                    position = await consumer.position(tp)
+                    highwater = consumer.highwater(tp)
+                    if position is None or highwater is None:
+                        continue  # not fetched yet: no lag to report
+                    behind = max(0, highwater - position)
+                    METRICS.lag_messages.labels(self.group, tp.topic, str(tp.partition)).set(behind)
+            except Exception:  # a rebalance may pull the assignment away mid-loop
+                log.debug("%s: lag report skipped", self.stage, exc_info=True)
 
 
 async def serve_until_signalled(service: Service) -> None:

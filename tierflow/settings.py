@@ -195,6 +195,9 @@ class DataPlaneSettings(_Section):
         default="edge", description="Tier of this machine, announced on control.nodes."
     )
     node: str = Field(default_factory=lambda: os.uname().nodename)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface each process serves /metrics on."
+    )
     latency_ms: float = Field(
         default=0.0, ge=0, description="Latency from the cameras to this node (declared), ms."
     )

@@ -241,6 +241,7 @@ class ServiceAnnouncement(Record):
         capacity_fps: frames per second of busy time per inference thread, measured.
         threads: inference calls it runs at once.
         remote: its inference runs elsewhere (an inference server).
+        metrics_host, metrics_port: where its process serves Prometheus ``/metrics``.
         heartbeat_ns: when this announcement was made.
         ttl_s: after this long without a heartbeat the service counts as gone.
     """
@@ -256,6 +257,8 @@ class ServiceAnnouncement(Record):
     capacity_fps: float | None = None
     threads: int = 1
     remote: bool = False
+    metrics_host: str | None = None
+    metrics_port: int | None = None
     heartbeat_ns: int
     ttl_s: float = Field(gt=0)
 

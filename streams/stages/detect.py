@@ -23,8 +23,9 @@ from operators.codec import Image
 from operators.detections import Detections
 from operators.detectors.base import Detector, DetectorError
 from operators.resize import resize_square
-from streams.app import Event, manual_ack_events
+from streams.app import Event
 from streams.batching import PendingFrames
+from streams.metrics import METRICS, observe_stage
 from streams.outcomes import latency_s
 from streams.service import Service
 from tierflow.errors import FrameFormatError, FrameProblem
@@ -136,6 +137,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
             if not fresh:
                 continue
             started = time.time_ns()
+            METRICS.batch_frames.labels(str(quality)).observe(len(fresh))
             try:
                 results, cpu_ns = await service.offload(infer, service, detector, fresh)
             except DetectorError as exc:
@@ -169,6 +171,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
                     key=item.event.key, value=item.event.value, headers=encode_headers(meta)
                 )
                 service.outcomes.ack_after([item.event], [delivered])
+                observe_stage(STAGE, meta, len(item.event.value))
 
     workers: list[asyncio.Task[None]] = []
 
@@ -194,12 +197,13 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
 
     @service.app.agent(source, name=f"{STAGE}-{quality}")
     async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_ack_events(stream):
+        async for event in service.events(stream):
             try:
                 meta = decode_meta(event.headers).stamped(f"{STAGE}.in", time.time_ns())
             except FrameFormatError as exc:
                 await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
                 continue
+            METRICS.stage_frames.labels(STAGE, str(quality)).inc()
             if latency_s(meta) > dp.deadline_s:
                 await service.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
                 continue

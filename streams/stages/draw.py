@@ -19,7 +19,8 @@ import faust
 from operators.accuracy import MatchCounts, match
 from operators.codec import ContentType, encode_image
 from operators.draw import BoxAnnotator
-from streams.app import Event, manual_ack_events
+from streams.app import Event
+from streams.metrics import METRICS, observe_stage
 from streams.service import Service
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
@@ -119,6 +120,7 @@ def build_draw(settings: Settings) -> Service:
         except FrameFormatError as exc:
             await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
             return
+        METRICS.stage_frames.labels(STAGE, str(meta.quality)).inc()
         try:
             drawn = await service.offload(
                 draw_frame, service, annotator, event.value, list(event.headers.items()), meta
@@ -147,10 +149,11 @@ def build_draw(settings: Settings) -> Service:
             await service.outcomes.record(record),
         ]
         service.outcomes.ack_after([event], deliveries)
+        observe_stage(STAGE, drawn.meta, len(drawn.value))
 
     @service.app.agent(source, name=STAGE)
     async def draw(stream: faust.StreamT[bytes]) -> None:
-        async for event in manual_ack_events(stream):
+        async for event in service.events(stream):
             try:
                 await handle(event)
             except Exception as exc:  # one bad record must never stop the stage

@@ -17,7 +17,8 @@ import faust
 
 from operators.codec import ContentType
 from operators.resize import resize_square
-from streams.app import Event, manual_ack_events
+from streams.app import Event
+from streams.metrics import METRICS, observe_stage
 from streams.outcomes import latency_s
 from streams.service import Service
 from tierflow.errors import FrameFormatError
@@ -72,6 +73,7 @@ def build_resize(settings: Settings) -> Service:
         except FrameFormatError as exc:
             await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
             return
+        METRICS.stage_frames.labels(STAGE, str(meta.quality)).inc()
         if latency_s(meta, enter) > dp.deadline_s:
             await service.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
             return
@@ -98,12 +100,13 @@ def build_resize(settings: Settings) -> Service:
                 await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
                 return
         delivered = await ready[meta.quality].send(key=event.key, value=value, headers=headers)
+        observe_stage(STAGE, decode_meta(headers), len(value))
         service.outcomes.ack_after([event], [delivered])
 
     @service.app.agent(raw, name=STAGE)
     async def resize(stream: faust.StreamT[bytes]) -> None:
         await registry.caught_up()
-        async for event in manual_ack_events(stream):
+        async for event in service.events(stream):
             try:
                 await handle(event)
             except Exception as exc:  # one bad record must never stop the stage
