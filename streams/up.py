@@ -28,6 +28,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from infra.prometheus import LocalPrometheus, Target, targets_from_registry, write_targets
+from streams import metrics
 from streams.accounting import MetricsCollector, SourceTally
 from streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from streams.capture import SceneSource
@@ -45,6 +47,7 @@ SETTINGS_SECTIONS = (
     "dataplane",
     "camera",
     "control",
+    "prometheus",
 )
 
 
@@ -193,6 +196,7 @@ class UpOptions:
     drain_s: float | None = None
     live: bool = True
     control: bool = True
+    prometheus: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -252,11 +256,18 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         worker.start(env)
     collector: MetricsCollector | None = None
     follower: AssignmentFollower | None = None
+    scraping: Scraping | None = None
     try:
         with console.status(f"starting {len(workers)} workers"):
             stages = {"resize", "draw", *(["control"] if options.control else [])}
             await wait_until_live(
                 settings, workers, qualities, options.start_timeout_s, frozenset(stages)
+            )
+        if options.prometheus:
+            scraping = Scraping(settings)
+            url = await scraping.start()
+            console.print(
+                f"Prometheus at {url} (scraping every {settings.prometheus.scrape_interval_s:g} s)"
             )
         ids = [f"cam-{i}-{run_id}" for i in range(options.cameras)]
         collector = MetricsCollector(settings, set(ids))
@@ -301,12 +312,64 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             await asyncio.to_thread(worker.stop)
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
     finally:
+        if scraping is not None:
+            await scraping.stop()
         if follower is not None:
             follower.stop()
         if collector is not None:
             await collector.stop()
         for worker in workers:
             await asyncio.to_thread(worker.stop)
+
+
+class Scraping:
+    """A real Prometheus scraping every process the registry announces, and this one.
+
+    The target list follows ``control.registry``: a worker started elsewhere later is
+    scraped as soon as it announces itself.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prometheus = LocalPrometheus(settings.prometheus)
+        self.reader = RegistryReader(settings)
+        self.own = Target(
+            f"{settings.dataplane.metrics_host}:{metrics.serve(settings.dataplane.metrics_host)}",
+            {
+                "service": "cameras",
+                "stage": "camera",
+                "node": settings.dataplane.node,
+                "tier": settings.dataplane.tier,
+            },
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        """Start Prometheus and the target writer; returns Prometheus's URL."""
+        await self.reader.start()
+        await self.reader.caught_up()
+        self._write()
+        url = await asyncio.to_thread(self.prometheus.start)
+        self._task = asyncio.create_task(self._follow(), name="prometheus-targets")
+        return url
+
+    def _write(self) -> None:
+        live = self.reader.view.live(time.time_ns())
+        write_targets(self.prometheus.targets_file, [self.own, *targets_from_registry(live)])
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._write()
+
+    async def stop(self) -> None:
+        """Stop following and stop Prometheus (its samples stay on disk)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.reader.stop()
+        await asyncio.to_thread(self.prometheus.stop)
 
 
 def _stop_then_interrupt(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:

@@ -255,6 +255,21 @@ class ControlSettings(_Section):
     )
 
 
+class PrometheusSettings(_Section):
+    """The Prometheus server ``tierflow up --prometheus`` starts (Debian's package)."""
+
+    binary: str = Field(default="prometheus", description="Executable name or path.")
+    host: str = "127.0.0.1"
+    port: Port = 9090
+    scrape_interval_s: float = Field(default=2.0, gt=0, description="Seconds between scrapes.")
+    retention: str = Field(default="2d", description="How long samples are kept.")
+    state_dir: Path = Field(
+        default_factory=lambda: _state_home() / "prometheus",
+        description="Configuration, targets and samples.",
+    )
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Every tunable of tierflow, in one frozen object."""
 
@@ -278,6 +293,7 @@ class Settings(BaseSettings):
     dataplane: DataPlaneSettings = Field(default_factory=DataPlaneSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     @classmethod
     def settings_customise_sources(

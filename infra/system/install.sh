@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tierflow's real components need, when they are missing:
-# a JDK (the Kafka broker runs on Java 17+) and Maven (resolves the broker from Maven Central).
+# a JDK (the Kafka broker runs on Java 17+), Maven (resolves the broker from Maven Central)
+# and Prometheus (scrapes every tierflow process).
 set -euo pipefail
 
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# Debian's Prometheus: tierflow up --prometheus and the observability tests run it.
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

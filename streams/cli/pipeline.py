@@ -58,6 +58,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         live=not args.json,
         control=not args.no_control,
+        prometheus=args.prometheus,
     )
     summary = asyncio.run(run_up(settings, options, console))
     if args.json:
@@ -156,6 +157,22 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The live view; with --json one snapshot after --duration seconds."""
+    from streams.status import run_status
+
+    if args.json and args.duration is None:
+        msg = "status --json needs --duration (how long to collect before the snapshot)"
+        raise ConfigError(msg)
+    try:
+        snapshot = asyncio.run(run_status(settings, args.window, args.duration, not args.json))
+    except KeyboardInterrupt:
+        return 0
+    if args.json:
+        print(json.dumps(snapshot, indent=2))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """One frame camera -> faust agent -> consumer through the broker, as a health check."""
     from streams.smoke import round_trip
@@ -210,6 +227,11 @@ def register(sub: Subparsers) -> None:
     )
     up.add_argument("--json", action="store_true", help="no live table; print one JSON summary")
     up.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also start Prometheus (Debian's package) scraping every process; prints its URL",
+    )
+    up.add_argument(
         "--no-control",
         action="store_true",
         help="no control agent: cameras keep their quality (the paper's no-adaptation run)",
@@ -247,6 +269,18 @@ def register(sub: Subparsers) -> None:
     camera.add_argument("--frames", type=int, help="frames to capture")
     camera.add_argument("--loop", action="store_true", help="restart files and folders at the end")
     camera.add_argument("--no-follow", action="store_true", help="ignore control.assignments")
+
+    status = add(
+        sub,
+        "status",
+        "Show the running pipeline in the terminal: per source quality, fps, p50/p99 latency, "
+        "F1 and outcomes over a sliding window, and the live services, read from the "
+        "metrics and control topics (no Grafana needed). Ctrl-C quits.",
+        cmd_status,
+    )
+    status.add_argument("--window", type=float, default=10.0, help="seconds of records shown")
+    status.add_argument("--duration", type=float, help="stop after this many seconds")
+    status.add_argument("--json", action="store_true", help="one JSON snapshot at the end")
 
     check = add(
         sub,

@@ -1,0 +1,209 @@
+"""``tierflow status``: the pipeline's numbers in a terminal, for users without Grafana.
+
+It follows ``metrics.frames`` (from now on), ``control.registry`` and
+``control.assignments`` and shows, over a sliding window: per source its quality, frames
+per second processed, p50/p99 end-to-end latency, F1 and outcomes; per service its stage,
+quality, model, node and heartbeat age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from streams.accounting import MetricsCollector, micro_f1
+from streams.camera import AssignmentFollower
+from streams.discovery import RegistryReader
+from tierflow.settings import Settings
+from topics.records import FrameRecord, Outcome
+
+
+@dataclass
+class Window:
+    """The frame records of the last ``seconds``, by arrival time."""
+
+    seconds: float
+    records: deque[tuple[float, FrameRecord]] = field(default_factory=deque)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds the window covers so far (less than ``seconds`` at first)."""
+        return max(1e-3, min(self.seconds, time.monotonic() - self.started))
+
+    def add(self, record: FrameRecord) -> None:
+        """Keep ``record`` (called for every record on metrics.frames)."""
+        self.records.append((time.monotonic(), record))
+
+    def current(self) -> list[FrameRecord]:
+        """Records younger than the window."""
+        horizon = time.monotonic() - self.seconds
+        while self.records and self.records[0][0] < horizon:
+            self.records.popleft()
+        return [r for _, r in self.records]
+
+
+def summarise(records: list[FrameRecord], window_s: float) -> dict[str, dict[str, Any]]:
+    """Per source: quality, fps processed, p50/p99 latency, F1, outcomes in the window."""
+    by_source: dict[str, list[FrameRecord]] = {}
+    for r in records:
+        if r.sequence >= 0:
+            by_source.setdefault(r.source, []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for source, items in sorted(by_source.items()):
+        done = [r for r in items if r.outcome is Outcome.PROCESSED]
+        latency = [r.latency_s for r in done]
+        outcomes = Counter(
+            r.outcome.value
+            if r.outcome is Outcome.PROCESSED
+            else f"{r.outcome.value}:{r.policy or r.reason}"
+            for r in items
+        )
+        f1 = micro_f1(*(sum(getattr(r, k) or 0 for r in done) for k in ("tp", "fp", "fn")))
+        out[source] = {
+            "quality": items[-1].quality,
+            "fps_out": round(len(done) / window_s, 2),
+            "latency_p50_s": round(float(np.percentile(latency, 50)), 4) if latency else None,
+            "latency_p99_s": round(float(np.percentile(latency, 99)), 4) if latency else None,
+            "f1": None if f1 is None else round(f1, 4),
+            "outcomes": dict(outcomes),
+        }
+    return out
+
+
+class StatusView:
+    """Follows the topics and renders the current state."""
+
+    def __init__(self, settings: Settings, window_s: float) -> None:
+        self.settings = settings
+        self.window = Window(window_s)
+        self.collector = MetricsCollector(settings, on_record=self.window.add)
+        self.registry = RegistryReader(settings)
+        self.assignments: AssignmentFollower | None = None
+
+    async def start(self) -> None:
+        """Start following."""
+        await self.collector.start()
+        await self.registry.start()
+        await self.registry.caught_up()
+        self.assignments = AssignmentFollower(self.settings).start()
+
+    async def stop(self) -> None:
+        """Stop following."""
+        await self.collector.stop()
+        await self.registry.stop()
+        if self.assignments is not None:
+            self.assignments.stop()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as JSON-able data."""
+        now = time.time_ns()
+        sources = summarise(self.window.current(), self.window.span_s)
+        for source, entry in sources.items():
+            assignment = self.assignments.get(source) if self.assignments else None
+            entry["assigned"] = (
+                None
+                if assignment is None
+                else {
+                    "quality": assignment.quality,
+                    "epoch": assignment.epoch,
+                    "reason": assignment.reason,
+                }
+            )
+        services = [
+            {
+                "service": s.service_id,
+                "stage": s.stage,
+                "quality": s.quality,
+                "model": s.model,
+                "node": s.node,
+                "tier": s.tier,
+                "capacity_fps": s.capacity_fps,
+                "heartbeat_age_s": round((now - s.heartbeat_ns) / 1e9, 2),
+            }
+            for s in sorted(self.registry.view.live(now), key=lambda s: s.service_id)
+        ]
+        return {"window_s": self.window.seconds, "sources": sources, "services": services}
+
+    def render(self) -> Group:
+        """Two tables: sources and services."""
+        state = self.snapshot()
+        sources = Table(title=f"sources (last {state['window_s']:g} s)")
+        for column in (
+            "source",
+            "quality",
+            "assigned",
+            "fps out",
+            "p50 s",
+            "p99 s",
+            "F1",
+            "outcomes",
+        ):
+            sources.add_column(
+                column, justify="left" if column in ("source", "outcomes") else "right"
+            )
+        for name, s in state["sources"].items():
+            assigned = s["assigned"]["quality"] if s["assigned"] else "-"
+            sources.add_row(
+                name,
+                str(s["quality"]),
+                str(assigned),
+                f"{s['fps_out']:.1f}",
+                "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}",
+                "-" if s["latency_p99_s"] is None else f"{s['latency_p99_s']:.3f}",
+                "-" if s["f1"] is None else f"{s['f1']:.2f}",
+                ", ".join(f"{k} {v}" for k, v in s["outcomes"].items()),
+            )
+        services = Table(title="services (control.registry)")
+        for column in (
+            "service",
+            "stage",
+            "quality",
+            "model",
+            "node",
+            "tier",
+            "capacity fps",
+            "heartbeat",
+        ):
+            services.add_column(column)
+        for s in state["services"]:
+            capacity = "-" if s["capacity_fps"] is None else f"{s['capacity_fps']:.1f}"
+            services.add_row(
+                s["service"],
+                s["stage"],
+                str(s["quality"] or "-"),
+                s["model"] or "-",
+                s["node"],
+                s["tier"],
+                capacity,
+                f"{s['heartbeat_age_s']:.1f} s ago",
+            )
+        return Group(sources, services)
+
+
+async def run_status(
+    settings: Settings, window_s: float, duration_s: float | None, live: bool
+) -> dict[str, Any]:
+    """Show the live view (until Ctrl-C or ``duration_s``); returns the last snapshot."""
+    view = StatusView(settings, window_s)
+    await view.start()
+    try:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        if live:
+            with Live(view.render(), refresh_per_second=2) as screen:
+                while deadline is None or time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    screen.update(view.render())
+        elif deadline is not None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        return view.snapshot()
+    finally:
+        await view.stop()
