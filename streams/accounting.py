@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer
 
+from streams.app import cancel
 from tierflow.settings import Settings
 from topics.clients import follow_topic
 from topics.names import TopicNames
@@ -200,9 +201,6 @@ class MetricsCollector:
 
     async def stop(self) -> None:
         """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self._consumer is not None:
             await self._consumer.stop()

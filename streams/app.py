@@ -6,6 +6,7 @@ faust uses its default aiokafka driver (``kafka://``): the confluent driver igno
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -108,6 +109,16 @@ def faust_topics(app: faust.App, specs: Sequence[TopicSpec]) -> faust.TopicT:
         replicas=first.replication_factor,
         config=dict(first.config),
     )
+
+
+async def cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel background tasks and wait until they have finished."""
+    live = [t for t in tasks if t is not None]
+    for task in live:
+        task.cancel()
+    for task in live:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager

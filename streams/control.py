@@ -12,7 +12,6 @@ timed-out solve keeps the last good assignment and says so in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -32,6 +31,7 @@ from operators.workflow import (
     default_workflow,
     load_workflow,
 )
+from streams.app import cancel
 from streams.discovery import NodesReader
 from streams.metrics import METRICS
 from streams.service import Service
@@ -134,10 +134,7 @@ class ControlAgent:
             self._task = asyncio.create_task(self._run(), name="control-slots")
 
         async def stop() -> None:
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+            await cancel(self._task)
 
         self.service.on_start(start)
         self.service.on_stop(stop)

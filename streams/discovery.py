@@ -15,7 +15,6 @@ consumer group (one partition to one member) would not give.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.app import cancel
 from tierflow.settings import Settings
 from topics.clients import follow_topic
 from topics.names import TopicNames
@@ -149,10 +149,7 @@ class TableReader(Generic[V]):
 
     async def stop(self) -> None:
         """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -219,10 +216,7 @@ class Announcer:
 
     async def stop(self) -> None:
         """Stop heart-beating (and publish the tombstone, when asked to)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self.tombstone:
             fut = await self.topic.send(key=self.key.encode(), value=None)
             await fut

@@ -18,16 +18,25 @@ from typing import ParamSpec, TypeVar
 import faust
 
 from streams import metrics
-from streams.app import Event, faust_topic, faust_topics, make_app, manual_ack_events, running
+from streams.app import (
+    Event,
+    cancel,
+    faust_topic,
+    faust_topics,
+    make_app,
+    manual_ack_events,
+    running,
+)
 from streams.discovery import Announcer, RegistryReader
 from streams.metrics import METRICS
 from streams.nodes import local_node
 from streams.outcomes import Outcomes
+from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
 from topics.catalogue import Catalogue
-from topics.envelope import FrameCodec
+from topics.envelope import FrameCodec, FrameMeta, decode_meta
 from topics.names import TopicNames
-from topics.records import ServiceAnnouncement
+from topics.records import DropPolicy, ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -137,10 +146,59 @@ class Service:
                         log.exception("%s: a stop hook failed", self.stage)
                 await self.outcomes.drain()
                 await self.app.producer.flush()
-        lag.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lag
+        await cancel(lag)
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def consume(
+        self,
+        channel: faust.TopicT,
+        name: str,
+        handle: Callable[[Event], Awaitable[None]],
+        ready: Hook | None = None,
+    ) -> None:
+        """Register the agent that hands every record of ``channel`` to ``handle``.
+
+        ``handle`` must account for its record (outputs then ack, a drop, a deadletter). An
+        unexpected exception sends the record to deadletter as ``stage-error`` instead of
+        stopping the stage: one bad record must never stop the others.
+
+        Args:
+            channel: the topic(s) consumed.
+            name: the agent's name.
+            handle: processes one record.
+            ready: awaited before the first record (e.g. discovery caught up).
+        """
+
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            if ready is not None:
+                await ready()
+            async for event in self.events(stream):
+                try:
+                    await handle(event)
+                except Exception as exc:
+                    log.exception("%s: unexpected error", self.stage)
+                    await self.outcomes.deadletter(event, "stage-error", repr(exc))
+
+        self.app.agent(channel, name=name)(agent)
+
+    async def admit(self, event: Event, deadline: bool = True) -> FrameMeta | None:
+        """Read a record's frame metadata as it enters this stage, or account for it.
+
+        Returns the metadata stamped ``<stage>.in``; None when the record was sent to
+        deadletter (unreadable headers) or dropped (older than ``dataplane.deadline_s``,
+        when ``deadline``).
+        """
+        enter = time.time_ns()
+        try:
+            meta = decode_meta(event.headers).stamped(f"{self.stage}.in", enter)
+        except FrameFormatError as exc:
+            await self.outcomes.deadletter(event, exc.problem.value, exc.detail)
+            return None
+        METRICS.stage_frames.labels(self.stage, str(meta.quality)).inc()
+        if deadline and (enter - meta.capture_ns) / 1e9 > self.settings.dataplane.deadline_s:
+            await self.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
+            return None
+        return meta
 
     async def events(self, stream: faust.StreamT[bytes]) -> AsyncIterator[Event]:
         """The stream's events, acknowledged by the caller, with their lag recorded."""

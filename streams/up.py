@@ -31,6 +31,7 @@ from rich.table import Table
 from infra.prometheus import LocalPrometheus, Target, targets_from_registry, write_targets
 from streams import metrics
 from streams.accounting import MetricsCollector, SourceTally
+from streams.app import cancel
 from streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from streams.capture import SceneSource
 from streams.discovery import RegistryReader
@@ -364,10 +365,7 @@ class Scraping:
 
     async def stop(self) -> None:
         """Stop following and stop Prometheus (its samples stay on disk)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self.reader.stop()
         await asyncio.to_thread(self.prometheus.stop)
 

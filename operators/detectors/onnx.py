@@ -22,11 +22,9 @@ from operators.detectors.yolo import (
     Batch,
     YoloDecoder,
     YoloLayout,
-    batch_slices,
+    detect_in_chunks,
     image_size_from_metadata,
     names_from_metadata,
-    pad_batch,
-    preprocess,
 )
 
 _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -126,15 +124,15 @@ class OnnxDetector:
         if session is None:
             msg = f"{self.name} is closed"
             raise DetectorError(msg)
-        batch, boxes = preprocess(images, self.input_size)
-        results: list[Detections] = []
-        for part in batch_slices(len(batch), self._max_batch):
-            chunk = batch[part].astype(self._dtype, copy=False)
-            if self._fixed_batch is not None:
-                chunk = pad_batch(chunk, self._fixed_batch)
-            output = self._run(session, chunk)[: part.stop - part.start]
-            results.extend(self._decoder.decode(output, boxes[part]))
-        return results
+        return detect_in_chunks(
+            images,
+            self.input_size,
+            self._decoder,
+            lambda chunk: self._run(session, chunk),
+            dtype=self._dtype,
+            max_batch=self._max_batch,
+            fixed_batch=self._fixed_batch,
+        )
 
     def _run(self, session: ort.InferenceSession, chunk: Batch) -> npt.NDArray[np.generic]:
         try:

@@ -30,9 +30,7 @@ from operators.detectors.yolo import (
     Batch,
     YoloDecoder,
     YoloLayout,
-    batch_slices,
-    pad_batch,
-    preprocess,
+    detect_in_chunks,
 )
 
 TransportName = Literal["grpc", "http"]
@@ -349,22 +347,27 @@ class TritonDetector:
         if transport is None:
             msg = f"{self.name} is closed"
             raise DetectorError(msg)
-        batch, boxes = preprocess(images, self.input_size)
-        results: list[Detections] = []
-        for part in batch_slices(len(batch), self._max_batch):
-            chunk = batch[part].astype(self._tensor.dtype, copy=False)
-            if self._fixed_batch is not None:
-                chunk = pad_batch(chunk, self._fixed_batch)
+
+        def run(chunk: Batch) -> npt.NDArray[np.generic]:
             try:
-                output = transport.infer(self._model, self._version, self._tensor, chunk)
-                results.extend(self._decoder.decode(output[: len(boxes[part])], boxes[part]))
+                return transport.infer(self._model, self._version, self._tensor, chunk)
             except _CLIENT_ERRORS as exc:
-                msg = f"{self._where}: inference on a batch of shape {chunk.shape} failed: {exc}"
+                msg = f"inference on a batch of shape {chunk.shape} failed: {exc}"
                 raise DetectorError(msg) from exc
-            except DetectorError as exc:
-                msg = f"{self._where}: {exc}"
-                raise DetectorError(msg) from exc
-        return results
+
+        try:
+            return detect_in_chunks(
+                images,
+                self.input_size,
+                self._decoder,
+                run,
+                dtype=self._tensor.dtype,
+                max_batch=self._max_batch,
+                fixed_batch=self._fixed_batch,
+            )
+        except DetectorError as exc:
+            msg = f"{self._where}: {exc}"
+            raise DetectorError(msg) from exc
 
     def close(self) -> None:
         """Close the connections; ``detect`` fails afterwards."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -397,3 +397,35 @@ def pad_batch(batch: Batch, size: int) -> Batch:
         return batch
     padding = np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)
     return np.concatenate([batch, padding])
+
+
+def detect_in_chunks(
+    images: Sequence[Image],
+    input_size: int,
+    decoder: YoloDecoder,
+    run: Callable[[Batch], npt.NDArray[np.generic]],
+    *,
+    dtype: npt.DTypeLike,
+    max_batch: int | None,
+    fixed_batch: int | None,
+) -> list[Detections]:
+    """Pre-process, run and decode ``images`` in model-sized chunks (ONNX and Triton alike).
+
+    Args:
+        images: BGR images; letterboxed to ``input_size`` pixels.
+        input_size: the model's input side, pixels.
+        decoder: turns raw outputs into detections in each image's pixels.
+        run: one inference call on a (N, 3, S, S) batch; returns the raw output.
+        dtype: the model's input element type.
+        max_batch: most images per call (None: all at once).
+        fixed_batch: a model's fixed batch size: chunks are padded up to it.
+    """
+    batch, boxes = preprocess(images, input_size)
+    results: list[Detections] = []
+    for part in batch_slices(len(batch), fixed_batch or max_batch):
+        chunk = batch[part].astype(dtype, copy=False)
+        if fixed_batch is not None:
+            chunk = pad_batch(chunk, fixed_batch)
+        output = run(chunk)[: part.stop - part.start]
+        results.extend(decoder.decode(output, boxes[part]))
+    return results

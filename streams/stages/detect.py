@@ -11,26 +11,23 @@ never blocks the event loop and uses every core. The frame bytes are forwarded u
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
 
-import faust
-
 from operators.codec import Image
 from operators.detections import Detections
 from operators.detectors.base import Detector, DetectorError
 from operators.resize import resize_square
-from streams.app import Event
+from streams.app import Event, cancel
 from streams.batching import PendingFrames
 from streams.metrics import METRICS, observe_stage
 from streams.outcomes import latency_s
 from streams.service import Service
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, decode_meta, encode_headers
+from topics.envelope import FrameMeta, encode_headers
 from topics.records import (
     H_DETECTIONS,
     H_DETECTOR,
@@ -182,11 +179,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
         )
 
     async def stop_workers() -> None:
-        for task in workers:
-            task.cancel()
-        for task in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(*workers)
         # Waiting frames stay unacknowledged: their offsets are not committed and the next
         # detector for this quality processes them.
         pending.drain()
@@ -195,22 +188,14 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
     service.on_start(start_workers)
     service.on_stop(stop_workers)
 
-    @service.app.agent(source, name=f"{STAGE}-{quality}")
-    async def detect(stream: faust.StreamT[bytes]) -> None:
-        async for event in service.events(stream):
-            try:
-                meta = decode_meta(event.headers).stamped(f"{STAGE}.in", time.time_ns())
-            except FrameFormatError as exc:
-                await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
-                continue
-            METRICS.stage_frames.labels(STAGE, str(quality)).inc()
-            if latency_s(meta) > dp.deadline_s:
-                await service.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
-                continue
-            superseded = await pending.put(Waiting(event, meta))
-            if superseded is not None:
-                await service.outcomes.dropped(
-                    superseded.event, superseded.meta, DropPolicy.SUPERSEDED
-                )
+    async def admit(event: Event) -> None:
+        meta = await service.admit(event)
+        if meta is None:
+            return
+        superseded = await pending.put(Waiting(event, meta))
+        if superseded is not None:
+            await service.outcomes.dropped(superseded.event, superseded.meta, DropPolicy.SUPERSEDED)
+
+    service.consume(source, f"{STAGE}-{quality}", admit)
 
     return service

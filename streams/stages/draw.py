@@ -14,17 +14,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import faust
-
 from operators.accuracy import MatchCounts, match
 from operators.codec import ContentType, encode_image
 from operators.draw import BoxAnnotator
 from streams.app import Event
-from streams.metrics import METRICS, observe_stage
+from streams.metrics import observe_stage
 from streams.service import Service
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, Headers, decode_meta
+from topics.envelope import FrameMeta, Headers
 from topics.records import (
     H_DETECTIONS,
     H_DETECTOR,
@@ -115,12 +113,10 @@ def build_draw(settings: Settings) -> Service:
     )
 
     async def handle(event: Event) -> None:
-        try:
-            meta = decode_meta(event.headers).stamped(f"{STAGE}.in", time.time_ns())
-        except FrameFormatError as exc:
-            await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
+        # No deadline here: dropping a frame whose detections exist would only waste them.
+        meta = await service.admit(event, deadline=False)
+        if meta is None:
             return
-        METRICS.stage_frames.labels(STAGE, str(meta.quality)).inc()
         try:
             drawn = await service.offload(
                 draw_frame, service, annotator, event.value, list(event.headers.items()), meta
@@ -151,13 +147,6 @@ def build_draw(settings: Settings) -> Service:
         service.outcomes.ack_after([event], deliveries)
         observe_stage(STAGE, drawn.meta, len(drawn.value))
 
-    @service.app.agent(source, name=STAGE)
-    async def draw(stream: faust.StreamT[bytes]) -> None:
-        async for event in service.events(stream):
-            try:
-                await handle(event)
-            except Exception as exc:  # one bad record must never stop the stage
-                log.exception("draw: unexpected error")
-                await service.outcomes.deadletter(event, "stage-error", repr(exc))
+    service.consume(source, STAGE, handle)
 
     return service

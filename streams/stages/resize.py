@@ -13,18 +13,15 @@ import logging
 import time
 import uuid
 
-import faust
-
 from operators.codec import ContentType
 from operators.resize import resize_square
 from streams.app import Event
-from streams.metrics import METRICS, observe_stage
-from streams.outcomes import latency_s
+from streams.metrics import observe_stage
 from streams.service import Service
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
 from topics.envelope import FrameMeta, Headers, decode_meta, encode_headers
-from topics.records import DropPolicy, ServiceAnnouncement
+from topics.records import ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 STAGE = "resize"
@@ -67,16 +64,10 @@ def build_resize(settings: Settings) -> Service:
     missing_logged: dict[int, float] = {}
 
     async def handle(event: Event) -> None:
-        enter = time.time_ns()
-        try:
-            meta = decode_meta(event.headers).stamped(f"{STAGE}.in", enter)
-        except FrameFormatError as exc:
-            await service.outcomes.deadletter(event, exc.problem.value, exc.detail)
+        meta = await service.admit(event)
+        if meta is None:
             return
-        METRICS.stage_frames.labels(STAGE, str(meta.quality)).inc()
-        if latency_s(meta, enter) > dp.deadline_s:
-            await service.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
-            return
+        enter = meta.stamps[f"{STAGE}.in"]
         detector = registry.view.detector_for(meta.quality, enter)
         if detector is None or meta.quality not in ready:
             live = sorted(registry.view.live_qualities(enter))
@@ -103,14 +94,5 @@ def build_resize(settings: Settings) -> Service:
         observe_stage(STAGE, decode_meta(headers), len(value))
         service.outcomes.ack_after([event], [delivered])
 
-    @service.app.agent(raw, name=STAGE)
-    async def resize(stream: faust.StreamT[bytes]) -> None:
-        await registry.caught_up()
-        async for event in service.events(stream):
-            try:
-                await handle(event)
-            except Exception as exc:  # one bad record must never stop the stage
-                log.exception("resize: unexpected error")
-                await service.outcomes.deadletter(event, "stage-error", repr(exc))
-
+    service.consume(raw, STAGE, handle, ready=registry.caught_up)
     return service
