@@ -49,6 +49,10 @@ def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
         "consumer_auto_offset_reset": w.offset_reset,
         "broker_session_timeout": w.session_timeout_s,
         "broker_heartbeat_interval": w.heartbeat_s,
+        # Stages ack a record only after its outputs are delivered; a frame still waiting
+        # for the detector at shutdown stays unacknowledged, so its offset is not committed
+        # and the next consumer gets it. faust's default would wait for that ack forever.
+        "stream_wait_empty": False,
         **MessageLimits.from_settings(settings).faust_settings(),
     }
     conf.update(overrides)

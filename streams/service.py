@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -240,4 +242,16 @@ async def serve_until_signalled(service: Service) -> None:
     async with service.run():
         log.info("%s service running", service.stage)
         await stop.wait()
+        # A graceful stop commits offsets and publishes tombstones; should it hang (a
+        # broker gone away), the process must still end: nothing acked is lost by exiting.
+        timeout = service.settings.workers.stop_timeout_s
+        watchdog = threading.Timer(timeout, _exit_stuck, args=(service.stage, timeout))
+        watchdog.daemon = True
+        watchdog.start()
+    watchdog.cancel()
     log.info("%s service stopped", service.stage)
+
+
+def _exit_stuck(stage: str, timeout_s: float) -> None:
+    log.error("%s service did not stop within %.0f s; exiting", stage, timeout_s)
+    os._exit(1)

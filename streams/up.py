@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from infra.processes import die_with_parent
 from infra.prometheus import LocalPrometheus, Target, targets_from_registry, write_targets
 from streams import metrics
 from streams.accounting import MetricsCollector, SourceTally
@@ -88,6 +89,7 @@ class WorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                preexec_fn=die_with_parent,
             )
 
     def alive(self) -> bool:
@@ -253,6 +255,14 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
     run_id = uuid.uuid4().hex[:4]
     workers = plan_workers(qualities, output_dir.parent / "logs", options.control)
     env = worker_env(settings)
+    # SIGINT (Ctrl-C) or SIGTERM: once the cameras run, stop them and still drain and
+    # report; before that, cancel the start-up. Either way the workers are stopped.
+    stop = threading.Event()
+    cameras_running = threading.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _on_signal, loop, stop, cameras_running, main)
     for worker in workers:
         worker.start(env)
     collector: MetricsCollector | None = None
@@ -290,12 +300,8 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             )
             for i, source_id in enumerate(ids)
         ]
-        stop = threading.Event()
-        # The first Ctrl-C stops the cameras and still drains and reports; a second one
-        # interrupts for real.
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, _stop_then_interrupt, loop, stop)
         started = time.monotonic()
+        cameras_running.set()
         for run in cams:
             run.start(stop, options.duration_s)
         await _watch(cams, collector, started, options, console)
@@ -350,7 +356,7 @@ class Scraping:
         await self.reader.start()
         await self.reader.caught_up()
         self._write()
-        url = await asyncio.to_thread(self.prometheus.start)
+        url = await asyncio.to_thread(self.prometheus.start, True)
         self._task = asyncio.create_task(self._follow(), name="prometheus-targets")
         return url
 
@@ -370,8 +376,15 @@ class Scraping:
         await asyncio.to_thread(self.prometheus.stop)
 
 
-def _stop_then_interrupt(loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+def _on_signal(
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+    cameras_running: threading.Event,
+    main: asyncio.Task[Any] | None,
+) -> None:
     stop.set()
+    if not cameras_running.is_set() and main is not None:
+        main.cancel()
     loop.remove_signal_handler(signal.SIGINT)  # the next Ctrl-C raises KeyboardInterrupt
 
 

@@ -142,6 +142,9 @@ class WorkerSettings(_Section):
         description="A crashed worker's partitions move after this many seconds.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, description="Group heartbeat interval.")
+    stop_timeout_s: float = Field(
+        default=30.0, gt=0, description="A worker still stopping after this long exits anyway."
+    )
     offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a new consumer group starts: earliest loses no frame.",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import InfraError, ToolMissingError
+from infra.processes import die_with_parent
 from tierflow.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class LocalPrometheus:
         if not self.targets_file.exists():
             self.targets_file.write_text("[]")
 
-    def start(self) -> str:
+    def start(self, tied: bool = False) -> str:
         """Start Prometheus and wait until it is ready; returns its URL.
+
+        Args:
+            tied: stop Prometheus when this process dies, however it dies.
 
         Raises:
             ToolMissingError: the binary is not installed.
@@ -88,7 +92,12 @@ class LocalPrometheus:
             "--web.enable-lifecycle",
         ]
         with self.log_file.open("ab") as out:
-            self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent if tied else None,
+            )
         deadline = time.monotonic() + self.conf.start_timeout_s
         while not self.ready():
             if self._proc.poll() is not None:

@@ -60,7 +60,11 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         control=not args.no_control,
         prometheus=args.prometheus,
     )
-    summary = asyncio.run(run_up(settings, options, console))
+    try:
+        summary = asyncio.run(run_up(settings, options, console))
+    except asyncio.CancelledError:
+        console.print("interrupted during start-up; workers stopped")
+        return 130
     if args.json:
         print_summary(summary)
     else:
