@@ -20,12 +20,44 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.app import cancel
 from tierflow.settings import Settings
-from topics.clients import follow_topic
+from topics.follow import follow_topic
 from topics.names import TopicNames
 from topics.records import FrameRecord, Outcome, RecordError, parse_record
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 5.0
+MEMORY = 100_000
+"""Latencies and sequence numbers kept per source: a camera at 25 fps fills it in about an
+hour; percentiles are then over the latest frames, and duplicates are looked for among
+them (a redelivered record arrives close to its first delivery)."""
+
+
+class RecentSet:
+    """The last ``size`` distinct items seen, for duplicate detection in bounded memory."""
+
+    def __init__(self, size: int = MEMORY) -> None:
+        self._order: deque[int] = deque()
+        self._items: set[int] = set()
+        self._size = size
+
+    def __contains__(self, item: int) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: int) -> None:
+        """Remember ``item``, forgetting the oldest beyond ``size``."""
+        if item in self._items:
+            return
+        self._order.append(item)
+        self._items.add(item)
+        if len(self._order) > self._size:
+            self._items.discard(self._order.popleft())
+
+    def snapshot(self) -> set[int]:
+        """The items remembered now."""
+        return set(self._items)
 
 
 def micro_f1(tp: int, fp: int, fn: int) -> float | None:
@@ -56,9 +88,9 @@ class SourceTally:
     processed: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     deadlettered: Counter[str] = field(default_factory=Counter)
-    latencies_s: list[float] = field(default_factory=list)
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
-    sequences: set[int] = field(default_factory=set)
+    sequences: RecentSet = field(default_factory=RecentSet)
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
     last_quality: int | None = None

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -160,7 +160,8 @@ class CameraStats:
     admitted: bool = True
     quality: int = 0
     epoch: int = 0
-    produced_sequences: list[int] = field(default_factory=list)
+    produced_sequences: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
+    """The latest acknowledged sequence numbers (bounded: a camera may run for days)."""
 
 
 class Camera:

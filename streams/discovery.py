@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.app import cancel
 from tierflow.settings import Settings
-from topics.clients import follow_topic
+from topics.follow import follow_topic
 from topics.names import TopicNames
 from topics.records import (
     NodeAnnouncement,
