@@ -15,7 +15,7 @@ def _record(seq: int, outcome: Outcome = Outcome.PROCESSED, **fields: object) ->
         outcome=outcome,
         stage="draw",
         latency_s=0.1 * (seq + 1),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
