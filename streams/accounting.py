@@ -217,18 +217,34 @@ class MetricsCollector:
         if self.on_record is not None:
             self.on_record(record)
 
-    async def wait_for(self, expected: dict[str, int], timeout_s: float) -> bool:
-        """Wait until each source has at least ``expected[source]`` outcomes; False on timeout."""
+    def accounted(self, expected: dict[str, int]) -> int:
+        """Outcomes seen so far, counting at most ``expected[source]`` per source."""
+        return sum(
+            min(self.tallies.get(s, SourceTally()).accounted, n) for s, n in expected.items()
+        )
+
+    async def wait_for(
+        self,
+        expected: dict[str, int],
+        timeout_s: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> bool:
+        """Wait until each source has at least ``expected[source]`` outcomes; False on timeout.
+
+        ``progress`` is called with the number of outcomes seen (of ``sum(expected)``).
+        """
         deadline = time.monotonic() + timeout_s
-        while not all(
-            self.tallies.get(s, SourceTally()).accounted >= n for s, n in expected.items()
-        ):
+        while (done := self.accounted(expected)) < sum(expected.values()):
+            if progress is not None:
+                progress(done)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
+        if progress is not None:
+            progress(sum(expected.values()))
         return True
 
     async def stop(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from infra.processes import die_with_parent
@@ -313,8 +314,18 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         elapsed = time.monotonic() - started
         expected = {run.camera.source_id: run.camera.stats.produced for run in cams}
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
-        with console.status("waiting for every frame's outcome"):
-            complete = await collector.wait_for(expected, drain_s)
+        with Progress(
+            TextColumn("frames with an outcome"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("drain", total=sum(expected.values()))
+            complete = await collector.wait_for(
+                expected, drain_s, lambda done: bar.update(task, completed=done)
+            )
         for worker in workers:
             await asyncio.to_thread(worker.stop)
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
