@@ -32,7 +32,7 @@ from streams.app import (
 from streams.discovery import Announcer, RegistryReader
 from streams.metrics import METRICS
 from streams.nodes import local_node
-from streams.outcomes import Outcomes
+from streams.outcomes import Outcomes, latency_s
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
 from topics.catalogue import Catalogue
@@ -197,7 +197,7 @@ class Service:
             await self.outcomes.deadletter(event, exc.problem.value, exc.detail)
             return None
         METRICS.stage_frames.labels(self.stage, str(meta.quality)).inc()
-        if deadline and (enter - meta.capture_ns) / 1e9 > self.settings.dataplane.deadline_s:
+        if deadline and latency_s(meta, enter) > self.settings.dataplane.deadline_s:
             await self.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
             return None
         return meta

@@ -20,7 +20,7 @@ from streams.metrics import observe_stage
 from streams.service import Service
 from tierflow.errors import FrameFormatError
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, Headers, decode_meta, encode_headers
+from topics.envelope import FrameMeta, Headers, encode_headers
 from topics.records import ServiceAnnouncement
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,16 @@ NO_CONSUMER = "no-consumer"
 
 def resized_message(
     service: Service, value: bytes, headers: Headers, meta: FrameMeta, side: int
-) -> tuple[bytes, Headers]:
-    """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking)."""
+) -> tuple[bytes, Headers, FrameMeta]:
+    """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking).
+
+    Returns the new value and headers, and the metadata they carry.
+    """
     cpu_started = time.thread_time_ns()
     image = resize_square(service.codec.decode(value, headers).image, side)
     done = time.time_ns()
-    return service.codec.encode(
-        image, meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
-    )
+    out = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
+    return (*service.codec.encode(image, out), out)
 
 
 def build_resize(settings: Settings) -> Service:
@@ -68,6 +70,7 @@ def build_resize(settings: Settings) -> Service:
         if meta is None:
             return
         enter = meta.stamps[f"{STAGE}.in"]
+        cpu_started = time.thread_time_ns()
         detector = registry.view.detector_for(meta.quality, enter)
         if detector is None or meta.quality not in ready:
             live = sorted(registry.view.live_qualities(enter))
@@ -80,18 +83,21 @@ def build_resize(settings: Settings) -> Service:
         side = detector.input_size or meta.quality
         if side == meta.quality and meta.content_type is not ContentType.RAW:
             value: bytes = event.value
-            out = time.time_ns()
-            headers = encode_headers(meta.stamped(f"{STAGE}.out", out).worked(STAGE, out - enter))
+            # Forwarding costs no pixel work: busy time is the (tiny) CPU of routing it.
+            out = meta.stamped(f"{STAGE}.out", time.time_ns()).worked(
+                STAGE, time.thread_time_ns() - cpu_started
+            )
+            headers = encode_headers(out)
         else:  # raw frames carry their shape in headers, so they are always re-encoded
             try:
-                value, headers = await service.offload(
+                value, headers, out = await service.offload(
                     resized_message, service, event.value, list(event.headers.items()), meta, side
                 )
             except FrameFormatError as exc:
                 await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
                 return
         delivered = await ready[meta.quality].send(key=event.key, value=value, headers=headers)
-        observe_stage(STAGE, decode_meta(headers), len(value))
+        observe_stage(STAGE, out, len(value))
         service.outcomes.ack_after([event], [delivered])
 
     service.consume(raw, STAGE, handle, ready=registry.caught_up)
