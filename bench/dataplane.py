@@ -21,16 +21,16 @@ from collections import defaultdict
 
 import numpy as np
 
-from operators.detectors.haar import HaarDetector
-from streams.accounting import MetricsCollector
-from streams.camera import Camera, camera_producer
-from streams.capture import SceneSource
-from streams.stages.detect import build_detect
-from streams.stages.draw import build_draw
-from streams.stages.resize import build_resize
+from tierflow.operators.detectors.haar import HaarDetector
 from tierflow.settings import load_settings
-from topics.admin import create_catalogue
-from topics.records import FrameRecord, Outcome
+from tierflow.streams.accounting import MetricsCollector
+from tierflow.streams.camera import Camera, camera_producer
+from tierflow.streams.capture import SceneSource
+from tierflow.streams.stages.detect import build_detect
+from tierflow.streams.stages.draw import build_draw
+from tierflow.streams.stages.resize import build_resize
+from tierflow.topics.admin import create_catalogue
+from tierflow.topics.records import FrameRecord, Outcome
 
 
 async def run(cameras: int, fps: float, quality: int, seconds: float, store: bool) -> None:

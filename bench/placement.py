@@ -28,7 +28,7 @@ from functools import partial
 
 import numpy as np
 
-from operators.placement import (
+from tierflow.operators.placement import (
     POLICIES,
     AvecPolicy,
     EdgeNode,
@@ -43,7 +43,7 @@ from operators.placement import (
     select_node,
     solve_requests,
 )
-from operators.workflow import NodeMetrics, Resources, Tier, default_workflow
+from tierflow.operators.workflow import NodeMetrics, Resources, Tier, default_workflow
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:

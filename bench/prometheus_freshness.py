@@ -39,7 +39,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "tierflow.streams.cli",
             "up",
             "--cameras",
             "2",

@@ -16,9 +16,9 @@ import time
 
 import cv2
 
-from operators.accuracy import F1Score
-from operators.detectors.haar import HaarDetector
-from operators.scene import Scene, SceneConfig
+from tierflow.operators.accuracy import F1Score
+from tierflow.operators.detectors.haar import HaarDetector
+from tierflow.operators.scene import Scene, SceneConfig
 
 
 def main() -> None:

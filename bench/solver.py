@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operators.models import AccuracyCurve, Node, QueueCurve
-from operators.quality import (
+from tierflow.operators.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.quality import (
     Deployment,
     Pipeline,
     Problem,
@@ -33,7 +33,7 @@ from operators.quality import (
     assign,
     options_for_topology,
 )
-from operators.workflow import Tier
+from tierflow.operators.workflow import Tier
 
 QUALITIES = (608, 512, 416, 320, 224)
 GAMMA = 2.0  # bits per pixel, about JPEG q90

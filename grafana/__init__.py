@@ -1,6 +1,6 @@
 """Grafana dashboards for tierflow, generated from code, and the provisioning that loads them.
 
 :mod:`grafana.dashboards` builds the dashboards with grafana-foundation-sdk;
-``python -m grafana`` writes them to ``grafana/dashboards/``; ``grafana/provisioning/``
+``python -m tierflow.grafana`` writes them to ``grafana/dashboards/``; ``grafana/provisioning/``
 holds the data source and dashboard provider files for a stock Grafana (``README.md``).
 """

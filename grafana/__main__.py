@@ -1,4 +1,4 @@
-"""``python -m grafana [--out DIR] [--check]``: regenerate the dashboard JSON files."""
+"""``python -m tierflow.grafana [--out DIR] [--check]``: regenerate the dashboard JSON files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grafana.dashboards import DASHBOARDS_DIR, write_dashboards
+from tierflow.grafana.dashboards import DASHBOARDS_DIR, write_dashboards
 
 
 def _stale(out_dir: Path) -> list[str]:
@@ -25,7 +25,7 @@ def _stale(out_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Write the dashboards (or, with ``--check``, compare them); returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m grafana", description="Generate tierflow's Grafana dashboards."
+        prog="python -m tierflow.grafana", description="Generate tierflow's Grafana dashboards."
     )
     parser.add_argument(
         "--out",
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = _stale(args.out)
         for name in stale:
-            print(f"{args.out / name} differs from the code; run python -m grafana")
+            print(f"{args.out / name} differs from the code; run python -m tierflow.grafana")
         return 1 if stale else 0
     for path in write_dashboards(args.out):
         print(f"wrote {path}")

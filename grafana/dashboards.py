@@ -12,8 +12,9 @@ Three dashboards over the metrics of :mod:`streams.metrics` (plus prometheus-cli
 * ``tierflow-tiers`` — CPU and memory per node, tier and service, node cores, link usage
   (frame bits per second each stage sends on), node heartbeat age.
 
-``python -m grafana`` writes them to ``grafana/dashboards/*.json`` (:func:`write_dashboards`);
-a test keeps the committed files equal to what this module generates.
+``python -m tierflow.grafana`` writes them to ``grafana/dashboards/*.json``
+(:func:`write_dashboards`); a test keeps the committed files equal to what this module
+generates.
 :func:`panel_queries` lists every expression, with Grafana's variables made concrete, for
 a test that evaluates them against a real Prometheus.
 """
@@ -27,7 +28,7 @@ from typing import NamedTuple
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard, prometheus
 
-from grafana.panels import (
+from tierflow.grafana.panels import (
     BITS_PER_SECOND,
     BYTES,
     CORES,
@@ -46,7 +47,7 @@ from grafana.panels import (
     single_stat,
     thresholds,
 )
-from grafana.promql import (
+from tierflow.grafana.promql import (
     TIERFLOW_JOB,
     aggregate,
     concrete,

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from operators.detections import Detections, box_iou
+from tierflow.operators.detections import Detections, box_iou
 
 IOU_THRESHOLD = 0.5
 """Minimum IoU of a true positive (paper §IV-B)."""

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.models import FrameObservation, OnlineAccuracy, QueueCurve
-from operators.quality import (
+from tierflow.operators.models import FrameObservation, OnlineAccuracy, QueueCurve
+from tierflow.operators.quality import (
     AssignmentResult,
     Choice,
     Link,

@@ -7,8 +7,8 @@ import zlib
 import cv2
 import numpy as np
 
-from operators.codec import Image
-from operators.detections import Detections
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
 
 # A colour-blind-safe palette (Okabe-Ito), BGR.
 _PALETTE = (

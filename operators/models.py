@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from operators.workflow import Tier
 from tierflow.errors import TierflowError
+from tierflow.operators.workflow import Tier
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -83,9 +83,9 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from operators.highs_banner import absorb_banner
-from operators.models import Node, QueueCurve, frame_bits, route
 from tierflow.errors import TierflowError
+from tierflow.operators.highs_banner import absorb_banner
+from tierflow.operators.models import Node, QueueCurve, frame_bits, route
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

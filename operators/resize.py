@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import cv2
 
-from operators.codec import Image
+from tierflow.operators.codec import Image
 
 
 def resize_square(image: Image, side: int) -> Image:

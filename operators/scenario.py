@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from operators.models import Node
-from operators.quality import (
+from tierflow.errors import TierflowError
+from tierflow.operators.models import Node
+from tierflow.operators.quality import (
     Deployment,
     Objective,
     Pipeline,
@@ -26,8 +27,7 @@ from operators.quality import (
     Source,
     options_for_topology,
 )
-from operators.workflow import Tier, Workflow, default_workflow, load_workflow
-from tierflow.errors import TierflowError
+from tierflow.operators.workflow import Tier, Workflow, default_workflow, load_workflow
 
 
 class ScenarioError(TierflowError):

@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from operators.codec import Image
-from operators.detections import Detections
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
 
 FACE = "face"
 PERSON = "person"

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from aiokafka import AIOKafkaConsumer
 
-from streams.app import cancel
 from tierflow.settings import Settings
-from topics.follow import follow_topic
-from topics.names import TopicNames
-from topics.records import FrameRecord, Outcome, RecordError, parse_record
+from tierflow.streams.app import cancel
+from tierflow.topics.follow import follow_topic
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_record
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 5.0

@@ -15,8 +15,8 @@ import faust
 from faust.types import EventT
 
 from tierflow.settings import Settings
-from topics.catalogue import TopicSpec
-from topics.limits import MessageLimits
+from tierflow.topics.catalogue import TopicSpec
+from tierflow.topics.limits import MessageLimits
 
 
 def broker_urls(bootstrap: str) -> list[str]:

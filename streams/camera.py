@@ -32,15 +32,21 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from operators.resize import resize_square
-from streams.capture import CaptureError, FrameSource, Reconnecting
-from streams.metrics import METRICS
 from tierflow.errors import FrameFormatError
+from tierflow.operators.resize import resize_square
 from tierflow.settings import Settings
-from topics.clients import consumer_config, producer_config
-from topics.envelope import FrameCodec, FrameMeta, producer_headers
-from topics.names import TopicNames
-from topics.records import H_TRUTH, Assignment, RecordError, detections_header, parse_record
+from tierflow.streams.capture import CaptureError, FrameSource, Reconnecting
+from tierflow.streams.metrics import METRICS
+from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.envelope import FrameCodec, FrameMeta, producer_headers
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import (
+    H_TRUTH,
+    Assignment,
+    RecordError,
+    detections_header,
+    parse_record,
+)
 
 log = logging.getLogger(__name__)
 

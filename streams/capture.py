@@ -17,10 +17,10 @@ from typing import Protocol
 
 import cv2
 
-from operators.codec import Image
-from operators.detections import Detections
-from operators.scene import Scene, SceneConfig
 from tierflow.errors import TierflowError
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
+from tierflow.operators.scene import Scene, SceneConfig
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

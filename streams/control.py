@@ -19,11 +19,11 @@ import uuid
 
 import faust
 
-from operators.controller import Arrival, ControlLoop, Decision, DetectorInfo, LoopConfig
-from operators.models import FrameObservation
-from operators.placement import place
-from operators.quality import Objective
-from operators.workflow import (
+from tierflow.operators.controller import Arrival, ControlLoop, Decision, DetectorInfo, LoopConfig
+from tierflow.operators.models import FrameObservation
+from tierflow.operators.placement import place
+from tierflow.operators.quality import Objective
+from tierflow.operators.workflow import (
     NodeMetrics,
     Resources,
     Tier,
@@ -31,12 +31,12 @@ from operators.workflow import (
     default_workflow,
     load_workflow,
 )
-from streams.app import cancel
-from streams.discovery import NodesReader
-from streams.metrics import METRICS
-from streams.service import Service
 from tierflow.settings import Settings
-from topics.records import (
+from tierflow.streams.app import cancel
+from tierflow.streams.discovery import NodesReader
+from tierflow.streams.metrics import METRICS
+from tierflow.streams.service import Service
+from tierflow.topics.records import (
     Assignment,
     FrameRecord,
     NodeAnnouncement,

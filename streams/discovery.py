@@ -24,11 +24,11 @@ from typing import Any, Generic, Protocol, TypeVar
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.app import cancel
 from tierflow.settings import Settings
-from topics.follow import follow_topic
-from topics.names import TopicNames
-from topics.records import (
+from tierflow.streams.app import cancel
+from tierflow.topics.follow import follow_topic
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import (
     NodeAnnouncement,
     Record,
     RecordError,

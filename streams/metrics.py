@@ -41,8 +41,8 @@ from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from topics.envelope import FrameMeta
-from topics.records import FrameRecord
+from tierflow.topics.envelope import FrameMeta
+from tierflow.topics.records import FrameRecord
 
 log = logging.getLogger(__name__)
 

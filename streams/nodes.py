@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from tierflow.settings import Settings
-from topics.records import NodeAnnouncement
+from tierflow.topics.records import NodeAnnouncement
 
 
 def _meminfo_mb() -> tuple[float, float]:

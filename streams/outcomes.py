@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Iterable, Mapping
 
 import faust
 
-from streams.app import Event, faust_topic
-from streams.metrics import observe_outcome
 from tierflow.settings import Settings
-from topics.catalogue import Catalogue
-from topics.envelope import FrameMeta, Headers
-from topics.names import TopicNames
-from topics.records import DropPolicy, FrameRecord, Outcome
+from tierflow.streams.app import Event, faust_topic
+from tierflow.streams.metrics import observe_outcome
+from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.envelope import FrameMeta, Headers
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ from typing import ParamSpec, TypeVar
 
 import faust
 
-from streams import metrics
-from streams.app import (
+from tierflow.errors import FrameFormatError
+from tierflow.settings import Settings
+from tierflow.streams import metrics
+from tierflow.streams.app import (
     Event,
     cancel,
     faust_topic,
@@ -29,16 +31,14 @@ from streams.app import (
     manual_ack_events,
     running,
 )
-from streams.discovery import Announcer, RegistryReader
-from streams.metrics import METRICS
-from streams.nodes import local_node
-from streams.outcomes import Outcomes, latency_s
-from tierflow.errors import FrameFormatError
-from tierflow.settings import Settings
-from topics.catalogue import Catalogue
-from topics.envelope import FrameCodec, FrameMeta, decode_meta
-from topics.names import TopicNames
-from topics.records import DropPolicy, ServiceAnnouncement
+from tierflow.streams.discovery import Announcer, RegistryReader
+from tierflow.streams.metrics import METRICS
+from tierflow.streams.nodes import local_node
+from tierflow.streams.outcomes import Outcomes, latency_s
+from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import DropPolicy, ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -19,20 +19,20 @@ import faust
 import numpy as np
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from operators.codec import Image
-from streams.app import faust_topic, make_app, running
 from tierflow.errors import TierflowError
+from tierflow.operators.codec import Image
 from tierflow.settings import Settings
-from topics.catalogue import Catalogue
-from topics.clients import consumer_config, producer_config
-from topics.envelope import (
+from tierflow.streams.app import faust_topic, make_app, running
+from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.envelope import (
     FrameCodec,
     FrameMeta,
     decode_meta,
     encode_headers,
     producer_headers,
 )
-from topics.names import TopicNames
+from tierflow.topics.names import TopicNames
 
 SMOKE_APP_ID = "tierflow-smoke"
 

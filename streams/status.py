@@ -19,11 +19,11 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from streams.accounting import MetricsCollector, micro_f1
-from streams.camera import AssignmentFollower
-from streams.discovery import RegistryReader
 from tierflow.settings import Settings
-from topics.records import FrameRecord, Outcome
+from tierflow.streams.accounting import MetricsCollector, micro_f1
+from tierflow.streams.camera import AssignmentFollower
+from tierflow.streams.discovery import RegistryReader
+from tierflow.topics.records import FrameRecord, Outcome
 
 
 @dataclass

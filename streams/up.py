@@ -29,16 +29,16 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from infra.processes import die_with_parent
-from infra.prometheus import LocalPrometheus, Target, targets_from_registry, write_targets
-from streams import metrics
-from streams.accounting import MetricsCollector, SourceTally
-from streams.app import cancel
-from streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
-from streams.capture import SceneSource
-from streams.discovery import RegistryReader
 from tierflow.errors import TierflowError
+from tierflow.infra.processes import die_with_parent
+from tierflow.infra.prometheus import LocalPrometheus, Target, targets_from_registry, write_targets
 from tierflow.settings import Settings
+from tierflow.streams import metrics
+from tierflow.streams.accounting import MetricsCollector, SourceTally
+from tierflow.streams.app import cancel
+from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
+from tierflow.streams.capture import SceneSource
+from tierflow.streams.discovery import RegistryReader
 
 log = logging.getLogger(__name__)
 SETTINGS_SECTIONS = (
@@ -86,7 +86,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "streams.cli", "-v", "worker", *self.args],
+                [sys.executable, "-m", "tierflow.streams.cli", "-v", "worker", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tierflow.settings import load_settings
-from topics.limits import MessageLimits
+from tierflow.topics.limits import MessageLimits
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def kafka_for_tests(state_dir: Path) -> Iterator[tuple[str, str]]:
         with container:
             yield container.get_bootstrap_server(), "testcontainers"
         return
-    from infra.kafka import LocalBroker
+    from tierflow.infra.kafka import LocalBroker
 
     settings = load_settings(
         bootstrap_servers=None,

@@ -17,7 +17,7 @@ def tierflow(
     full_env = {k: v for k, v in os.environ.items() if k not in unset}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "tierflow.streams.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

@@ -10,7 +10,7 @@ import pytest
 
 from tests.brokers import kafka_for_tests
 from tierflow.settings import Settings, load_settings
-from topics.admin import create_catalogue
+from tierflow.topics.admin import create_catalogue
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from operators.codec import ContentType
-from topics.envelope import FrameCodec, FrameMeta, Headers
+from tierflow.operators.codec import ContentType
+from tierflow.topics.envelope import FrameCodec, FrameMeta, Headers
 
 
 def noise(height: int, width: int, seed: int) -> np.ndarray:

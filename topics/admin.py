@@ -27,9 +27,9 @@ from confluent_kafka.admin import (
 )
 
 from tierflow.settings import Settings
-from topics.catalogue import Catalogue, TopicSpec
-from topics.clients import admin_config
-from topics.errors import BrokerUnreachableError, TopicAdminError
+from tierflow.topics.catalogue import Catalogue, TopicSpec
+from tierflow.topics.clients import admin_config
+from tierflow.topics.errors import BrokerUnreachableError, TopicAdminError
 
 
 class Action(enum.StrEnum):

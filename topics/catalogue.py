@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from tierflow.settings import Settings
-from topics.limits import MessageLimits
-from topics.names import TopicNames
+from tierflow.topics.limits import MessageLimits
+from tierflow.topics.names import TopicNames
 
 
 class TopicKind(enum.StrEnum):

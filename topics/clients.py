@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tierflow.settings import Settings
-from topics.limits import MessageLimits
+from tierflow.topics.limits import MessageLimits
 
 
 def admin_config(settings: Settings, client_id: str = "tierflow-admin") -> dict[str, Any]:

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from operators.codec import ContentType, Image, decode_image, encode_image
 from tierflow.errors import FrameFormatError, FrameProblem
+from tierflow.operators.codec import ContentType, Image, decode_image, encode_image
 from tierflow.settings import Settings
-from topics.limits import MessageLimits
+from tierflow.topics.limits import MessageLimits
 
 H_SOURCE = "tf-source"
 H_SEQ = "tf-seq"

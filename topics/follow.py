@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tierflow.settings import Settings
-from topics.clients import admin_config
-from topics.errors import TopicAdminError
-from topics.limits import MessageLimits
+from tierflow.topics.clients import admin_config
+from tierflow.topics.errors import TopicAdminError
+from tierflow.topics.limits import MessageLimits
 
 
 async def partitions_of(settings: Settings, topic: str, timeout_s: float = 10.0) -> list[int]:

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from operators.detections import Detections
 from tierflow.errors import TierflowError
-from topics.envelope import FrameMeta
+from tierflow.operators.detections import Detections
+from tierflow.topics.envelope import FrameMeta
 
 H_DETECTIONS = "tf-detections"
 H_TRUTH = "tf-truth"

@@ -22,11 +22,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.errors import InfraError, ToolMissingError
+from tierflow.infra.errors import InfraError, ToolMissingError
 from tierflow.settings import LocalBrokerSettings, Settings
-from topics.admin import port_open, wait_for_cluster
-from topics.errors import BrokerUnreachableError
-from topics.limits import MessageLimits
+from tierflow.topics.admin import port_open, wait_for_cluster
+from tierflow.topics.errors import BrokerUnreachableError
+from tierflow.topics.limits import MessageLimits
 
 log = logging.getLogger(__name__)
 

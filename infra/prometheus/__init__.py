@@ -1,6 +1,6 @@
 """A real Prometheus (Debian's package) scraping tierflow's processes."""
 
-from infra.prometheus.server import LocalPrometheus, PrometheusError
-from infra.prometheus.targets import Target, targets_from_registry, write_targets
+from tierflow.infra.prometheus.server import LocalPrometheus, PrometheusError
+from tierflow.infra.prometheus.targets import Target, targets_from_registry, write_targets
 
 __all__ = ["LocalPrometheus", "PrometheusError", "Target", "targets_from_registry", "write_targets"]

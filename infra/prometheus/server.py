@@ -21,8 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from infra.errors import InfraError, ToolMissingError
-from infra.processes import die_with_parent
+from tierflow.infra.errors import InfraError, ToolMissingError
+from tierflow.infra.processes import die_with_parent
 from tierflow.settings import PrometheusSettings
 
 log = logging.getLogger(__name__)

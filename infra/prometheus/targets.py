@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from topics.records import ServiceAnnouncement
+from tierflow.topics.records import ServiceAnnouncement
 
 
 @dataclass(frozen=True)

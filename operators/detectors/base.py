@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from operators.codec import Image
-from operators.detections import Detections
 from tierflow.errors import TierflowError
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
 
 
 class DetectorError(TierflowError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from operators.detectors.base import Detector, DetectorError
+from tierflow.operators.detectors.base import Detector, DetectorError
 from tierflow.settings import DetectorSettings
 
 
@@ -47,12 +47,12 @@ def make_detector(
     if settings.backend == "haar":
         import cv2
 
-        from operators.detectors.haar import HaarDetector
+        from tierflow.operators.detectors.haar import HaarDetector
 
         cv2.setNumThreads(inner)  # process-wide: the detect service is this process
         return HaarDetector(input_size or quality, settings.haar_cascades)
     if settings.backend == "onnx":
-        from operators.detectors.onnx import OnnxDetector
+        from tierflow.operators.detectors.onnx import OnnxDetector
 
         model = settings.onnx_model
         if model is None:
@@ -63,7 +63,7 @@ def make_detector(
             input_size,
             quality,
         )
-    from operators.detectors.triton import TritonDetector
+    from tierflow.operators.detectors.triton import TritonDetector
 
     return _sized(
         lambda size: TritonDetector(

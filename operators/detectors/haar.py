@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from operators.codec import Image
-from operators.detections import Detections
-from operators.detectors.base import DetectorError
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
+from tierflow.operators.detectors.base import DetectorError
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
-from operators.codec import Image
-from operators.detections import Detections
-from operators.detectors.base import DetectorError
-from operators.detectors.yolo import (
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
+from tierflow.operators.detectors.base import DetectorError
+from tierflow.operators.detectors.yolo import (
     Batch,
     YoloDecoder,
     YoloLayout,

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from operators.codec import Image
-from operators.detections import Boxes, Detections, box_iou
-from operators.detectors.base import DetectorError
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Boxes, Detections, box_iou
+from tierflow.operators.detectors.base import DetectorError
 
 COCO_NAMES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",

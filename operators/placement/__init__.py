@@ -32,9 +32,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from operators.highs_banner import absorb_banner
-from operators.placement.algorithms import run_algorithms
-from operators.placement.avec import (
+from tierflow.operators.highs_banner import absorb_banner
+from tierflow.operators.placement.algorithms import run_algorithms
+from tierflow.operators.placement.avec import (
     AVEC_WEIGHTS,
     AvecPolicy,
     WeightClass,
@@ -43,8 +43,8 @@ from operators.placement.avec import (
     run_avec,
     select_node,
 )
-from operators.placement.milp import solve_milp
-from operators.placement.problem import (
+from tierflow.operators.placement.milp import solve_milp
+from tierflow.operators.placement.problem import (
     Assignment,
     Category,
     CostWeights,
@@ -54,7 +54,7 @@ from operators.placement.problem import (
     categorise,
     evaluate,
 )
-from operators.placement.requests import (
+from tierflow.operators.placement.requests import (
     EdgeNode,
     LoadedModel,
     Mode,
@@ -65,14 +65,14 @@ from operators.placement.requests import (
     iterative_search,
     solve_requests,
 )
-from operators.placement.result import (
+from tierflow.operators.placement.result import (
     Placement,
     PlacementError,
     PlacementResult,
     PlacementStatus,
     Unplaced,
 )
-from operators.workflow import NodeMetrics, Resources, Tier, Workflow
+from tierflow.operators.workflow import NodeMetrics, Resources, Tier, Workflow
 
 __all__ = [
     "AVEC_WEIGHTS",

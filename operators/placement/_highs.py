@@ -17,7 +17,7 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from operators.placement.result import PlacementStatus
+from tierflow.operators.placement.result import PlacementStatus
 
 IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]

@@ -28,9 +28,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from operators.placement.problem import Assignment, Category, PlacementProblem, shortfall
-from operators.placement.result import Unplaced
-from operators.workflow import Resources
+from tierflow.operators.placement.problem import Assignment, Category, PlacementProblem, shortfall
+from tierflow.operators.placement.result import Unplaced
+from tierflow.operators.workflow import Resources
 
 _EPS = 1e-9
 _NI_FULL = "NI tasks are placed at their full requirement; Algorithm 4 adjusts intensive ones"

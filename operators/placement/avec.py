@@ -39,9 +39,9 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from operators.placement.problem import Assignment, Category, PlacementProblem
-from operators.placement.result import Unplaced
-from operators.workflow import NodeMetrics, Resources
+from tierflow.operators.placement.problem import Assignment, Category, PlacementProblem
+from tierflow.operators.placement.result import Unplaced
+from tierflow.operators.workflow import NodeMetrics, Resources
 
 
 class AvecPolicy(enum.StrEnum):

@@ -37,10 +37,10 @@ from collections.abc import Callable
 import highspy
 import numpy as np
 
-from operators.placement import _highs
-from operators.placement.problem import Assignment, PlacementProblem, shortfall
-from operators.placement.result import PlacementStatus, Unplaced
-from operators.workflow import TIER_ORDER
+from tierflow.operators.placement import _highs
+from tierflow.operators.placement.problem import Assignment, PlacementProblem, shortfall
+from tierflow.operators.placement.result import PlacementStatus, Unplaced
+from tierflow.operators.workflow import TIER_ORDER
 
 
 def solve_milp(

@@ -27,8 +27,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from operators.placement.result import PlacementError
-from operators.workflow import TIER_ORDER, NodeMetrics, Task, TaskType, Tier, Workflow
+from tierflow.operators.placement.result import PlacementError
+from tierflow.operators.workflow import TIER_ORDER, NodeMetrics, Task, TaskType, Tier, Workflow
 
 
 class Category(enum.StrEnum):

@@ -43,8 +43,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from operators.placement import _highs
-from operators.placement.result import PlacementError, PlacementStatus, Unplaced
+from tierflow.operators.placement import _highs
+from tierflow.operators.placement.result import PlacementError, PlacementStatus, Unplaced
 
 
 class Mode(enum.IntEnum):

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from operators.workflow import Resources, Tier
 from tierflow.errors import TierflowError
+from tierflow.operators.workflow import Resources, Tier
 
 
 class PlacementError(TierflowError):

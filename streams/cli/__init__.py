@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.cli import cluster, pipeline, plan
-from streams.cli.common import EPILOG, Handler
 from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
+from tierflow.streams.cli import cluster, pipeline, plan
+from tierflow.streams.cli.common import EPILOG, Handler
 
-OWN_PACKAGES = ("streams", "operators", "topics", "infra", "tierflow")
+OWN_PACKAGES = ("tierflow",)
 
 
 def build_parser() -> argparse.ArgumentParser:

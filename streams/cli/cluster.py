@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from streams.cli.common import Subparsers, add, console, ensure_cluster, stdout
 from tierflow.settings import Settings
+from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster, stdout
 
 if TYPE_CHECKING:
-    from infra.kafka import LocalBroker
+    from tierflow.infra.kafka import LocalBroker
 
 
 def _local_broker(settings: Settings) -> LocalBroker:
-    from infra.kafka import LocalBroker
+    from tierflow.infra.kafka import LocalBroker
 
     return LocalBroker(settings)
 
 
 def cmd_kafka_install(args: argparse.Namespace, settings: Settings) -> int:
     """Resolve the broker's jars from Maven Central into the cache."""
-    from infra.kafka import BrokerInstall
+    from tierflow.infra.kafka import BrokerInstall
 
     install = BrokerInstall.from_settings(settings.broker)
     with console.status(f"resolving Kafka {install.version} with Maven"):
@@ -52,8 +52,8 @@ def cmd_kafka_down(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_kafka_status(args: argparse.Namespace, settings: Settings) -> int:
     """Report whether the broker runs and answers; exit 1 when it does not."""
     if not settings.uses_local_broker:
-        from topics.admin import wait_for_cluster
-        from topics.errors import BrokerUnreachableError
+        from tierflow.topics.admin import wait_for_cluster
+        from tierflow.topics.errors import BrokerUnreachableError
 
         try:
             wait_for_cluster(settings, timeout_s=5.0)
@@ -84,7 +84,7 @@ def cmd_kafka_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create or reconcile every topic of the catalogue; exit 1 on conflicts."""
-    from topics.admin import Action, create_catalogue
+    from tierflow.topics.admin import Action, create_catalogue
 
     changes = create_catalogue(settings)
     table = Table("topic", "action", "detail", title=f"topics at {settings.bootstrap}")
@@ -96,8 +96,8 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_topics_describe(args: argparse.Namespace, settings: Settings) -> int:
     """Show each catalogue topic as the cluster has it; exit 1 when any differs."""
-    from topics.admin import describe_topics, wait_for_cluster
-    from topics.catalogue import Catalogue
+    from tierflow.topics.admin import describe_topics, wait_for_cluster
+    from tierflow.topics.catalogue import Catalogue
 
     admin = wait_for_cluster(settings, timeout_s=30.0)
     states = describe_topics(admin, Catalogue.from_settings(settings))

@@ -51,10 +51,10 @@ def add(
 
 def ensure_cluster(settings: Settings) -> None:
     """Start the local broker unless an external cluster is configured; wait for it."""
-    from topics.admin import wait_for_cluster
+    from tierflow.topics.admin import wait_for_cluster
 
     if settings.uses_local_broker:
-        from infra.kafka import LocalBroker
+        from tierflow.infra.kafka import LocalBroker
 
         broker = LocalBroker(settings)
         with console.status(f"starting the local Kafka broker on {broker.bootstrap}"):

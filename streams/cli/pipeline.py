@@ -11,9 +11,9 @@ import threading
 import uuid
 from pathlib import Path
 
-from streams.cli.common import Subparsers, add, console, ensure_cluster
 from tierflow.errors import ConfigError
 from tierflow.settings import Settings
+from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _with(settings: Settings, section: str, **values: object) -> Settings:
 
 
 def _create_topics(settings: Settings) -> None:
-    from topics.admin import create_catalogue
+    from tierflow.topics.admin import create_catalogue
 
     with console.status("creating topics"):
         changes = create_catalogue(settings)
@@ -43,7 +43,7 @@ def _create_topics(settings: Settings) -> None:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: broker, topics, workers and generated cameras, watched or summarised."""
-    from streams.up import UpOptions, print_summary, run_up
+    from tierflow.streams.up import UpOptions, print_summary, run_up
 
     settings = _with(settings, "dataplane", output_dir=args.output_dir)
     settings = _with(settings, "detector", backend=args.backend)
@@ -76,24 +76,24 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one stage service until SIGINT/SIGTERM."""
-    from streams.service import serve_until_signalled
+    from tierflow.streams.service import serve_until_signalled
 
     settings = _with(settings, "detector", backend=args.backend, onnx_model=args.model)
     if args.stage == "control":
-        from streams.control import build_control
+        from tierflow.streams.control import build_control
 
         service = build_control(settings).service
     elif args.stage == "resize":
-        from streams.stages.resize import build_resize
+        from tierflow.streams.stages.resize import build_resize
 
         service = build_resize(settings)
     elif args.stage == "draw":
-        from streams.stages.draw import build_draw
+        from tierflow.streams.stages.draw import build_draw
 
         service = build_draw(settings)
     else:
-        from operators.detectors.factory import make_detector
-        from streams.stages.detect import build_detect
+        from tierflow.operators.detectors.factory import make_detector
+        from tierflow.streams.stages.detect import build_detect
 
         if args.quality is None:
             msg = "worker detect needs --quality (the frames.ready.<q> topic it consumes)"
@@ -109,8 +109,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
-    from streams.camera import AssignmentFollower, Camera, camera_producer
-    from streams.capture import Reconnecting, open_source
+    from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
+    from tierflow.streams.capture import Reconnecting, open_source
 
     cam = settings.camera
     stop = threading.Event()
@@ -163,7 +163,7 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """The live view; with --json one snapshot after --duration seconds."""
-    from streams.status import run_status
+    from tierflow.streams.status import run_status
 
     if args.json and args.duration is None:
         msg = "status --json needs --duration (how long to collect before the snapshot)"
@@ -179,7 +179,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """One frame camera -> faust agent -> consumer through the broker, as a health check."""
-    from streams.smoke import round_trip
+    from tierflow.streams.smoke import round_trip
 
     ensure_cluster(settings)
     _create_topics(settings)

@@ -11,8 +11,8 @@ from typing import Any
 
 from rich.table import Table
 
-from streams.cli.common import Subparsers, add, stdout
 from tierflow.settings import Settings
+from tierflow.streams.cli.common import Subparsers, add, stdout
 
 
 def _round(value: float) -> float | None:
@@ -21,9 +21,9 @@ def _round(value: float) -> float | None:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Solve the scenario's quality assignment (and placement); exit 1 when unsolved."""
-    from operators.placement import place
-    from operators.quality import assign
-    from operators.scenario import Scenario
+    from tierflow.operators.placement import place
+    from tierflow.operators.quality import assign
+    from tierflow.operators.scenario import Scenario
 
     scenario = Scenario.load(args.scenario)
     result = assign(scenario.problem, args.policy, time_limit_s=args.time_limit)
@@ -105,8 +105,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Subparsers) -> None:
     """Add ``plan``."""
-    from operators.placement import POLICIES as PLACEMENT
-    from operators.quality import POLICY_NAMES
+    from tierflow.operators.placement import POLICIES as PLACEMENT
+    from tierflow.operators.quality import POLICY_NAMES
 
     plan = add(
         sub,

@@ -16,19 +16,19 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-from operators.codec import Image
-from operators.detections import Detections
-from operators.detectors.base import Detector, DetectorError
-from operators.resize import resize_square
-from streams.app import Event, cancel
-from streams.batching import PendingFrames
-from streams.metrics import METRICS, observe_stage
-from streams.outcomes import latency_s
-from streams.service import Service
 from tierflow.errors import FrameFormatError, FrameProblem
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections
+from tierflow.operators.detectors.base import Detector, DetectorError
+from tierflow.operators.resize import resize_square
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, encode_headers
-from topics.records import (
+from tierflow.streams.app import Event, cancel
+from tierflow.streams.batching import PendingFrames
+from tierflow.streams.metrics import METRICS, observe_stage
+from tierflow.streams.outcomes import latency_s
+from tierflow.streams.service import Service
+from tierflow.topics.envelope import FrameMeta, encode_headers
+from tierflow.topics.records import (
     H_DETECTIONS,
     H_DETECTOR,
     DropPolicy,

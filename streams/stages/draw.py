@@ -14,16 +14,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from operators.accuracy import MatchCounts, match
-from operators.codec import ContentType, encode_image
-from operators.draw import BoxAnnotator
-from streams.app import Event
-from streams.metrics import observe_stage
-from streams.service import Service
 from tierflow.errors import FrameFormatError
+from tierflow.operators.accuracy import MatchCounts, match
+from tierflow.operators.codec import ContentType, encode_image
+from tierflow.operators.draw import BoxAnnotator
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, Headers
-from topics.records import (
+from tierflow.streams.app import Event
+from tierflow.streams.metrics import observe_stage
+from tierflow.streams.service import Service
+from tierflow.topics.envelope import FrameMeta, Headers
+from tierflow.topics.records import (
     H_DETECTIONS,
     H_DETECTOR,
     H_TRUTH,

@@ -13,15 +13,15 @@ import logging
 import time
 import uuid
 
-from operators.codec import ContentType
-from operators.resize import resize_square
-from streams.app import Event
-from streams.metrics import observe_stage
-from streams.service import Service
 from tierflow.errors import FrameFormatError
+from tierflow.operators.codec import ContentType
+from tierflow.operators.resize import resize_square
 from tierflow.settings import Settings
-from topics.envelope import FrameMeta, Headers, encode_headers
-from topics.records import ServiceAnnouncement
+from tierflow.streams.app import Event
+from tierflow.streams.metrics import observe_stage
+from tierflow.streams.service import Service
+from tierflow.topics.envelope import FrameMeta, Headers, encode_headers
+from tierflow.topics.records import ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 STAGE = "resize"

@@ -17,11 +17,11 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models import common, dashboard, prometheus, stat, timeseries
 from prometheus_client.metrics import MetricWrapperBase
 
-from grafana.__main__ import main
-from grafana.dashboards import DASHBOARDS_DIR, build_dashboards, panel_queries, to_json
-from grafana.panels import DATASOURCE_UID
-from grafana.promql import RATE_INTERVAL
-from streams.metrics import METRICS
+from tierflow.grafana.__main__ import main
+from tierflow.grafana.dashboards import DASHBOARDS_DIR, build_dashboards, panel_queries, to_json
+from tierflow.grafana.panels import DATASOURCE_UID
+from tierflow.grafana.promql import RATE_INTERVAL
+from tierflow.streams.metrics import METRICS
 
 PROVISIONING = DASHBOARDS_DIR.parent / "provisioning"
 

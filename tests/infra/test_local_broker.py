@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import InfraError
-from infra.kafka import LocalBroker, kafka_version
 from tests.brokers import free_port
 from tests.cli import tierflow
+from tierflow.infra.errors import InfraError
+from tierflow.infra.kafka import LocalBroker, kafka_version
 from tierflow.settings import load_settings
 
 pytestmark = pytest.mark.kafka

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grafana.dashboards import panel_queries
-from infra.prometheus import LocalPrometheus, Target, write_targets
 from tests.brokers import free_port
+from tierflow.grafana.dashboards import panel_queries
+from tierflow.infra.prometheus import LocalPrometheus, Target, write_targets
 from tierflow.settings import PrometheusSettings, load_settings
 
 pytestmark = pytest.mark.kafka
@@ -45,7 +45,7 @@ def test_targets_file_is_rewritten_only_when_it_changes(tmp_path: Path) -> None:
 
 
 def test_a_missing_prometheus_binary_is_named(tmp_path: Path) -> None:
-    from infra.errors import ToolMissingError
+    from tierflow.infra.errors import ToolMissingError
 
     settings = PrometheusSettings(binary="no-such-prometheus", state_dir=tmp_path)
     with pytest.raises(ToolMissingError, match="no-such-prometheus"):
@@ -69,7 +69,7 @@ def test_every_dashboard_query_returns_data_from_a_running_pipeline(
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "tierflow.streams.cli",
             "up",
             "--cameras",
             "2",

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from operators.accuracy import F1Score, MatchCounts, f1_score, match
-from operators.detections import Detections
+from tierflow.operators.accuracy import F1Score, MatchCounts, f1_score, match
+from tierflow.operators.detections import Detections
 
 SIZE = (100, 100)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.codec import ContentType, decode_image, encode_image
 from tierflow.errors import FrameFormatError, FrameProblem
+from tierflow.operators.codec import ContentType, decode_image, encode_image
 
 
 def _image(h: int = 48, w: int = 64, c: int = 3, dtype: str = "uint8") -> np.ndarray:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from operators.controller import Arrival, ControlLoop, DetectorInfo, LoopConfig, cpu_link
-from operators.models import FrameObservation
-from operators.quality import SolveStatus
+from tierflow.operators.controller import Arrival, ControlLoop, DetectorInfo, LoopConfig, cpu_link
+from tierflow.operators.models import FrameObservation
+from tierflow.operators.quality import SolveStatus
 
 QUALITIES = (320, 416, 512)
 # CPU seconds per frame as measured for Haar on this kind of machine (bench/scene_f1.py)

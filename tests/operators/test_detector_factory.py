@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from operators.detectors.base import DetectorError
-from operators.detectors.factory import make_detector
-from operators.detectors.haar import HaarDetector
-from operators.detectors.onnx import OnnxDetector
 from tests.inference_server import Anchor, save, yolo_model
+from tierflow.operators.detectors.base import DetectorError
+from tierflow.operators.detectors.factory import make_detector
+from tierflow.operators.detectors.haar import HaarDetector
+from tierflow.operators.detectors.onnx import OnnxDetector
 from tierflow.settings import DetectorSettings
 
 

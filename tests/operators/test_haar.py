@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from operators.codec import Image
-from operators.detections import Detections, box_iou
-from operators.detectors.base import Detector, DetectorError
-from operators.detectors.haar import CASCADES, Cascade, HaarDetector
-from operators.scene import Scene, SceneConfig
+from tierflow.operators.codec import Image
+from tierflow.operators.detections import Detections, box_iou
+from tierflow.operators.detectors.base import Detector, DetectorError
+from tierflow.operators.detectors.haar import CASCADES, Cascade, HaarDetector
+from tierflow.operators.scene import Scene, SceneConfig
 
 
 @pytest.fixture(scope="module")

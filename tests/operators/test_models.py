@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.models import (
+from tierflow.operators.models import (
     AccuracyCurve,
     FrameObservation,
     ModelError,
@@ -31,7 +31,7 @@ from operators.models import (
     transfer_time_s,
     utility,
 )
-from operators.workflow import Tier
+from tierflow.operators.workflow import Tier
 
 # Table II of the paper: edge-fog 30 Mbit/s, fog-cloud 10 Gbit/s
 NODES = {

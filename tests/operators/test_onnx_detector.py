@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.detections import Detections
-from operators.detectors.base import Detector, DetectorError
-from operators.detectors.onnx import OnnxDetector
 from tests.inference_server import NAMES, SIDE, Anchor, save, yolo_model
+from tierflow.operators.detections import Detections
+from tierflow.operators.detectors.base import Detector, DetectorError
+from tierflow.operators.detectors.onnx import OnnxDetector
 
 Found = tuple[str, tuple[float, ...], float]
 

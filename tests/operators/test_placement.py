@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from operators.placement import (
+from tierflow.operators.placement import (
     AVEC_WEIGHTS,
     POLICIES,
     AvecPolicy,
@@ -41,10 +41,10 @@ from operators.placement import (
     select_node,
     solve_requests,
 )
-from operators.placement.algorithms import run_algorithms
-from operators.placement.milp import solve_milp
-from operators.placement.requests import memory_view, reject_penalty_ms
-from operators.workflow import (
+from tierflow.operators.placement.algorithms import run_algorithms
+from tierflow.operators.placement.milp import solve_milp
+from tierflow.operators.placement.requests import memory_view, reject_penalty_ms
+from tierflow.operators.workflow import (
     NodeMetrics,
     Resources,
     Stage,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from operators.models import AccuracyCurve, Node, QueueCurve
-from operators.quality import (
+from tierflow.operators.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.quality import (
     POLICY_NAMES,
     AssignmentResult,
     Choice,
@@ -32,7 +32,7 @@ from operators.quality import (
     distribution_count,
     options_for_topology,
 )
-from operators.workflow import Tier
+from tierflow.operators.workflow import Tier
 
 QUALITIES = (512, 416, 320)
 TOL = 1e-7

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from operators.quality import assign
-from operators.scenario import Scenario, ScenarioError
 from tests.cli import tierflow
+from tierflow.operators.quality import assign
+from tierflow.operators.scenario import Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parents[2]
 GRID5000 = ROOT / "docs" / "scenarios" / "grid5000.toml"

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.accuracy import F1Score
-from operators.detectors.haar import HaarDetector
-from operators.scene import FACE, PERSON, Scene, SceneConfig, at_quality
+from tierflow.operators.accuracy import F1Score
+from tierflow.operators.detectors.haar import HaarDetector
+from tierflow.operators.scene import FACE, PERSON, Scene, SceneConfig, at_quality
 
 
 @pytest.fixture(scope="module")

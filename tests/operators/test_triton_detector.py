@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.detections import Detections
-from operators.detectors.base import Detector, DetectorError
-from operators.detectors.onnx import OnnxDetector
-from operators.detectors.triton import TransportName, TritonDetector
 from tests.inference_server import NAMES, SIDE, InferenceServer, free_port, mlserver, save
 from tests.inference_server import yolo_model as build_model
+from tierflow.operators.detections import Detections
+from tierflow.operators.detectors.base import Detector, DetectorError
+from tierflow.operators.detectors.onnx import OnnxDetector
+from tierflow.operators.detectors.triton import TransportName, TritonDetector
 
 PROTOCOLS: list[TransportName] = ["grpc", "http"]
 MODELS = {"yolo": {}, "yolo_v5": {"layout": "v5"}, "yolo_b1": {"batch": 1}}

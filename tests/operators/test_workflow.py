@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from operators.workflow import (
+from tierflow.errors import TierflowError
+from tierflow.operators.workflow import (
     NodeMetrics,
     Resources,
     Stage,
@@ -18,7 +19,6 @@ from operators.workflow import (
     load_workflow,
     loads_workflow,
 )
-from tierflow.errors import TierflowError
 
 MINIMAL = """
 [workflow]

@@ -4,9 +4,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from operators.detections import Detections, box_iou
-from operators.detectors.base import DetectorError
-from operators.detectors.yolo import (
+from tests.inference_server import DEMO_ANCHORS, NAMES, SIDE, Anchor, yolo_tables
+from tierflow.operators.detections import Detections, box_iou
+from tierflow.operators.detectors.base import DetectorError
+from tierflow.operators.detectors.yolo import (
     COCO_NAMES,
     Letterbox,
     YoloDecoder,
@@ -20,7 +21,6 @@ from operators.detectors.yolo import (
     preprocess,
     resolve_layout,
 )
-from tests.inference_server import DEMO_ANCHORS, NAMES, SIDE, Anchor, yolo_tables
 
 Found = tuple[str, tuple[float, ...], float]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.accounting import RecentSet, SourceTally, micro_f1
-from topics.records import DropPolicy, FrameRecord, Outcome
+from tierflow.streams.accounting import RecentSet, SourceTally, micro_f1
+from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 
 def _record(seq: int, outcome: Outcome = Outcome.PROCESSED, **fields: object) -> FrameRecord:

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from streams.batching import PendingFrames
+from tierflow.streams.batching import PendingFrames
 
 
 def _pending(

@@ -6,10 +6,10 @@ import threading
 
 from confluent_kafka import Producer
 
-from streams.camera import Camera
-from streams.capture import SceneSource
 from tierflow.settings import Settings
-from topics.records import Assignment
+from tierflow.streams.camera import Camera
+from tierflow.streams.capture import SceneSource
+from tierflow.topics.records import Assignment
 
 
 class Fixed:

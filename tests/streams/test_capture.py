@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streams.capture import (
+from tierflow.streams.capture import (
     Captured,
     CaptureError,
     FolderSource,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import build_parser, main
 from tests.cli import tierflow
+from tierflow.streams.cli import build_parser, main
 
 COMMANDS = [
     [],

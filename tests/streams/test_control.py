@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.detectors.factory import make_detector
-from streams.accounting import MetricsCollector
-from streams.camera import AssignmentFollower, Camera, camera_producer
-from streams.capture import SceneSource
-from streams.control import build_control
-from streams.stages.detect import build_detect
-from streams.stages.draw import build_draw
-from streams.stages.resize import build_resize
+from tierflow.operators.detectors.factory import make_detector
 from tierflow.settings import Settings
-from topics.records import FrameRecord, Outcome
+from tierflow.streams.accounting import MetricsCollector
+from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
+from tierflow.streams.capture import SceneSource
+from tierflow.streams.control import build_control
+from tierflow.streams.stages.detect import build_detect
+from tierflow.streams.stages.draw import build_draw
+from tierflow.streams.stages.resize import build_resize
+from tierflow.topics.records import FrameRecord, Outcome
 
 pytestmark = pytest.mark.kafka
 

@@ -18,19 +18,19 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from operators.detectors.haar import HaarDetector
-from operators.draw import label_colour
-from streams.accounting import MetricsCollector, SourceTally
-from streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
-from streams.capture import SceneSource
-from streams.stages.detect import build_detect
-from streams.stages.draw import build_draw
-from streams.stages.resize import build_resize
+from tierflow.operators.detectors.haar import HaarDetector
+from tierflow.operators.draw import label_colour
 from tierflow.settings import Settings
-from topics.clients import consumer_config, producer_config
-from topics.envelope import FrameMeta, encode_headers, producer_headers
-from topics.names import TopicNames
-from topics.records import Assignment
+from tierflow.streams.accounting import MetricsCollector, SourceTally
+from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
+from tierflow.streams.capture import SceneSource
+from tierflow.streams.stages.detect import build_detect
+from tierflow.streams.stages.draw import build_draw
+from tierflow.streams.stages.resize import build_resize
+from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.envelope import FrameMeta, encode_headers, producer_headers
+from tierflow.topics.names import TopicNames
+from tierflow.topics.records import Assignment
 
 pytestmark = pytest.mark.kafka
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from streams.discovery import RegistryView
-from topics.records import ServiceAnnouncement
+from tierflow.streams.discovery import RegistryView
+from tierflow.topics.records import ServiceAnnouncement
 
 S = 1_000_000_000
 

@@ -10,14 +10,14 @@ import faust
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from streams.app import faust_topic, make_app, running
 from tests.frames import build_frames
 from tierflow.settings import Settings
-from topics.catalogue import Catalogue
-from topics.clients import consumer_config, producer_config
-from topics.envelope import FrameCodec, producer_headers
-from topics.limits import MessageLimits
-from topics.names import TopicNames
+from tierflow.streams.app import faust_topic, make_app, running
+from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.envelope import FrameCodec, producer_headers
+from tierflow.topics.limits import MessageLimits
+from tierflow.topics.names import TopicNames
 
 pytestmark = pytest.mark.kafka
 

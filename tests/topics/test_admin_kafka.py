@@ -7,8 +7,8 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from tests.waiting import eventually
 from tierflow.settings import Settings
-from topics.admin import Action, describe_topics, ensure_topics, wait_for_cluster
-from topics.catalogue import Catalogue
+from tierflow.topics.admin import Action, describe_topics, ensure_topics, wait_for_cluster
+from tierflow.topics.catalogue import Catalogue
 
 pytestmark = pytest.mark.kafka
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from tierflow.settings import Settings, load_settings
-from topics.catalogue import Catalogue, TopicKind
-from topics.limits import MessageLimits
-from topics.names import TopicNames
+from tierflow.topics.catalogue import Catalogue, TopicKind
+from tierflow.topics.limits import MessageLimits
+from tierflow.topics.names import TopicNames
 
 
 def test_catalogue_holds_every_topic_of_the_design_table(settings: Settings) -> None:

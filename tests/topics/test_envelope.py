@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.codec import ContentType
 from tierflow.errors import FrameFormatError, FrameProblem
+from tierflow.operators.codec import ContentType
 from tierflow.settings import Settings, load_settings
-from topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
+from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
 
 META = FrameMeta(
     source="cam-7",

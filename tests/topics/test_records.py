@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from operators.detections import Detections
-from topics.envelope import FrameMeta
-from topics.records import (
+from tierflow.operators.detections import Detections
+from tierflow.topics.envelope import FrameMeta
+from tierflow.topics.records import (
     Assignment,
     DetectionsJson,
     FrameRecord,
