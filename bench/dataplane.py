@@ -21,7 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from tierflow.operators.detectors.haar import HaarDetector
+from tierflow.operators.vision.detectors.haar import HaarDetector
 from tierflow.settings import load_settings
 from tierflow.streams.accounting import MetricsCollector
 from tierflow.streams.camera import Camera, camera_producer

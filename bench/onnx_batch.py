@@ -24,8 +24,8 @@ import onnx
 import onnxruntime as ort  # type: ignore[import-untyped]
 from onnx import TensorProto, helper, numpy_helper
 
-from tierflow.operators.detectors.onnx import OnnxDetector
-from tierflow.operators.detectors.yolo import COCO_NAMES, preprocess
+from tierflow.operators.vision.detectors.onnx import OnnxDetector
+from tierflow.operators.vision.detectors.yolo import COCO_NAMES, preprocess
 
 
 def build_model(

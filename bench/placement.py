@@ -5,8 +5,8 @@ Three tables:
 1. AVEC's measurement (seed 004, §6): one workload placed among 22 nodes (its edge and
    cloud devices plus 20 "dummy" nodes that fail the platform check, so ``random`` has to
    retry). AVEC reports ~0.7 ms per policy and 3.1 ms for random.
-2. Every policy of ``operators.placement.place`` on the paper's workflow (14 instances)
-   over 22 nodes (16 edge, 4 fog, 2 cloud with Table I capacities).
+2. Every policy of ``tierflow.operators.planning.placement.place`` on the paper's workflow (14
+   instances) over 22 nodes (16 edge, 4 fog, 2 cloud with Table I capacities).
 3. The request x node program (seed 003, §3.2) in Mode 1 and Mode 2 and the iterative
    search, with Table 6.1's random values: 4 models, execution 0.1-0.8 s, round trip
    0.1-0.5 s, available memory 10-500 MB (Mode 1), total 30-800 MB (Mode 2), varying
@@ -28,7 +28,7 @@ from functools import partial
 
 import numpy as np
 
-from tierflow.operators.placement import (
+from tierflow.operators.planning.placement import (
     POLICIES,
     AvecPolicy,
     EdgeNode,
@@ -43,7 +43,7 @@ from tierflow.operators.placement import (
     select_node,
     solve_requests,
 )
-from tierflow.operators.workflow import NodeMetrics, Resources, Tier, default_workflow
+from tierflow.operators.planning.workflow import NodeMetrics, Resources, Tier, default_workflow
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:

@@ -1,9 +1,10 @@
 """F1 and time per frame of the Haar detector on generated scenes, per camera quality.
 
-For each seed, renders frames of a generated scene (operators.scene) every ``--dt`` seconds,
-resizes each to every quality (the detector input is that size), runs HaarDetector and
-matches against the scene's truth (operators.accuracy, faces only unless other cascades are
-on). Prints one line per quality: F1, TP/FP/FN and milliseconds per frame of ``detect``.
+For each seed, renders frames of a generated scene (tierflow.operators.vision.scene) every ``--dt``
+seconds, resizes each to every quality (the detector input is that size), runs HaarDetector and
+matches against the scene's truth (tierflow.operators.vision.accuracy, faces only unless other
+cascades are on). Prints one line per quality: F1, TP/FP/FN and milliseconds per frame of
+``detect``.
 
     .venv/bin/python bench/scene_f1.py --seeds 0 1 2 --frames 40
 """
@@ -16,9 +17,9 @@ import time
 
 import cv2
 
-from tierflow.operators.accuracy import F1Score
-from tierflow.operators.detectors.haar import HaarDetector
-from tierflow.operators.scene import Scene, SceneConfig
+from tierflow.operators.vision.accuracy import F1Score
+from tierflow.operators.vision.detectors.haar import HaarDetector
+from tierflow.operators.vision.scene import Scene, SceneConfig
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Solve times of quality assignment (operators.quality) on random tiered instances.
+"""Solve times of quality assignment (``tierflow.operators.planning.quality``) on random
+tiered instances.
 
 Run: ``.venv/bin/python bench/solver.py`` (``--quick`` for a smaller grid, ``--repeat N``).
 
@@ -24,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tierflow.operators.models import AccuracyCurve, Node, QueueCurve
-from tierflow.operators.quality import (
+from tierflow.operators.planning.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.planning.quality import (
     Deployment,
     Pipeline,
     Problem,
@@ -33,7 +34,7 @@ from tierflow.operators.quality import (
     assign,
     options_for_topology,
 )
-from tierflow.operators.workflow import Tier
+from tierflow.operators.planning.workflow import Tier
 
 QUALITIES = (608, 512, 416, 320, 224)
 GAMMA = 2.0  # bits per pixel, about JPEG q90

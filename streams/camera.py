@@ -33,7 +33,7 @@ from confluent_kafka import (
 )
 
 from tierflow.errors import FrameFormatError
-from tierflow.operators.resize import resize_square
+from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import Settings
 from tierflow.streams.capture import CaptureError, FrameSource, Reconnecting
 from tierflow.streams.metrics import METRICS

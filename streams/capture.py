@@ -18,9 +18,9 @@ from typing import Protocol
 import cv2
 
 from tierflow.errors import TierflowError
-from tierflow.operators.codec import Image
-from tierflow.operators.detections import Detections
-from tierflow.operators.scene import Scene, SceneConfig
+from tierflow.operators.vision.codec import Image
+from tierflow.operators.vision.detections import Detections
+from tierflow.operators.vision.scene import Scene, SceneConfig
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

@@ -1,12 +1,12 @@
 """The control agent (a faust service): models, HiGHS, and the assignments cameras follow.
 
-It consumes ``metrics.frames`` into the :class:`~operators.controller.ControlLoop`, follows
-``control.registry`` (live detectors) and ``control.nodes`` (machines), and decides every
-``control.slot_s`` and on triggers: a new source, a detector joining or leaving, a window
-p99 latency above ``control.slo_p99_s``. Decisions become versioned records on
-``control.assignments`` (the epoch is the decision time in ms, so it only grows, also
-across restarts) and the workflow's placement on ``control.placement``. A failed or
-timed-out solve keeps the last good assignment and says so in the log.
+It consumes ``metrics.frames`` into the
+:class:`~tierflow.operators.planning.controller.ControlLoop`, follows ``control.registry`` (live
+detectors) and ``control.nodes`` (machines), and decides every ``control.slot_s`` and on triggers: a
+new source, a detector joining or leaving, a window p99 latency above ``control.slo_p99_s``.
+Decisions become versioned records on ``control.assignments`` (the epoch is the decision time in ms,
+so it only grows, also across restarts) and the workflow's placement on ``control.placement``. A
+failed or timed-out solve keeps the last good assignment and says so in the log.
 """
 
 from __future__ import annotations
@@ -19,11 +19,17 @@ import uuid
 
 import faust
 
-from tierflow.operators.controller import Arrival, ControlLoop, Decision, DetectorInfo, LoopConfig
-from tierflow.operators.models import FrameObservation
-from tierflow.operators.placement import place
-from tierflow.operators.quality import Objective
-from tierflow.operators.workflow import (
+from tierflow.operators.planning.controller import (
+    Arrival,
+    ControlLoop,
+    Decision,
+    DetectorInfo,
+    LoopConfig,
+)
+from tierflow.operators.planning.models import FrameObservation
+from tierflow.operators.planning.placement import place
+from tierflow.operators.planning.quality import Objective
+from tierflow.operators.planning.workflow import (
     NodeMetrics,
     Resources,
     Tier,

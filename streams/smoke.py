@@ -20,7 +20,7 @@ import numpy as np
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from tierflow.errors import TierflowError
-from tierflow.operators.codec import Image
+from tierflow.operators.vision.codec import Image
 from tierflow.settings import Settings
 from tierflow.streams.app import faust_topic, make_app, running
 from tierflow.topics.catalogue import Catalogue

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from tierflow.operators.codec import ContentType
+from tierflow.operators.vision.codec import ContentType
 from tierflow.topics.envelope import FrameCodec, FrameMeta, Headers
 
 

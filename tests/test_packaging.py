@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,11 +16,17 @@ FOLDERS = ("operators", "streams", "topics", "infra", "grafana")
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """A wheel built from this checkout (no network: the venv's setuptools builds it)."""
+    """A wheel built from a copy of this checkout (no network: the venv's setuptools builds it).
+
+    A copy, because setuptools keeps a build/ folder whose stale files would enter the wheel.
+    """
     out = tmp_path_factory.mktemp("wheel")
+    tree = tmp_path_factory.mktemp("tree") / "tierflow"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "out", "*.egg-info", ".*_cache")
+    shutil.copytree(ROOT, tree, symlinks=True, ignore=skip)
     pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
     subprocess.run(
-        [*pip, "-w", str(out), str(ROOT)],
+        [*pip, "-w", str(out), str(tree)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -43,7 +50,7 @@ def test_the_wheel_carries_every_subpackage_and_its_data_files(wheel: zipfile.Zi
         "tierflow/infra/kafka/pom.xml",
         "tierflow/infra/prometheus/prometheus.yml",
         "tierflow/grafana/dashboards/tierflow-pipeline.json",
-        "tierflow/operators/default_workflow.toml",
+        "tierflow/operators/planning/default_workflow.toml",
     ):
         assert data in names
     # every Python file of the folders is in the wheel under tierflow/

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from tierflow.errors import FrameFormatError, FrameProblem
-from tierflow.operators.codec import ContentType, Image, decode_image, encode_image
+from tierflow.operators.vision.codec import ContentType, Image, decode_image, encode_image
 from tierflow.settings import Settings
 from tierflow.topics.limits import MessageLimits
 

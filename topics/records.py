@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import TierflowError
-from tierflow.operators.detections import Detections
+from tierflow.operators.vision.detections import Detections
 from tierflow.topics.envelope import FrameMeta
 
 H_DETECTIONS = "tf-detections"

@@ -92,7 +92,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
         service = build_draw(settings)
     else:
-        from tierflow.operators.detectors.factory import make_detector
+        from tierflow.operators.vision.detectors.factory import make_detector
         from tierflow.streams.stages.detect import build_detect
 
         if args.quality is None:

@@ -21,9 +21,9 @@ def _round(value: float) -> float | None:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Solve the scenario's quality assignment (and placement); exit 1 when unsolved."""
-    from tierflow.operators.placement import place
-    from tierflow.operators.quality import assign
-    from tierflow.operators.scenario import Scenario
+    from tierflow.operators.planning.placement import place
+    from tierflow.operators.planning.quality import assign
+    from tierflow.operators.planning.scenario import Scenario
 
     scenario = Scenario.load(args.scenario)
     result = assign(scenario.problem, args.policy, time_limit_s=args.time_limit)
@@ -105,8 +105,8 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Subparsers) -> None:
     """Add ``plan``."""
-    from tierflow.operators.placement import POLICIES as PLACEMENT
-    from tierflow.operators.quality import POLICY_NAMES
+    from tierflow.operators.planning.placement import POLICIES as PLACEMENT
+    from tierflow.operators.planning.quality import POLICY_NAMES
 
     plan = add(
         sub,

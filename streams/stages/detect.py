@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass, replace
 
 from tierflow.errors import FrameFormatError, FrameProblem
-from tierflow.operators.codec import Image
-from tierflow.operators.detections import Detections
-from tierflow.operators.detectors.base import Detector, DetectorError
-from tierflow.operators.resize import resize_square
+from tierflow.operators.vision.codec import Image
+from tierflow.operators.vision.detections import Detections
+from tierflow.operators.vision.detectors.base import Detector, DetectorError
+from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import Settings
 from tierflow.streams.app import Event, cancel
 from tierflow.streams.batching import PendingFrames

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tierflow.errors import FrameFormatError
-from tierflow.operators.accuracy import MatchCounts, match
-from tierflow.operators.codec import ContentType, encode_image
-from tierflow.operators.draw import BoxAnnotator
+from tierflow.operators.vision.accuracy import MatchCounts, match
+from tierflow.operators.vision.codec import ContentType, encode_image
+from tierflow.operators.vision.draw import BoxAnnotator
 from tierflow.settings import Settings
 from tierflow.streams.app import Event
 from tierflow.streams.metrics import observe_stage

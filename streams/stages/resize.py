@@ -14,8 +14,8 @@ import time
 import uuid
 
 from tierflow.errors import FrameFormatError
-from tierflow.operators.codec import ContentType
-from tierflow.operators.resize import resize_square
+from tierflow.operators.vision.codec import ContentType
+from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import Settings
 from tierflow.streams.app import Event
 from tierflow.streams.metrics import observe_stage

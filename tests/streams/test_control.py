@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierflow.operators.detectors.factory import make_detector
+from tierflow.operators.vision.detectors.factory import make_detector
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector
 from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer

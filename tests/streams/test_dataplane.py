@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from tierflow.operators.detectors.haar import HaarDetector
-from tierflow.operators.draw import label_colour
+from tierflow.operators.vision.detectors.haar import HaarDetector
+from tierflow.operators.vision.draw import label_colour
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally
 from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment

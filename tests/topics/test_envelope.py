@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tierflow.errors import FrameFormatError, FrameProblem
-from tierflow.operators.codec import ContentType
+from tierflow.operators.vision.codec import ContentType
 from tierflow.settings import Settings, load_settings
 from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
 

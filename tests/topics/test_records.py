@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierflow.operators.detections import Detections
+from tierflow.operators.vision.detections import Detections
 from tierflow.topics.envelope import FrameMeta
 from tierflow.topics.records import (
     Assignment,

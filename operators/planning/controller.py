@@ -1,0 +1,415 @@
+"""The control agent's decision loop, broker-free: frame outcomes in, assignments out.
+
+Every time slot (seed 000 §IV, eq. 3-6) the loop turns the last ``window_s`` of per-frame
+observations into the quality-assignment :class:`~tierflow.operators.planning.quality.Problem` and
+solves it:
+
+* sources and their frame rates come from every frame's outcome (each produced frame ends
+  in exactly one, so outcomes per second is the camera's rate);
+* one pipeline per quality with a live detector (``detect-<q>``); its capacity ``C`` (eq.
+  1's ``T_E = Load/C``) is what its inference threads can run, and the node's cores are a
+  server shared by every quality placed there: each frame costs its measured CPU time
+  (``busy_s``), so the node cannot be planned beyond ``sum(fps * cpu_s) <= cores``;
+* the zero-load processing time is the measured busy time of resize, detect and draw plus
+  the measured transfers (eq. 1-2); waiting is the M/G/1 curve of
+  ``tierflow.operators.planning.models``;
+* accuracy per quality is fitted online from measured F1 (eq. 4's ``E(fr, d)``), with a
+  prior until frames with ground truth arrive.
+
+Anti-flapping: a source keeps a new quality for ``min_dwell_slots`` slots; between rotation
+slots the solver is asked to keep sources where they are (``Rotation.STICKY``), and on
+rotation slots to move reduced qualities to other sources (§V: "this mapping switches
+periodically between data sources"). When the load exceeds capacity at every quality the
+sources go to the cheapest quality that still meets ``a_min`` (reducing quality is the
+paper's answer to congestion; refusals are for accuracy only). A failed or timed-out solve
+changes nothing: the last good assignment stays, and the decision says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tierflow.operators.planning.models import FrameObservation, OnlineAccuracy, QueueCurve
+from tierflow.operators.planning.quality import (
+    AssignmentResult,
+    Choice,
+    Link,
+    Objective,
+    Option,
+    Pipeline,
+    Problem,
+    Rotation,
+    SolveStatus,
+    Source,
+    assign,
+)
+
+DETECT = "detect"
+
+
+def pipeline_id(quality: int) -> str:
+    """The pipeline serving ``quality``: the detect service group of that quality."""
+    return f"{DETECT}-{quality}"
+
+
+def cpu_link(node: str) -> str:
+    """The id of a node's shared CPU in the assignment problem."""
+    return f"cpu:{node}"
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One frame's outcome: a camera produced it at ``quality``; ``time_s`` is when it ended."""
+
+    source: str
+    quality: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """A live detect service, as ``control.registry`` announces it.
+
+    Attributes:
+        quality: the quality it serves, pixels.
+        node: the node it runs on.
+        model: detector name (accuracy is fitted per model).
+        capacity_fps: its announced throughput, frames per busy second (None if unmeasured).
+        threads: inference calls it runs at once.
+        remote: inference runs on another machine (an inference server): this node's CPU
+            does not bound it, its announced throughput does.
+    """
+
+    quality: int
+    node: str
+    model: str
+    capacity_fps: float | None = None
+    threads: int = 1
+    remote: bool = False
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """What the loop optimises and how cautiously.
+
+    Attributes:
+        qualities: qualities cameras may be assigned (the topic catalogue's).
+        a_min: accuracy floor of eq. 6.
+        policy: quality policy name (``tierflow.operators.planning.quality.POLICY_NAMES``).
+        objective: utility (eq. 5, the default: accuracy is kept unless latency costs more
+            than it is worth) or latency (Algorithm 1 as written: the fastest assignment
+            meeting ``a_min``, which lowers quality even on an idle system).
+        theta_per_s: Theta of eq. 5.
+        window_s: seconds of observations a decision looks at.
+        min_dwell_slots: slots a source keeps a quality before it may change again.
+        time_limit_s: solver budget per decision, seconds.
+        max_utilisation: no pipeline is planned above this utilisation.
+        default_service_s: inference time per frame at 512 px before any is measured, s.
+        accuracy_prior: accuracy per quality until F1 is measured; by default linear in the
+            side, ``q / max(qualities)``.
+    """
+
+    qualities: tuple[int, ...]
+    a_min: float = 0.5
+    policy: str = "milp"
+    objective: Objective = Objective.UTILITY
+    theta_per_s: float = 1.0
+    window_s: float = 20.0
+    min_dwell_slots: int = 2
+    time_limit_s: float = 1.0
+    max_utilisation: float = 0.85
+    default_service_s: float = 0.07
+    accuracy_prior: Mapping[int, float] | None = None
+
+    def prior(self, quality: int) -> float:
+        """The accuracy assumed for ``quality`` before any is measured."""
+        if self.accuracy_prior is not None and quality in self.accuracy_prior:
+            return self.accuracy_prior[quality]
+        return quality / max(self.qualities)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One slot's outcome.
+
+    Attributes:
+        slot: slot number.
+        trigger: why it ran (``slot``, ``new-source``, ``detectors-changed``, ``slo``).
+        result: the solver's answer (its status says whether it could be used).
+        changes: sources whose quality changes now, with the new choice.
+        refused: sources refused (Algorithm 1 steps 7-8) with the reason.
+        held: sources whose change waits for their dwell to end.
+        problem: what was solved.
+        rule: what chose the assignment (the solver's rule, ``overload: ...`` when capacity
+            is exceeded at every quality, ``kept`` when the last assignment stays).
+    """
+
+    slot: int
+    trigger: str
+    result: AssignmentResult
+    changes: dict[str, Choice] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    held: tuple[str, ...] = ()
+    problem: Problem | None = None
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    time_s: float
+    observation: FrameObservation
+    model: str
+
+
+class ControlLoop:
+    """Keeps the observation window and the published assignments; decides each slot."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.arrivals: deque[Arrival] = deque()
+        self.processed: deque[_Seen] = deque()
+        self.accuracy: dict[str, OnlineAccuracy] = {}
+        self.assigned: dict[str, Choice] = {}
+        self.changed_at: dict[str, int] = {}
+        self.refused: set[str] = set()
+        self.slot = 0
+
+    def observe(self, arrival: Arrival) -> bool:
+        """Record a frame outcome; True when its source was never seen (a joining source)."""
+        self.arrivals.append(arrival)
+        return arrival.source not in self.assigned and arrival.source not in self.refused
+
+    def observe_processed(self, time_s: float, observation: FrameObservation, model: str) -> None:
+        """Record a processed frame's measurements (and its F1 when audited)."""
+        self.processed.append(_Seen(time_s, observation, model))
+        if observation.f1 is not None:
+            fit = self.accuracy.setdefault(model, OnlineAccuracy())
+            fit.observe(observation.quality_px, observation.f1)
+
+    def _trim(self, now_s: float) -> None:
+        horizon = now_s - self.config.window_s
+        while self.arrivals and self.arrivals[0].time_s < horizon:
+            self.arrivals.popleft()
+        while self.processed and self.processed[0].time_s < horizon:
+            self.processed.popleft()
+
+    def latency_p99_s(self, now_s: float) -> float | None:
+        """p99 end-to-end latency of the processed frames in the window."""
+        self._trim(now_s)
+        values = [s.observation.latency_s for s in self.processed]
+        return float(np.percentile(values, 99)) if values else None
+
+    def _sources(self, now_s: float, qualities: tuple[int, ...]) -> list[Source]:
+        first: dict[str, float] = {}
+        count: dict[str, int] = defaultdict(int)
+        last: dict[str, int] = {}
+        for a in self.arrivals:
+            first.setdefault(a.source, a.time_s)
+            count[a.source] += 1
+            last[a.source] = a.quality
+        sources = []
+        for sid in sorted(count):
+            span = max(min(self.config.window_s, now_s - first[sid]), 1.0)
+            current = self.assigned.get(sid) or Choice(last[sid], pipeline_id(last[sid]))
+            joining = sid not in self.assigned
+            sources.append(Source(sid, count[sid] / span, qualities, current, joining))
+        return sources
+
+    def _costs(self) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+        """Per quality: CPU s per frame (all stages), zero-load path time s, detect cv2."""
+        cpu: dict[int, list[float]] = defaultdict(list)
+        path: dict[int, list[float]] = defaultdict(list)
+        detect: dict[int, list[float]] = defaultdict(list)
+        for seen in self.processed:
+            ob = seen.observation
+            if ob.busy_s and DETECT in ob.busy_s:
+                q = ob.quality_px
+                detect[q].append(ob.busy_s[DETECT])
+                cpu[q].append(sum(ob.busy_s.values()))
+                path[q].append(sum(ob.busy_s.values()) + sum(ob.transfer_s.values()))
+        cv2 = {
+            q: float(np.var(v) / np.mean(v) ** 2) if np.mean(v) > 0 else 1.0
+            for q, v in detect.items()
+        }
+        means = {q: float(np.mean(v)) for q, v in cpu.items()}
+        medians = {q: float(np.median(v)) for q, v in path.items()}
+        return means, medians, cv2
+
+    def _resources(
+        self, detectors: Sequence[DetectorInfo], cores: Mapping[str, float]
+    ) -> tuple[list[Pipeline], list[Link], dict[int, float], dict[int, str]]:
+        """Pipelines (one per quality), node CPU links, CPU s per frame and node per quality.
+
+        A node's cores are one shared server: every frame served there costs its measured CPU time,
+        whichever quality. ``tierflow.operators.planning.quality`` holds that as a link whose
+        "bandwidth" is the node's cores and whose "bits" per frame are CPU microseconds, so its
+        utilisation is ``sum(fps * cpu_s) / cores`` (the capacity constraint) and its waiting curve
+        is the node's queueing.
+        """
+        cpu_s, path_s, cv2 = self._costs()
+        threads: dict[int, int] = defaultdict(int)
+        announced: dict[int, float] = defaultdict(float)
+        node_of: dict[int, str] = {}
+        for d in detectors:
+            threads[d.quality] += d.threads
+            if d.remote:
+                announced[d.quality] += (d.capacity_fps or 0.0) * d.threads
+            node_of.setdefault(d.quality, d.node)
+        pipelines = []
+        cost: dict[int, float] = {}
+        # Unmeasured qualities: CPU cost grows with the pixels (q^2) from the nearest
+        # measured quality, or from the default at 512 px.
+        measured = cpu_s or {512: self.config.default_service_s}
+        for q in sorted(threads):
+            anchor = min(measured, key=lambda m: abs(m - q))
+            cost[q] = measured[anchor] * (q / anchor) ** 2
+            # A service cannot run more frames at once than its inference threads.
+            capacity = announced[q] or threads[q] / cost[q]
+            curve = QueueCurve.pollaczek_khinchine(cv2.get(q, 1.0), self.config.max_utilisation)
+            pipelines.append(Pipeline(pipeline_id(q), capacity, path_s.get(q, cost[q]), curve))
+        links = [
+            Link(
+                cpu_link(node),
+                bandwidth_mbps=cores.get(node, 1.0),
+                queue=QueueCurve.pollaczek_khinchine(1.0, self.config.max_utilisation),
+            )
+            for node in sorted(set(node_of.values()))
+        ]
+        return pipelines, links, cost, node_of
+
+    def _accuracy(self, quality: int, models: Sequence[str]) -> float:
+        """E(q) of eq. 4 for the models serving ``quality``.
+
+        The fitted curve where one exists (three or more qualities measured), the measured
+        mean at ``quality``, else the prior's shape anchored on the nearest measured quality:
+        a lower quality is never assumed as accurate as a measured higher one.
+        """
+        predictions = []
+        for m in models:
+            fit = self.accuracy.get(m)
+            if fit is None:
+                continue
+            means = fit.means()
+            if fit.curve is not None or quality in means:
+                value = fit.predict(quality)
+            elif means:
+                anchor = min(means, key=lambda q: abs(q - quality))
+                value = means[anchor] * self.config.prior(quality) / self.config.prior(anchor)
+            else:
+                value = None
+            if value is not None:
+                predictions.append(value)
+        value = float(np.mean(predictions)) if predictions else self.config.prior(quality)
+        return min(1.0, max(0.0, value))
+
+    def decide(
+        self,
+        now_s: float,
+        detectors: Sequence[DetectorInfo],
+        cores_by_node: Mapping[str, float],
+        trigger: str = "slot",
+    ) -> Decision | None:
+        """Solve this slot; None when there is nothing to decide (no sources or detectors).
+
+        Args:
+            now_s: the current time, seconds (same clock as the observations).
+            detectors: the live detect services.
+            cores_by_node: cores of each node (from ``control.nodes``).
+            trigger: why the decision runs.
+        """
+        self._trim(now_s)
+        for fit in self.accuracy.values():
+            fit.end_slot()
+        qualities = tuple(sorted({d.quality for d in detectors} & set(self.config.qualities)))
+        if not qualities or not self.arrivals:
+            return None
+        sources = self._sources(now_s, qualities)
+        serving = [d for d in detectors if d.quality in qualities]
+        pipelines, links, cpu_s, node_of = self._resources(serving, cores_by_node)
+        models_by_quality: dict[int, list[str]] = defaultdict(list)
+        for d in serving:
+            models_by_quality[d.quality].append(d.model)
+        options = [
+            Option(
+                q,
+                pipeline_id(q),
+                self._accuracy(q, models_by_quality[q]),
+                bits_per_frame=cpu_s[q] * 1e6,  # CPU microseconds on the node's CPU link
+                links=(cpu_link(node_of[q]),),
+            )
+            for q in qualities
+        ]
+        rotate = self.slot % self.config.min_dwell_slots == 0
+        problem = Problem(
+            sources=sources,
+            options=options,
+            pipelines=pipelines,
+            links=links,
+            a_min=self.config.a_min,
+            objective=self.config.objective,
+            theta_per_s=self.config.theta_per_s,
+            rotation=Rotation.ROTATE if rotate else Rotation.STICKY,
+            slot=self.slot,
+        )
+        result = assign(problem, self.config.policy, time_limit_s=self.config.time_limit_s)
+        decision = self._apply(result, sources, trigger, problem)
+        self.slot += 1
+        return decision
+
+    def _apply(
+        self, result: AssignmentResult, sources: Sequence[Source], trigger: str, problem: Problem
+    ) -> Decision:
+        wanted = {a.source: Choice(a.quality, a.pipeline) for a in result.assignments}
+        refused: dict[str, str] = {}
+        rule = result.rule
+        overloaded: list[str] = []
+        if result.solved:
+            for r in result.refused:
+                if r.reason == "accuracy":  # Algorithm 1 steps 7-8: a_min cannot be met
+                    refused[r.source] = f"{r.reason}: {r.detail}"
+                else:
+                    overloaded.append(r.source)
+        elif result.status is SolveStatus.INFEASIBLE:
+            overloaded = [s.id for s in sources]
+        else:  # error or time limit without a feasible point: keep the last good assignment
+            return Decision(self.slot, trigger, result, problem=problem, rule="kept")
+        if overloaded:
+            # More load than capacity at every quality: the paper's answer to congestion is
+            # a lower quality as long as accuracy stays above a_min, so these sources get the
+            # cheapest such quality and the queues absorb the rest (nothing is refused for
+            # capacity: a refusal is for accuracy, Algorithm 1 steps 7-8).
+            cheapest = self._cheapest(problem)
+            wanted.update({sid: cheapest for sid in overloaded})
+            rule = f"overload: {cheapest.quality} px, the cheapest quality meeting a_min"
+        current = {s.id: s.current for s in sources}
+        changes: dict[str, Choice] = {}
+        held: list[str] = []
+        for sid, choice in sorted(wanted.items()):
+            before = current.get(sid)
+            self.refused.discard(sid)
+            if before is not None and before.quality == choice.quality and sid in self.assigned:
+                continue
+            since = self.slot - self.changed_at.get(sid, -math.inf)
+            if sid in self.assigned and since < self.config.min_dwell_slots:
+                held.append(sid)
+                continue
+            changes[sid] = choice
+            self.assigned[sid] = choice
+            self.changed_at[sid] = self.slot
+        self.refused |= set(refused)
+        return Decision(self.slot, trigger, result, changes, refused, tuple(held), problem, rule)
+
+    def _cheapest(self, problem: Problem) -> Choice:
+        """The lowest quality whose estimated accuracy meets a_min (else the most accurate)."""
+        ok = [o for o in problem.options if o.accuracy >= problem.floor]
+        option = (
+            min(ok, key=lambda o: o.quality)
+            if ok
+            else max(problem.options, key=lambda o: o.accuracy)
+        )
+        return Choice(option.quality, option.pipeline)

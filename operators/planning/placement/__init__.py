@@ -1,0 +1,308 @@
+"""Placement of a workflow's service instances on edge, fog and cloud nodes, by policy name.
+
+One entry point, :func:`place`, runs any policy on a
+:class:`~tierflow.operators.planning.workflow.Workflow` and a list of
+:class:`~tierflow.operators.planning.workflow.NodeMetrics` (the ``control.nodes`` template) and
+returns a :class:`PlacementResult`: instance -> node with a resource share, status, solve time, cost
+on one common scale, and unplaced instances with reasons.
+
+=================  ========================================================================
+policy             what it is
+=================  ========================================================================
+``milp``           Algorithms 2-4 of seed 000 as one MILP in HiGHS (:mod:`.milp`)
+``algorithms``     Algorithms 2 (reservation), 3 (scheduling), 4 (adjustment), seed 000
+``cloud-only``     the same algorithms with every task on the Cloud
+``fog-only``       the same algorithms with every task on the Fog
+``requests``       the thesis's request x node program, Mode 1 or 2 (seed 003, §3.2)
+``iterative``      the thesis's iterative search baseline (seed 003, §6.1)
+``fifo`` ...       AVEC's seven policies (seed 004, §6): ``fifo``, ``random``,
+                   ``best-bandwidth``, ``best-latency``, ``best-compute``, ``spread``,
+                   ``gpu-aware`` (heavy / middle / light weights)
+=================  ========================================================================
+
+Submodules: :mod:`.problem` (categories NI/LI/HI, instances, the cost), :mod:`.algorithms`,
+:mod:`.milp`, :mod:`.requests` (also usable on its own: :func:`solve_requests`,
+:func:`iterative_search`), :mod:`.avec` (also :func:`select_node` for one workload).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from tierflow.operators.planning.highs_banner import absorb_banner
+from tierflow.operators.planning.placement.algorithms import run_algorithms
+from tierflow.operators.planning.placement.avec import (
+    AVEC_WEIGHTS,
+    AvecPolicy,
+    WeightClass,
+    Workload,
+    execution_time_s,
+    run_avec,
+    select_node,
+)
+from tierflow.operators.planning.placement.milp import solve_milp
+from tierflow.operators.planning.placement.problem import (
+    Assignment,
+    Category,
+    CostWeights,
+    Instance,
+    PlacementProblem,
+    build_problem,
+    categorise,
+    evaluate,
+)
+from tierflow.operators.planning.placement.requests import (
+    EdgeNode,
+    LoadedModel,
+    Mode,
+    ModelSpec,
+    Request,
+    RequestPlan,
+    RequestProblem,
+    iterative_search,
+    solve_requests,
+)
+from tierflow.operators.planning.placement.result import (
+    Placement,
+    PlacementError,
+    PlacementResult,
+    PlacementStatus,
+    Unplaced,
+)
+from tierflow.operators.planning.workflow import NodeMetrics, Resources, Tier, Workflow
+
+__all__ = [
+    "AVEC_WEIGHTS",
+    "POLICIES",
+    "AvecPolicy",
+    "Category",
+    "CostWeights",
+    "EdgeNode",
+    "Instance",
+    "LoadedModel",
+    "Mode",
+    "ModelSpec",
+    "Placement",
+    "PlacementError",
+    "PlacementProblem",
+    "PlacementResult",
+    "PlacementStatus",
+    "Request",
+    "RequestPlan",
+    "RequestProblem",
+    "Unplaced",
+    "WeightClass",
+    "Workload",
+    "build_problem",
+    "categorise",
+    "evaluate",
+    "execution_time_s",
+    "iterative_search",
+    "place",
+    "select_node",
+    "solve_requests",
+    "workflow_requests",
+]
+
+POLICIES: tuple[str, ...] = (
+    "milp",
+    "algorithms",
+    "cloud-only",
+    "fog-only",
+    "requests",
+    "iterative",
+    *(policy.value for policy in AvecPolicy),
+)
+
+
+def place(
+    workflow: Workflow,
+    nodes: Sequence[NodeMetrics] | None = None,
+    policy: str = "milp",
+    *,
+    time_limit_s: float = 10.0,
+    seed: int | None = None,
+    min_share: float | None = None,
+    weights: CostWeights | None = None,
+    tiers: Sequence[Tier | str] | None = None,
+    weight: WeightClass | str | None = None,
+    mode: Mode | int = Mode.AVAILABLE,
+    respect_capacity: bool = True,
+) -> PlacementResult:
+    """Place every service instance of ``workflow`` with the policy called ``policy``.
+
+    Args:
+        workflow: the workflow.
+        nodes: candidate nodes; the workflow's Table I tiers when None.
+        policy: one of :data:`POLICIES`.
+        time_limit_s: solver time limit (``milp``, ``requests``), s.
+        seed: random seed (``random``; tie-breaking of ``algorithms`` and the baselines).
+        min_share: Algorithm 4's floor; the workflow's ``min_share`` when None.
+        weights: cost weights; derived from the instance when None.
+        tiers: restrict ``milp`` / ``algorithms`` to these tiers.
+        weight: force one ``gpu-aware`` weight class (heavy, middle, light); by category
+            (HI heavy, LI middle, NI light) when None.
+        mode: back-end mode of ``requests`` / ``iterative`` (1 available memory, 2 total).
+        respect_capacity: ``iterative`` only: False ignores memory and compute, like the
+            thesis's baseline.
+
+    Raises:
+        PlacementError: unknown policy or malformed input. Solver outcomes (infeasible,
+            time limit, errors) are statuses of the result, never exceptions.
+    """
+    absorb_banner()
+    started = time.perf_counter()
+    nodes = workflow.nodes() if nodes is None else tuple(nodes)
+    scoring = build_problem(workflow, nodes, min_share=min_share, weights=weights)
+    restricted = _tiers(tiers)
+    message = ""
+    rng = None if seed is None else random.Random(seed)  # noqa: S311 - not cryptography
+    if policy in ("milp", "algorithms", "cloud-only", "fog-only"):
+        only = {"cloud-only": (Tier.CLOUD,), "fog-only": (Tier.FOG,)}.get(policy, restricted)
+        problem = scoring
+        if only is not None:
+            problem = build_problem(
+                workflow, nodes, tiers=only, min_share=min_share, weights=scoring.weights
+            )
+        if policy == "milp":
+            status, assignment, unplaced, message = solve_milp(problem, time_limit_s=time_limit_s)
+        else:
+            assignment, unplaced, message = run_algorithms(problem, rng=rng)
+            status = _heuristic_status(assignment, unplaced)
+    elif policy in ("requests", "iterative"):
+        plan = _run_requests(scoring, policy, Mode(mode), time_limit_s, respect_capacity)
+        assignment = _from_plan(scoring, plan)
+        unplaced, status, message = plan.rejected, plan.status, plan.message
+    elif policy in AvecPolicy.__members__.values():
+        weight_class = None if weight is None else _weight(weight)
+        assignment, unplaced = run_avec(scoring, AvecPolicy(policy), seed=seed, weight=weight_class)
+        status = _heuristic_status(assignment, unplaced)
+    else:
+        msg = f"unknown placement policy {policy!r}; expected one of {', '.join(POLICIES)}"
+        raise PlacementError(msg)
+    return _result(scoring, policy, status, assignment, unplaced, started, message)
+
+
+def _tiers(tiers: Sequence[Tier | str] | None) -> tuple[Tier, ...] | None:
+    if tiers is None:
+        return None
+    try:
+        return tuple(Tier(tier) for tier in tiers)
+    except ValueError:
+        msg = f"tiers: expected names among edge, fog, cloud; got {list(tiers)}"
+        raise PlacementError(msg) from None
+
+
+def _weight(weight: WeightClass | str) -> WeightClass:
+    try:
+        return WeightClass(weight)
+    except ValueError:
+        msg = f"weight: expected heavy, middle or light; got {weight!r}"
+        raise PlacementError(msg) from None
+
+
+def _heuristic_status(assignment: Assignment, unplaced: Sequence[Unplaced]) -> PlacementStatus:
+    if not unplaced:
+        return PlacementStatus.FEASIBLE
+    return PlacementStatus.PARTIAL if assignment else PlacementStatus.INFEASIBLE
+
+
+def workflow_requests(problem: PlacementProblem) -> RequestProblem:
+    """The workflow's instances as requests of the thesis program (seed 003, §3.2).
+
+    Each instance is a request for its task's "model" (memory counted once per node, compute
+    per instance); tau is the round trip between the data sources and the node (eq. 2 for
+    the instance's input frame out, the route delay back), theta the task's ``service_ms``.
+    Pairs where the platform, accelerator memory or storage cannot fit are forbidden.
+    """
+    workflow = problem.workflow
+    requests = tuple(Request(inst.id, inst.task.name) for inst in problem.instances)
+    models = {
+        task.name: ModelSpec(task.name, task.requires.memory_mb, task.requires.cores)
+        for task in workflow.tasks
+    }
+    nodes = tuple(
+        EdgeNode(node.node, node.free.memory_mb, node.free.cores) for node in problem.nodes
+    )
+    tau = np.full((len(requests), len(nodes)), np.inf)
+    theta = np.zeros_like(tau)
+    source = workflow.sources.tier
+    for r, inst in enumerate(problem.instances):
+        mbit = workflow.frame_mbit(workflow.input_quality(inst.task))
+        need = inst.task.requires
+        # Memory and compute are the program's own constraints; the rest filters pairs.
+        other = Resources(0.0, 0.0, need.accelerator_memory_mb, need.storage_mb)
+        for n, node in enumerate(problem.nodes):
+            platform_ok = inst.task.accelerator in (None, node.accelerator)
+            if not (platform_ok and other.fits_in(node.free)):
+                continue
+            back = sum(hop.delay_ms for hop in workflow.route(source, node.tier) or ())
+            tau[r, n] = workflow.transfer_ms(source, node.tier, mbit) + back
+            theta[r, n] = inst.task.service_ms
+    return RequestProblem(requests, models, nodes, tau, theta)
+
+
+def _run_requests(
+    problem: PlacementProblem,
+    policy: str,
+    mode: Mode,
+    time_limit_s: float,
+    respect_capacity: bool,
+) -> RequestPlan:
+    requests = workflow_requests(problem)
+    if policy == "iterative":
+        return iterative_search(requests, mode, respect_capacity=respect_capacity)
+    return solve_requests(requests, mode, time_limit_s=time_limit_s)
+
+
+def _from_plan(problem: PlacementProblem, plan: RequestPlan) -> dict[int, tuple[int, float]]:
+    names = [node.node for node in problem.nodes]
+    return {
+        problem.instance_index(request): (names.index(node), 0.0)
+        for request, node in plan.assignment.items()
+    }
+
+
+def _result(
+    problem: PlacementProblem,
+    policy: str,
+    status: PlacementStatus,
+    assignment: Assignment,
+    unplaced: Sequence[Unplaced],
+    started: float,
+    message: str,
+) -> PlacementResult:
+    full: dict[int, tuple[int, float]] = {}
+    placements: dict[str, Placement] = {}
+    for i, instance in enumerate(problem.instances):
+        if i not in assignment:
+            continue
+        n, cores = assignment[i]
+        need = instance.task.requires
+        # Policies without shares (AVEC, the thesis program) reserve the full requirement.
+        cores = cores if cores > 0 else need.cores
+        full[i] = (n, cores)
+        node = problem.nodes[n]
+        placements[instance.id] = Placement(
+            instance.id,
+            instance.task.name,
+            node.node,
+            node.tier,
+            cores / need.cores,
+            need.with_cores(cores),
+        )
+    cost, transfer = evaluate(problem, full)
+    return PlacementResult(
+        policy=policy,
+        status=status,
+        placements=placements,
+        unplaced=tuple(unplaced),
+        solve_time_s=time.perf_counter() - started,
+        cost=cost,
+        transfer_ms=transfer,
+        message=message,
+    )

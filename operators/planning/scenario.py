@@ -1,0 +1,203 @@
+"""Planning scenarios: one time slot described in a TOML file, for ``tierflow plan``.
+
+A scenario states what the control agent would otherwise measure: the node tree (edge,
+fog, cloud and their uplinks, Table II), the pipelines placed on nodes with their measured
+capacity, processing time and accuracy per quality (eq. 1, 4), and the cameras (frame
+rate, allowed qualities, the edge node they sit on). See ``docs/scenarios/grid5000.toml``
+and the README for the format.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tierflow.errors import TierflowError
+from tierflow.operators.planning.models import Node
+from tierflow.operators.planning.quality import (
+    Deployment,
+    Objective,
+    Pipeline,
+    PreferenceRule,
+    Problem,
+    Source,
+    options_for_topology,
+)
+from tierflow.operators.planning.workflow import Tier, Workflow, default_workflow, load_workflow
+
+
+class ScenarioError(TierflowError):
+    """A scenario file is missing, not TOML, or has a field out of place (the message says)."""
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            msg = f"{where}.{key} is missing"
+            raise ScenarioError(msg)
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        msg = f"{where}.{key} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        raise ScenarioError(msg)
+    return value
+
+
+def _positive(value: float, where: str) -> float:
+    if not value > 0:
+        msg = f"{where} must be > 0, got {value}"
+        raise ScenarioError(msg)
+    return value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A parsed scenario: the quality problem and, optionally, a workflow to place."""
+
+    problem: Problem
+    workflow: Workflow | None
+    placement_policy: str
+    origin: str
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        """Read and validate a scenario file.
+
+        Raises:
+            ScenarioError: naming the file and the field at fault.
+        """
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            msg = f"cannot read scenario {path}: {exc.strerror}"
+            raise ScenarioError(msg) from exc
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{path} is not TOML: {exc}"
+            raise ScenarioError(msg) from exc
+        try:
+            return cls.parse(data, str(path))
+        except ScenarioError as exc:
+            msg = f"{path}: {exc}"
+            raise ScenarioError(msg) from exc
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], origin: str = "<scenario>") -> Scenario:
+        """Build a scenario from parsed TOML."""
+        nodes = _nodes(data.get("nodes", []))
+        deployments = _pipelines(data.get("pipelines", []), nodes)
+        sources = _sources(data.get("sources", []), nodes)
+        gamma = _positive(_get(data, "gamma_bits_per_pixel", float, "scenario", 2.0), "gamma")
+        options, pipelines, links = options_for_topology(
+            nodes, deployments, [s.site for s in sources], gamma
+        )
+        preference = None
+        if _get(data, "preference_rule", bool, "scenario", True):
+            preference = PreferenceRule()
+        try:
+            objective = Objective(_get(data, "objective", str, "scenario", "latency"))
+        except ValueError:
+            msg = f"scenario.objective must be one of {[o.value for o in Objective]}"
+            raise ScenarioError(msg) from None
+        problem = Problem(
+            sources=sources,
+            options=options,
+            pipelines=pipelines,
+            links=links,
+            a_min=_get(data, "a_min", float, "scenario", 0.5),
+            objective=objective,
+            theta_per_s=_get(data, "theta_per_s", float, "scenario", 1.0),
+            preference=preference,
+        )
+        placement = data.get("placement", {})
+        workflow = None
+        if placement:
+            wf = _get(placement, "workflow", str, "placement", "default")
+            workflow = default_workflow() if wf == "default" else load_workflow(Path(wf))
+        policy = _get(placement, "policy", str, "placement", "algorithms") if placement else ""
+        return cls(problem, workflow, policy, origin)
+
+
+def _nodes(items: Any) -> dict[str, Node]:
+    if not isinstance(items, list) or not items:
+        msg = "[[nodes]] must list at least one node"
+        raise ScenarioError(msg)
+    nodes: dict[str, Node] = {}
+    for i, item in enumerate(items):
+        where = f"nodes[{i}]"
+        node_id = _get(item, "id", str, where)
+        try:
+            tier = Tier(_get(item, "tier", str, where))
+        except ValueError:
+            msg = f"{where}.tier must be one of {[t.value for t in Tier]}"
+            raise ScenarioError(msg) from None
+        parent = _get(item, "parent", str, where, None)
+        mbps = _positive(_get(item, "uplink_mbps", float, where, math.inf), f"{where}.uplink_mbps")
+        delay_ms = _get(item, "uplink_delay_ms", float, where, 0.0)
+        count = _get(item, "count", int, where, 1)
+        for k in range(count):
+            name = f"{node_id}{k}" if count > 1 else node_id
+            if name in nodes:
+                msg = f"{where}.id {name!r} is used twice"
+                raise ScenarioError(msg)
+            nodes[name] = Node(name, tier, parent, mbps, delay_ms / 1000)
+    for node in nodes.values():
+        if node.parent is not None and node.parent not in nodes:
+            msg = f"node {node.id!r} names parent {node.parent!r}, which is not a node"
+            raise ScenarioError(msg)
+    return nodes
+
+
+def _pipelines(items: Any, nodes: Mapping[str, Node]) -> list[Deployment]:
+    if not isinstance(items, list) or not items:
+        msg = "[[pipelines]] must list at least one pipeline"
+        raise ScenarioError(msg)
+    out = []
+    for i, item in enumerate(items):
+        where = f"pipelines[{i}]"
+        node = _get(item, "node", str, where)
+        if node not in nodes:
+            msg = f"{where}.node {node!r} is not a node"
+            raise ScenarioError(msg)
+        accuracy_table = _get(item, "accuracy", dict, where)
+        try:
+            accuracy = {int(q): float(a) for q, a in accuracy_table.items()}
+        except (TypeError, ValueError):
+            msg = f'{where}.accuracy must map qualities to F1, e.g. {{"512" = 0.71}}'
+            raise ScenarioError(msg) from None
+        pipeline = Pipeline(
+            _get(item, "id", str, where),
+            _positive(_get(item, "capacity_fps", float, where), f"{where}.capacity_fps"),
+            _get(item, "processing_s", float, where, 0.0),
+        )
+        out.append(Deployment(pipeline, node, accuracy, _get(item, "reduce_s", float, where, 0.0)))
+    return out
+
+
+def _sources(items: Any, nodes: Mapping[str, Node]) -> list[Source]:
+    if not isinstance(items, list) or not items:
+        msg = "[[sources]] must list at least one source"
+        raise ScenarioError(msg)
+    edge = sorted(n.id for n in nodes.values() if n.tier is Tier.EDGE)
+    sources: list[Source] = []
+    for i, item in enumerate(items):
+        where = f"sources[{i}]"
+        count = _get(item, "count", int, where, 1)
+        prefix = _get(item, "id", str, where, "cam")
+        fps = _positive(_get(item, "fps", float, where), f"{where}.fps")
+        qualities = tuple(int(q) for q in _get(item, "qualities", list, where))
+        site = _get(item, "site", str, where, "")
+        if site and site not in nodes:
+            msg = f"{where}.site {site!r} is not a node"
+            raise ScenarioError(msg)
+        for k in range(count):
+            # Without a site, cameras spread over the edge nodes round-robin.
+            where_k = site or (edge[(len(sources)) % len(edge)] if edge else "")
+            sid = f"{prefix}{k:02d}" if count > 1 else prefix
+            sources.append(Source(sid, fps, qualities, site=where_k))
+    return sources

@@ -1,0 +1,1 @@
+"""Image work: codec, resize, ``Detections``, detector backends, drawing, F1, scenes."""

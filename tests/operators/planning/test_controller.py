@@ -1,0 +1,128 @@
+"""The control loop without a broker: observations in, decisions out."""
+
+from __future__ import annotations
+
+from tierflow.operators.planning.controller import (
+    Arrival,
+    ControlLoop,
+    DetectorInfo,
+    LoopConfig,
+    cpu_link,
+)
+from tierflow.operators.planning.models import FrameObservation
+from tierflow.operators.planning.quality import SolveStatus
+
+QUALITIES = (320, 416, 512)
+# CPU seconds per frame as measured for Haar on this kind of machine (bench/scene_f1.py)
+CPU_S = {320: 0.028, 416: 0.046, 512: 0.068}
+F1 = {320: 0.69, 416: 0.88, 512: 0.95}
+
+
+def detectors(node: str = "n1") -> list[DetectorInfo]:
+    return [DetectorInfo(q, node, "haar:face", None, threads=2) for q in QUALITIES]
+
+
+def feed(
+    loop: ControlLoop, sources: dict[str, int], fps: float, seconds: float, t0: float = 0.0
+) -> float:
+    """Frames of each source at its quality for ``seconds``; returns the end time."""
+    steps = int(seconds * fps)
+    for i in range(steps):
+        t = t0 + i / fps
+        for source, q in sources.items():
+            loop.observe(Arrival(source, q, t))
+            ob = FrameObservation(
+                source=source,
+                quality_px=q,
+                pipeline=f"detect-{q}",
+                stage_s={"detect": CPU_S[q] * 2},
+                transfer_s={"detect": 0.002},
+                latency_s=0.2,
+                f1=F1[q],
+                busy_s={"detect": CPU_S[q], "draw": 0.003},
+            )
+            loop.observe_processed(t, ob, "haar:face")
+    return t0 + seconds
+
+
+def test_an_overloaded_node_moves_some_sources_to_lower_qualities() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0))
+    cams = {f"cam-{i}": 512 for i in range(3)}
+    now = feed(loop, cams, fps=10.0, seconds=10.0)
+    # 3 x 10 fps x 0.071 s = 2.1 CPU s/s at 512: more than 2 cores
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None
+    assert decision.result.status is SolveStatus.OPTIMAL
+    assert decision.problem is not None
+    chosen = {s: c.quality for s, c in loop.assigned.items()}
+    assert set(chosen) == set(cams)
+    cpu = sum(10.0 * (CPU_S[q] + 0.003) for q in chosen.values())
+    assert cpu <= 2.0 * 0.85 + 1e-6  # the node's CPU is planned within max utilisation
+    assert any(q < 512 for q in chosen.values())
+    assert decision.result.accuracy >= 0.5
+    link = decision.result.link_utilisation[cpu_link("n1")]
+    assert 0 < link <= 0.85 + 1e-6
+
+
+def test_an_idle_node_keeps_every_source_at_full_quality() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None
+    assert loop.assigned["cam-0"].quality == 512
+    assert decision.changes["cam-0"].quality == 512  # the first assignment is published
+
+
+def test_a_source_keeps_its_quality_for_the_dwell_time() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, min_dwell_slots=3))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
+    loop.decide(now, detectors(), {"n1": 2.0})  # slot 0: cam-0 assigned 512
+    crowd = {f"cam-{i}": 512 for i in range(1, 5)}
+    now = feed(loop, {"cam-0": 512, **crowd}, fps=10.0, seconds=10.0, t0=now)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})  # slot 1: overload
+    assert decision is not None
+    assert "cam-0" not in decision.changes
+    if decision.held:
+        assert "cam-0" in decision.held
+    assert loop.assigned["cam-0"].quality == 512
+
+
+def test_load_beyond_every_quality_sends_sources_to_the_cheapest_quality_meeting_a_min() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0))
+    cams = {f"cam-{i}": 512 for i in range(12)}
+    now = feed(loop, cams, fps=10.0, seconds=10.0)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None
+    assert decision.result.status is SolveStatus.INFEASIBLE or decision.rule.startswith("overload")
+    assert decision.rule.startswith("overload: 320")
+    assert {c.quality for c in loop.assigned.values()} == {320}
+    assert not decision.refused
+
+
+def test_a_source_that_cannot_meet_a_min_is_refused() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, a_min=0.99))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None
+    assert "cam-0" in decision.refused
+    assert decision.refused["cam-0"].startswith("accuracy")
+
+
+def test_nothing_to_decide_without_detectors_or_sources() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES))
+    assert loop.decide(1.0, detectors(), {"n1": 2.0}) is None
+    feed(loop, {"cam-0": 512}, fps=5.0, seconds=2.0)
+    assert loop.decide(2.0, [], {"n1": 2.0}) is None
+
+
+def test_a_new_source_is_reported_as_joining_once() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES))
+    assert loop.observe(Arrival("cam-0", 512, 0.0)) is True
+    loop.decide(1.0, detectors(), {"n1": 2.0})
+    assert loop.observe(Arrival("cam-0", 512, 1.5)) is False
+
+
+def test_old_observations_leave_the_window() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=5.0))
+    feed(loop, {"cam-0": 512}, fps=5.0, seconds=5.0)
+    assert loop.latency_p99_s(100.0) is None

@@ -1,0 +1,587 @@
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from dataclasses import replace
+
+import highspy
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tierflow.operators.planning.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.planning.quality import (
+    POLICY_NAMES,
+    AssignmentResult,
+    Choice,
+    Deployment,
+    Link,
+    LongTermAccuracy,
+    Objective,
+    Option,
+    Pipeline,
+    PreferenceRule,
+    Problem,
+    Rotation,
+    SolverError,
+    SolveStatus,
+    Source,
+    assign,
+    distribution_count,
+    options_for_topology,
+)
+from tierflow.operators.planning.workflow import Tier
+
+QUALITIES = (512, 416, 320)
+TOL = 1e-7
+
+
+# ---------------------------------------------------------------------------------------------
+# An independent brute force over Algorithm 1's search space: every source x every option.
+
+
+def brute_force(problem: Problem) -> tuple[float, float, float] | None:
+    """(objective, latency_s, accuracy) of the best per-source assignment, None if infeasible.
+
+    Written from eq. 1-5 directly, without the solver's compiled arrays: per-frame zero-load
+    latency, utilisation per pipeline (fps / C) and link (fps * S / w), waiting L_q(u) per
+    resource, mean latency over frames, mean accuracy over sources.
+    """
+    pipes = {p.id: p for p in problem.pipelines}
+    links = {lk.id: lk for lk in problem.links}
+    sources = [s for s in problem.sources if _options_of(problem, s)]
+    choices = [_options_of(problem, s) for s in sources]
+    frames = sum(s.fps for s in sources)
+    best: tuple[float, float, float] | None = None
+    for combo in itertools.product(*choices):
+        pipe_u: dict[str, float] = defaultdict(float)
+        link_u: dict[str, float] = defaultdict(float)
+        total = accuracy = 0.0
+        for s, o in zip(sources, combo, strict=True):
+            pipe = pipes[o.pipeline]
+            pipe_u[o.pipeline] += s.fps / pipe.capacity_fps
+            base = pipe.processing_s + o.extra_s
+            base += o.reduce_s if o.quality < max(s.qualities) else 0.0
+            for lk in o.links:
+                w = links[lk].bandwidth_mbps * 1e6
+                base += o.bits_per_frame / w + links[lk].delay_s
+                link_u[lk] += s.fps * o.bits_per_frame / w
+            total += s.fps * base
+            accuracy += o.accuracy
+        accuracy /= len(sources)
+        resources = [(pipes[p].queue, u) for p, u in pipe_u.items()]
+        resources += [(links[lk].queue, u) for lk, u in link_u.items()]
+        if accuracy < problem.a_min - TOL or any(u > q.max_utilisation + TOL for q, u in resources):
+            continue
+        total += sum(q.waiting(min(u, q.max_utilisation)) for q, u in resources)
+        latency = total / frames
+        value = latency
+        if problem.objective is Objective.UTILITY:
+            value = -(accuracy - problem.theta_per_s * latency)
+        if best is None or value < best[0]:
+            best = (value, latency, accuracy)
+    return best
+
+
+def _options_of(problem: Problem, source: Source) -> list[Option]:
+    return [o for o in problem.options if o.serves(source)]
+
+
+QUEUES = [
+    QueueCurve.no_wait(0.9),
+    QueueCurve.pollaczek_khinchine(1.0, 0.9, 6),
+    QueueCurve.pollaczek_khinchine(0.3, 0.8, 3),
+]
+
+
+@st.composite
+def small_problems(draw: st.DrawFn) -> Problem:
+    pipelines = [
+        Pipeline(
+            f"p{i}",
+            capacity_fps=draw(st.floats(5.0, 80.0)),
+            processing_s=draw(st.floats(0.01, 0.2)),
+            queue=draw(st.sampled_from(QUEUES)),
+        )
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    links = [
+        Link(f"l{i}", draw(st.floats(1.0, 20.0)), draw(st.floats(0.0, 0.01)))
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    options = []
+    for p in pipelines:
+        for q in draw(st.lists(st.sampled_from(QUALITIES), min_size=1, max_size=2, unique=True)):
+            ids = [lk.id for lk in links]
+            via = draw(st.lists(st.sampled_from(ids), max_size=2, unique=True)) if ids else []
+            options.append(
+                Option(
+                    q, p.id, draw(st.floats(0.2, 0.9)), bits_per_frame=0.5 * q * q,
+                    links=tuple(via), reduce_s=draw(st.floats(0.0, 0.01)),
+                    site=draw(st.sampled_from([None, "a", "b"])),
+                )
+            )  # fmt: skip
+    sources = [
+        Source(
+            f"s{i}",
+            draw(st.sampled_from([5.0, 10.0, 25.0])),
+            tuple(draw(st.lists(st.sampled_from(QUALITIES), min_size=1, max_size=3, unique=True))),
+            site=draw(st.sampled_from(["a", "b"])),
+        )
+        for i in range(draw(st.integers(1, 5)))
+    ]
+    return Problem(
+        sources, options, pipelines, links,
+        a_min=draw(st.floats(0.0, 0.8)),
+        objective=draw(st.sampled_from(list(Objective))),
+        theta_per_s=draw(st.floats(0.5, 5.0)),
+        preference=None,
+    )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(small_problems())
+def test_milp_and_exact_reach_the_brute_force_optimum(problem: Problem) -> None:
+    no_option = {s.id for s in problem.sources if not _options_of(problem, s)}
+    best = brute_force(problem) if len(no_option) < len(problem.sources) else None
+    for policy in ("milp", "exact"):
+        res = assign(problem, policy, gap=1e-9, time_limit_s=10.0)
+        assert {r.source for r in res.refused} == no_option
+        if len(no_option) == len(problem.sources):
+            assert res.status is SolveStatus.OPTIMAL and not res.assignments
+            continue
+        if best is None:
+            assert res.status is SolveStatus.INFEASIBLE, policy
+            assert not res.solved and res.message.startswith("no solution")
+            continue
+        assert res.status is SolveStatus.OPTIMAL and res.solved, (policy, res.message)
+        value, latency, _ = best
+        got = res.latency_s if problem.objective is Objective.LATENCY else -res.utility
+        assert got == pytest.approx(value, rel=1e-6, abs=1e-9), policy
+        assert res.accuracy >= problem.a_min - TOL
+        if problem.objective is Objective.LATENCY:
+            assert res.latency_s == pytest.approx(latency, rel=1e-6)
+        check_constraints(problem, res)
+    # with a loose gap the answer may come from the LP-box rounding or the local search:
+    # still feasible, and within the gap of the optimum
+    loose = assign(problem, "milp", gap=0.05, time_limit_s=10.0)
+    if best is not None:
+        check_constraints(problem, loose)
+        got = loose.latency_s if problem.objective is Objective.LATENCY else -loose.utility
+        assert got <= best[0] + 0.05 * max(1.0, abs(best[0]) * 1e3) / 1e3 + 1e-9
+        assert loose.gap <= 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Large tiered instances: every constraint holds
+
+
+def tiered(seed: int, n_sources: int, n_qualities: int, n_nodes: int) -> Problem:
+    """Edge/fog/cloud nodes; clouds serve every quality, fogs the lower half (cf. bench)."""
+    rng = np.random.default_rng(seed)
+    qualities = (608, 512, 416, 320, 224)[:n_qualities]
+    curve = AccuracyCurve(0.80, 1.20, 150.0)
+    n_cloud, n_fog = max(1, n_nodes // 25), max(1, n_nodes // 6)
+    n_edge = max(1, n_nodes - n_cloud - n_fog)
+    sources = [
+        Source(f"cam{i:04d}", float(rng.choice([10.0, 15.0, 25.0])), qualities,
+               site=f"e{rng.integers(n_edge)}")
+        for i in range(n_sources)
+    ]  # fmt: skip
+    demand = sum(s.fps for s in sources)
+    top_bits = 2.0 * qualities[0] ** 2
+    per_edge: dict[str, float] = defaultdict(float)
+    for s in sources:
+        per_edge[s.site] += s.fps
+    nodes = {f"c{i}": Node(f"c{i}", Tier.CLOUD) for i in range(n_cloud)}
+    per_fog: dict[str, float] = defaultdict(float)
+    for i in range(n_edge):
+        fog = f"f{i % n_fog}"
+        per_fog[fog] += per_edge[f"e{i}"]
+        mbps = max(per_edge[f"e{i}"], 1.0) * top_bits * rng.uniform(1.1, 1.5) / 1e6
+        nodes[f"e{i}"] = Node(f"e{i}", Tier.EDGE, fog, mbps, 0.004)
+    for i in range(n_fog):
+        mbps = max(per_fog[f"f{i}"], 1.0) * top_bits * rng.uniform(1.1, 1.5) / 1e6
+        nodes[f"f{i}"] = Node(f"f{i}", Tier.FOG, f"c{i % n_cloud}", mbps, 0.005)
+    deployments = []
+    low = qualities[len(qualities) // 2 :]
+    for node, served in [(f"c{i}", qualities) for i in range(n_cloud)] + [
+        (f"f{i}", low) for i in range(n_fog)
+    ]:
+        for q in served:
+            # the clouds alone can take everyone at the top quality: feasible by construction
+            share = demand / n_cloud if node.startswith("c") else demand / n_fog / 2
+            pipe = Pipeline(f"{node}-{q}", share * float(rng.uniform(1.3, 2.0)),
+                            0.02 + 0.08 * (q / 512) ** 2)  # fmt: skip
+            acc = min(1.0, curve(q) + float(rng.normal(0, 0.02)))
+            deployments.append(Deployment(pipe, node, {q: acc}, reduce_s=0.003))
+    options, pipelines, links = options_for_topology(nodes, deployments, per_edge, 2.0)
+    top = min(o.accuracy for o in options if o.quality == qualities[0] and o.site is not None)
+    return Problem(sources, options, pipelines, links, a_min=float(rng.uniform(0.5, top)))
+
+
+def check_constraints(problem: Problem, res: AssignmentResult) -> None:
+    """Recompute every constraint from the per-source assignment alone."""
+    assert res.solved
+    pipes = {p.id: p for p in problem.pipelines}
+    links = {lk.id: lk for lk in problem.links}
+    by_id = {s.id: s for s in problem.sources}
+    assert {a.source for a in res.assignments} | {r.source for r in res.refused} == set(by_id)
+    pipe_u: dict[str, float] = defaultdict(float)
+    link_u: dict[str, float] = defaultdict(float)
+    weighted = 0.0
+    for a in res.assignments:
+        s = by_id[a.source]
+        (o,) = [
+            o for o in _options_of(problem, s) if (o.quality, o.pipeline) == (a.quality, a.pipeline)
+        ]
+        pipe_u[o.pipeline] += s.fps / pipes[o.pipeline].capacity_fps
+        for lk in o.links:
+            link_u[lk] += s.fps * o.bits_per_frame / (links[lk].bandwidth_mbps * 1e6)
+        weighted += s.fps * a.latency_s
+    for p, u in pipe_u.items():
+        assert u <= pipes[p].queue.max_utilisation + TOL, p
+    for lk, u in link_u.items():
+        assert u <= links[lk].queue.max_utilisation + TOL, lk
+    accuracy = float(np.mean([a.accuracy for a in res.assignments]))
+    assert accuracy == pytest.approx(res.accuracy)
+    assert accuracy >= problem.a_min - TOL
+    # per-source latencies add up to eq. 3's mean (Little's law splits the waiting exactly)
+    frames = sum(by_id[a.source].fps for a in res.assignments)
+    assert weighted / frames == pytest.approx(res.latency_s, rel=1e-9)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@example(seed=1, n_sources=1000, n_qualities=4, n_nodes=50)
+@example(seed=2, n_sources=1000, n_qualities=5, n_nodes=50)
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from([300, 1000]),
+    st.integers(2, 5),
+    st.sampled_from([3, 10, 50]),
+)
+def test_large_instances_respect_every_constraint(
+    seed: int, n_sources: int, n_qualities: int, n_nodes: int
+) -> None:
+    problem = tiered(seed, n_sources, n_qualities, n_nodes)
+    res = assign(problem, time_limit_s=10.0)
+    assert res.status is SolveStatus.OPTIMAL, res.message
+    assert not res.refused
+    check_constraints(problem, res)
+
+
+def test_large_instance_with_the_utility_objective_respects_every_constraint() -> None:
+    problem = replace(tiered(7, 1000, 4, 50), objective=Objective.UTILITY, theta_per_s=2.0)
+    res = assign(problem, time_limit_s=10.0)
+    assert res.status is SolveStatus.OPTIMAL and res.rule == "max-utility"
+    assert res.objective == pytest.approx(res.accuracy - 2.0 * res.latency_s)
+    check_constraints(problem, res)
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm 1's preference rule (steps 9-12)
+
+
+def menu(
+    points: list[tuple[float, float]],
+    rule: PreferenceRule | None = PreferenceRule(),  # noqa: B008 — frozen, shared safely
+    n_sources: int = 1,
+) -> Problem:
+    """One option per (latency s, accuracy) point, on its own queue-free pipeline."""
+    pipelines = [
+        Pipeline(f"p{i}", 1000.0, lat, QueueCurve.no_wait(0.9)) for i, (lat, _) in enumerate(points)
+    ]
+    options = [Option(600 - i, f"p{i}", acc) for i, (_, acc) in enumerate(points)]
+    qualities = tuple(o.quality for o in options)
+    sources = [Source(f"s{i}", 10.0, qualities) for i in range(n_sources)]
+    return Problem(sources, options, pipelines, a_min=0.0, preference=rule)
+
+
+def chosen(res: AssignmentResult) -> set[str]:
+    return {a.pipeline for a in res.assignments}
+
+
+@pytest.mark.parametrize("policy", ["milp", "exact"])
+@pytest.mark.parametrize(
+    ("points", "expected", "rule"),
+    [
+        ([(0.100, 0.55), (0.105, 0.80)], "p1", "preference-rule 10ms/20%"),  # +5 ms, +25 pts
+        ([(0.100, 0.55), (0.105, 0.74)], "p0", "min-latency"),  # gain 19 points: too little
+        ([(0.100, 0.55), (0.1101, 0.95)], "p0", "min-latency"),  # 10.1 ms slower: too slow
+        ([(0.105, 0.80), (0.100, 0.55)], "p0", "preference-rule 10ms/20%"),  # order is no matter
+    ],
+)
+def test_preference_rule_takes_a_slightly_slower_much_more_accurate_choice(
+    policy: str, points: list[tuple[float, float]], expected: str, rule: str
+) -> None:
+    res = assign(menu(points), policy)
+    assert res.status is SolveStatus.OPTIMAL
+    assert chosen(res) == {expected}
+    assert res.rule == rule
+
+
+@pytest.mark.parametrize("policy", ["milp", "exact"])
+def test_preference_gain_is_absolute_points_unless_relative(policy: str) -> None:
+    points = [(0.100, 0.50), (0.105, 0.62)]  # +12 points, +24 % of 0.50
+    assert chosen(assign(menu(points), policy)) == {"p0"}
+    relative = PreferenceRule(relative=True)
+    res = assign(menu(points, relative), policy)
+    assert chosen(res) == {"p1"} and res.rule == "preference-rule 10ms/20% rel"
+
+
+def test_preference_rule_off_keeps_the_fastest() -> None:
+    res = assign(menu([(0.100, 0.55), (0.105, 0.80)], rule=None))
+    assert chosen(res) == {"p0"} and res.rule == "min-latency"
+
+
+def test_exact_chains_the_rule_as_algorithm_1_loops_while_milp_takes_one_step() -> None:
+    # Algorithm 1 updates `best` inside the loop: B (8 ms slower, +25) replaces A, then
+    # C (8 ms slower than B, +25) replaces B. The MILP's lexicographic version compares
+    # with the fastest only: C is 16 ms slower than A.
+    points = [(0.100, 0.30), (0.108, 0.55), (0.116, 0.80)]
+    assert chosen(assign(menu(points), "exact")) == {"p2"}
+    assert chosen(assign(menu(points), "milp")) == {"p1"}
+
+
+def test_preference_rule_on_a_distribution_of_several_sources() -> None:
+    # 3 sources; the rule compares whole distributions by mean latency and mean accuracy
+    res = assign(menu([(0.100, 0.40), (0.107, 0.65)], n_sources=3), "milp")
+    exact = assign(menu([(0.100, 0.40), (0.107, 0.65)], n_sources=3), "exact")
+    assert chosen(res) == chosen(exact) == {"p1"}
+    assert res.accuracy == pytest.approx(0.65)
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusal (Algorithm 1 steps 7-8)
+
+
+def admission(joiners: list[Source], capacity_fps: float = 100.0, a_min: float = 0.5) -> Problem:
+    pipelines = [Pipeline("big", capacity_fps, 0.1), Pipeline("tiny", 100.0, 0.05)]
+    options = [Option(512, "big", 0.7), Option(320, "tiny", 0.05)]
+    existing = [Source(f"old{i}", 25.0, (512,), current=Choice(512, "big")) for i in range(2)]
+    return Problem([*existing, *joiners], options, pipelines, a_min=a_min)
+
+
+@pytest.mark.parametrize("policy", ["milp", "exact"])
+def test_joining_source_that_would_sink_accuracy_is_refused(policy: str) -> None:
+    # (0.7 + 0.7 + 0.05) / 3 = 0.48 < a_min: the newcomer cannot join at this time
+    res = assign(admission([Source("new", 25.0, (320,), joining=True)]), policy)
+    assert res.status is SolveStatus.OPTIMAL and res.solved
+    assert [(r.source, r.reason) for r in res.refused] == [("new", "accuracy")]
+    assert "Algorithm 1 steps 7-8" in res.refused[0].detail
+    assert {a.source for a in res.assignments} == {"old0", "old1"}
+
+
+def test_joining_sources_are_admitted_in_arrival_order_while_capacity_lasts() -> None:
+    joiners = [Source(f"new{i}", 25.0, (512,), joining=True) for i in range(3)]
+    res = assign(admission(joiners, capacity_fps=100.0))  # 0.9 * 100 fps: 3 sources of 25
+    assert {a.source for a in res.assignments} == {"old0", "old1", "new0"}
+    assert [(r.source, r.reason) for r in res.refused] == [
+        ("new1", "capacity"),
+        ("new2", "capacity"),
+    ]
+
+
+def test_source_whose_qualities_no_pipeline_serves_is_refused_up_front() -> None:
+    res = assign(admission([Source("odd", 25.0, (999,))]))
+    assert res.status is SolveStatus.OPTIMAL
+    assert [(r.source, r.reason) for r in res.refused] == [("odd", "no-pipeline")]
+
+
+def test_infeasible_existing_sources_give_a_status_not_an_exception() -> None:
+    res = assign(admission([], a_min=0.9))
+    assert res.status is SolveStatus.INFEASIBLE and not res.solved
+    assert "accuracy cannot reach 0.90" in res.message
+    res = assign(admission([], capacity_fps=10.0))
+    assert res.status is SolveStatus.INFEASIBLE
+    assert "capacity" in res.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotation and hysteresis across slots
+
+
+def two_levels(rotation: Rotation, slot: int, current: dict[str, Choice]) -> Problem:
+    # a_min 0.7 with 0.8 / 0.6: two of the four sources must stay at 512, two may drop
+    pipelines = [Pipeline("hi", 1000.0, 0.2, QueueCurve.no_wait()), Pipeline("lo", 1000.0, 0.1)]
+    options = [Option(512, "hi", 0.8), Option(416, "lo", 0.6)]
+    sources = [Source(f"s{i}", 10.0, (512, 416), current=current.get(f"s{i}")) for i in range(4)]
+    return Problem(sources, options, pipelines, a_min=0.7, rotation=rotation, slot=slot)
+
+
+def run_slots(rotation: Rotation, slots: int) -> list[set[str]]:
+    current: dict[str, Choice] = {}
+    reduced = []
+    for slot in range(slots):
+        res = assign(two_levels(rotation, slot, current))
+        assert res.status is SolveStatus.OPTIMAL
+        reduced.append({a.source for a in res.assignments if a.reduced})
+        current = {a.source: Choice(a.quality, a.pipeline) for a in res.assignments}
+    return reduced
+
+
+def test_reduced_quality_rotates_so_no_camera_stays_degraded() -> None:
+    reduced = run_slots(Rotation.ROTATE, 6)
+    assert all(len(r) == 2 for r in reduced)
+    for before, after in itertools.pairwise(reduced):
+        assert not before & after  # degraded in one slot, first in line for 512 in the next
+    assert set().union(*reduced) == {"s0", "s1", "s2", "s3"}
+
+
+def test_sticky_rotation_keeps_the_same_sources_reduced() -> None:
+    reduced = run_slots(Rotation.STICKY, 4)
+    assert all(r == reduced[0] for r in reduced)
+
+
+def test_rotation_gives_everyone_full_quality_when_most_are_reduced() -> None:
+    # one 512 slot for three sources: each gets it once every three slots
+    pipelines = [Pipeline("hi", 1000.0, 0.2, QueueCurve.no_wait()), Pipeline("lo", 1000.0, 0.1)]
+    options = [Option(512, "hi", 0.9), Option(416, "lo", 0.6)]
+    current: dict[str, Choice] = {}
+    full = []
+    for slot in range(6):
+        sources = [
+            Source(f"s{i}", 10.0, (512, 416), current=current.get(f"s{i}")) for i in range(3)
+        ]
+        res = assign(Problem(sources, options, pipelines, a_min=0.7, slot=slot))
+        full.append({a.source for a in res.assignments if not a.reduced})
+        current = {a.source: Choice(a.quality, a.pipeline) for a in res.assignments}
+    assert all(len(f) == 1 for f in full)
+    assert full[:3] == full[3:] and set().union(*full[:3]) == {"s0", "s1", "s2"}
+
+
+def test_sources_keep_their_pipeline_when_it_still_serves_their_quality() -> None:
+    pipelines = [Pipeline(p, 12.0, 0.1, QueueCurve.no_wait()) for p in ("pA", "pB")]
+    options = [Option(512, "pA", 0.7), Option(512, "pB", 0.7)]
+    sources = [
+        Source("s0", 10.0, (512,), current=Choice(512, "pB")),
+        Source("s1", 10.0, (512,), current=Choice(512, "pA")),
+    ]
+    res = assign(Problem(sources, options, pipelines))
+    assert {(a.source, a.pipeline) for a in res.assignments} == {("s0", "pB"), ("s1", "pA")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Statuses, baselines, inputs
+
+
+def test_time_limit_is_a_status() -> None:
+    res = assign(tiered(3, 1000, 5, 50), time_limit_s=1e-4)
+    assert res.status is SolveStatus.TIME_LIMIT and not res.solved
+    assert res.message.startswith("no solution")
+
+
+def test_exact_declines_instances_above_its_size_limit() -> None:
+    problem = tiered(3, 40, 3, 3)
+    res = assign(problem, "exact", exact_limit=1000)
+    assert res.status is SolveStatus.ERROR and "exceed the limit 1000" in res.message
+
+
+def test_a_solver_crash_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(self: highspy.Highs) -> None:
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(highspy.Highs, "run", boom)
+    res = assign(menu([(0.1, 0.5)]))
+    assert res.status is SolveStatus.ERROR and "solver exploded" in res.message
+
+
+def test_all_max_puts_everyone_at_native_quality() -> None:
+    problem = tiered(5, 100, 3, 10)
+    res = assign(problem, "all-max")
+    assert res.status is SolveStatus.OPTIMAL and res.rule == "all-max"
+    assert all(not a.reduced and a.quality == 608 for a in res.assignments)
+    milp = assign(problem, "milp")
+    assert milp.latency_s <= res.latency_s + 1e-9  # adaptation never loses to no adaptation
+
+
+def test_policies_are_selected_by_name() -> None:
+    assert set(POLICY_NAMES) == {"milp", "exact", "all-max"}
+    with pytest.raises(SolverError, match="unknown policy 'ipopt'"):
+        assign(menu([(0.1, 0.5)]), "ipopt")
+
+
+def test_inconsistent_problem_is_rejected_with_the_culprit_named() -> None:
+    with pytest.raises(SolverError, match="option 512@nowhere: unknown pipeline"):
+        Problem([Source("s", 25.0, (512,))], [Option(512, "nowhere", 0.7)], [])
+    with pytest.raises(SolverError, match="fps must be > 0"):
+        Problem([Source("s", 0.0, (512,))], [], [])
+
+
+def test_no_sources_is_an_empty_optimal_assignment() -> None:
+    res = assign(replace(menu([(0.1, 0.5)]), sources=()))
+    assert res.status is SolveStatus.OPTIMAL and res.solved and not res.assignments
+
+
+def test_distribution_count_is_algorithm_1s_b() -> None:
+    # 19 cameras over {512, 416}: 20 distributions (0..19 reduced), as in the experiment
+    assert distribution_count([(19, 2)]) == 20
+    assert distribution_count([(3, 2), (2, 3)]) == 4 * 6
+
+
+def test_long_term_accuracy_spends_only_banked_surplus() -> None:
+    budget = LongTermAccuracy(a_min=0.5, max_credit=0.1)
+    assert budget.floor() == pytest.approx(0.5)
+    budget.record(0.7)
+    assert budget.floor() == pytest.approx(0.4)  # 0.3 banked, at most 0.1 spent per slot
+    budget.record(0.1)
+    assert budget.floor() == pytest.approx(0.7)  # running mean 0.4: must catch up
+    problem = replace(admission([]), accuracy_floor=0.65)
+    assert problem.floor == 0.65
+
+
+def test_topology_options_follow_eq2_routes() -> None:
+    nodes = {
+        "e1": Node("e1", Tier.EDGE, "f1", 30.0, 0.004),
+        "f1": Node("f1", Tier.FOG, "c1", 10_000.0, 0.005),
+        "c1": Node("c1", Tier.CLOUD),
+    }
+    deps = [
+        Deployment(Pipeline("cloud-512", 50.0, 0.1), "c1", {512: 0.71}),
+        Deployment(Pipeline("fog-416", 50.0, 0.08), "f1", {416: 0.62}),
+    ]
+    options, pipelines, links = options_for_topology(nodes, deps, ["e1"], 2.0)
+    routes = {o.pipeline: o.links for o in options}
+    assert routes == {"cloud-512": ("e1", "f1"), "fog-416": ("e1",)}
+    assert [lk.id for lk in links] == ["e1", "f1"] and len(pipelines) == 2
+    # one source alone on the cloud: processing + S/w per link + delays + waiting L_q / fps
+    source = Source("cam", 2.0, (512,), site="e1")
+    res = assign(Problem([source], options, pipelines, links))
+    bits = 2.0 * 512**2
+    expected = 0.1 + bits / 30e6 + bits / 10_000e6 + 0.004 + 0.005
+    expected += pipelines[0].queue.wait_s(2.0 / 50.0, 2.0)
+    expected += sum(lk.queue.wait_s(2.0 * bits / (lk.bandwidth_mbps * 1e6), 2.0) for lk in links)
+    assert res.assignments[0].latency_s == pytest.approx(expected, rel=1e-9)
+    assert math.isclose(res.latency_s, res.assignments[0].latency_s, rel_tol=1e-9)
+
+
+def paper_setup(n_sources: int) -> Problem:
+    """Section VII's shape: cameras on 11 edge nodes (30 Mbit/s uplinks, 4 ms), a fog running
+    YOLO-416 and a cloud running YOLO-512 (10 Gbit/s, 5 ms); rates scaled to stay stable."""
+    nodes = {f"e{i}": Node(f"e{i}", Tier.EDGE, "f0", 30.0, 0.004) for i in range(11)}
+    nodes["f0"] = Node("f0", Tier.FOG, "c0", 10_000.0, 0.005)
+    nodes["c0"] = Node("c0", Tier.CLOUD)
+    deployments = [
+        Deployment(Pipeline("cloud-512", 40.0, 0.10), "c0", {512: 0.71}, reduce_s=0.003),
+        Deployment(Pipeline("fog-416", 20.0, 0.12), "f0", {416: 0.60}, reduce_s=0.003),
+    ]
+    sites = [f"e{i % 11}" for i in range(n_sources)]
+    options, pipelines, links = options_for_topology(nodes, deployments, sites, 2.0)
+    sources = [Source(f"cam{i:02d}", 1.5, (512, 416), site=sites[i]) for i in range(n_sources)]
+    return Problem(sources, options, pipelines, links)
+
+
+def test_paper_shape_adapts_only_under_load() -> None:
+    # one camera: the cloud pipeline at 512 is fastest, nothing is reduced (experiments 3-4)
+    alone = assign(paper_setup(1))
+    assert [(a.quality, a.pipeline) for a in alone.assignments] == [(512, "cloud-512")]
+    # 19 cameras: the loaded cloud sends some to the fog at 416 (experiments 1-2); mean
+    # latency beats no adaptation and accuracy stays above a_min = 0.5
+    busy, no_adaptation = assign(paper_setup(19)), assign(paper_setup(19), "all-max")
+    reduced = [a for a in busy.assignments if a.reduced]
+    assert 0 < len(reduced) < 19 and all(a.pipeline == "fog-416" for a in reduced)
+    assert busy.latency_s < no_adaptation.latency_s
+    assert no_adaptation.accuracy > busy.accuracy >= 0.5
+    assert assign(paper_setup(19), "exact").latency_s == pytest.approx(busy.latency_s, rel=1e-3)
