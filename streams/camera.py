@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from confluent_kafka import (
@@ -40,13 +40,7 @@ from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import consumer_config, producer_config
 from tierflow.topics.envelope import FrameCodec, FrameMeta, producer_headers
 from tierflow.topics.names import TopicNames
-from tierflow.topics.records import (
-    H_TRUTH,
-    Assignment,
-    RecordError,
-    detections_header,
-    parse_record,
-)
+from tierflow.topics.records import Assignment, RecordError, parse_record
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +272,7 @@ class Camera:
         self.stats.captured += 1
         quality = self.stats.quality
         image = resize_square(captured.image, quality)
+        truth = captured.truth
         meta = FrameMeta(
             source=self.source_id,
             sequence=index,
@@ -285,10 +280,8 @@ class Camera:
             quality=quality,
             epoch=self.stats.epoch,
             content_type=self.codec.content_type,
+            truth=truth.scaled_to((quality, quality)) if truth is not None else None,
         )
-        if captured.truth is not None:
-            truth = captured.truth.scaled_to((quality, quality))
-            meta = replace(meta, extra={H_TRUTH: detections_header(truth)})
         try:
             value, headers = self.codec.encode(image, meta.stamped("camera.out", time.time_ns()))
         except FrameFormatError as exc:

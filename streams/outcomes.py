@@ -21,17 +21,19 @@ from tierflow.streams.app import Event, faust_topic
 from tierflow.streams.metrics import observe_outcome
 from tierflow.topics.catalogue import Catalogue
 from tierflow.topics.envelope import FrameMeta, Headers
+from tierflow.topics.headers import (
+    H_DL_ERROR,
+    H_DL_OFFSET,
+    H_DL_PARTITION,
+    H_DL_PREFIX,
+    H_DL_REASON,
+    H_DL_STAGE,
+    H_DL_TOPIC,
+)
 from tierflow.topics.names import TopicNames
 from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
-
-H_DL_TOPIC = "tf-dl-topic"
-H_DL_PARTITION = "tf-dl-partition"
-H_DL_OFFSET = "tf-dl-offset"
-H_DL_STAGE = "tf-dl-stage"
-H_DL_REASON = "tf-dl-reason"
-H_DL_ERROR = "tf-dl-error"
 
 
 def latency_s(meta: FrameMeta, now_ns: int | None = None) -> float:
@@ -112,7 +114,7 @@ class Outcomes:
         original: Headers = [
             (str(k), v if isinstance(v, bytes) else b"")
             for k, v in pairs
-            if not str(k).startswith("tf-dl-")
+            if not str(k).startswith(H_DL_PREFIX)
         ]
         headers = [
             *original,

@@ -3,8 +3,8 @@
 A confluent-kafka producer (what cameras use) publishes a generated frame to
 ``frames.raw.<q>``; a faust agent (what workers use) decodes it, stamps it and forwards the
 same bytes to ``frames.annotated``; a confluent-kafka consumer reads it back and checks the
-payload is byte-identical and the headers survived. ``tierflow up`` runs this until the
-data plane lands.
+payload is byte-identical and the headers survived. ``tierflow check`` runs it: a health
+check of the broker and the client size limits.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tierflow.topics.envelope import (
     encode_headers,
     producer_headers,
 )
+from tierflow.topics.headers import H_SOURCE
 from tierflow.topics.names import TopicNames
 
 SMOKE_APP_ID = "tierflow-smoke"
@@ -97,7 +98,7 @@ def _relay_agent(app: faust.App, settings: Settings, quality: int, source: str) 
     @app.agent(raw, name="smoke-relay")
     async def relay(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            if event.headers.get("tf-source") != source.encode():
+            if event.headers.get(H_SOURCE) != source.encode():
                 continue  # other traffic on the topic is not ours to touch
             enter = time.time_ns()
             frame = await asyncio.to_thread(codec.decode, event.value, event.headers)

@@ -1,50 +1,111 @@
 """The frame envelope: image bytes in the Kafka value, metadata in Kafka headers.
 
-Headers are ASCII text so ``kcat -J`` shows them as they are:
-
-==================  ==========================================================
-``tf-source``       source (camera) id, UTF-8
-``tf-seq``          sequence number of the frame at its source
-``tf-capture-ns``   capture time, nanoseconds since the Unix epoch
-``tf-quality``      quality the frame was captured at (pixels of the side)
-``tf-epoch``        assignment epoch the camera followed
-``content-type``    ``image/jpeg``, ``image/png`` or ``application/x-tierflow-ndarray``
-``tf-shape``        ``h,w[,c]`` (raw arrays only)
-``tf-dtype``        numpy dtype name (raw arrays only)
-``tf-t.<event>``    per-stage timestamp in ns, e.g. ``tf-t.resize.out``
-``tf-busy.<stage>`` CPU ns the stage spent on this frame (its cost, without queueing)
-==================  ==========================================================
-
-Headers this module does not know are carried through unchanged in ``FrameMeta.extra``.
+:class:`FrameMeta` is everything about a frame but its pixels, typed: identity, capture
+time, quality, epoch, encoding, per-stage stamps and CPU times, and the JSON-carried
+ground truth and detections. Header names are those of :mod:`tierflow.topics.headers`;
+:func:`decode_meta` reads them all once, so a stage decodes a frame's headers once and
+hands the :class:`FrameMeta` on. Headers this module does not know are carried through
+unchanged in ``FrameMeta.extra``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType, Image, decode_image, encode_image
+from tierflow.operators.vision.detections import Detections
 from tierflow.settings import Settings
+from tierflow.topics.headers import (
+    H_BUSY_PREFIX,
+    H_CAPTURE,
+    H_CONTENT_TYPE,
+    H_DETECTIONS,
+    H_DETECTOR,
+    H_DTYPE,
+    H_EPOCH,
+    H_QUALITY,
+    H_SEQ,
+    H_SHAPE,
+    H_SOURCE,
+    H_STAMP_PREFIX,
+    H_TRUTH,
+)
 from tierflow.topics.limits import MessageLimits
 
-H_SOURCE = "tf-source"
-H_SEQ = "tf-seq"
-H_CAPTURE = "tf-capture-ns"
-H_QUALITY = "tf-quality"
-H_EPOCH = "tf-epoch"
-H_CONTENT_TYPE = "content-type"
-H_SHAPE = "tf-shape"
-H_DTYPE = "tf-dtype"
-H_STAMP_PREFIX = "tf-t."
-H_BUSY_PREFIX = "tf-busy."
-_KNOWN = {H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE}
+_KNOWN = {
+    H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE, H_TRUTH,
+    H_DETECTIONS, H_DETECTOR,
+}  # fmt: skip
 
 Headers = list[tuple[str, bytes]]
 HeadersIn = Mapping[str, object] | Sequence[tuple[str, object]] | None
 """Headers as clients hand them over: confluent-kafka and aiokafka give a list of pairs,
 faust's ``event.headers`` a dict; confluent gives None for a record without headers. The
 values are checked at run time (bytes, or None for a null header)."""
+
+
+class DetectionsJson(BaseModel):
+    """``tf-truth`` / ``tf-detections`` as JSON: boxes ``[x1, y1, x2, y2]`` in pixels of ``size``.
+
+    ``size`` is (width, height) of the image the boxes refer to; ``classes`` lists every
+    label the detector can report (accuracy is measured over these).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    classes: list[str] | None = None
+
+    @classmethod
+    def of(cls, detections: Detections, classes: tuple[str, ...] | None = None) -> DetectionsJson:
+        """The JSON form of ``detections`` (coordinates rounded to 0.1 pixel)."""
+        boxes = [
+            (round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(d), 1))
+            for a, b, c, d in detections.xyxy
+        ]
+        return cls(
+            size=detections.image_size,
+            boxes=boxes,
+            scores=[round(float(s), 4) for s in detections.confidence],
+            labels=[str(label) for label in detections.labels],
+            classes=list(classes) if classes is not None else None,
+        )
+
+    @classmethod
+    def parse(cls, name: str, raw: bytes) -> DetectionsJson:
+        """Validate header ``name``'s value; BAD_HEADER naming the header and the field."""
+        try:
+            parsed = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+            )
+            msg = f"header {name!r} is not detections JSON: {fields}"
+            raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
+        n = len(parsed.boxes)
+        if len(parsed.scores) != n or len(parsed.labels) != n:
+            msg = (
+                f"header {name!r} has {n} boxes, {len(parsed.scores)} scores and "
+                f"{len(parsed.labels)} labels"
+            )
+            raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+        return parsed
+
+    def detections(self) -> Detections:
+        """Back to :class:`Detections` (the columns were checked to agree by :meth:`parse`)."""
+        return Detections.from_lists(self.boxes, self.labels, self.size, self.scores)
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON, the header value."""
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 @dataclass(frozen=True)
@@ -61,6 +122,12 @@ class FrameMeta:
         stamps: per-stage event -> time in ns since the Unix epoch.
         busy_ns: per stage, CPU ns spent on this frame (queueing and waiting for the CPU
             excluded); a batch's CPU time is shared by its frames.
+        shape: (height, width[, channels]) in pixels of a raw array frame; None otherwise.
+        dtype: numpy dtype name of a raw array frame; None otherwise.
+        truth: the true objects, boxes in pixels of the frame, when the source knows them.
+        detections: what the detector found, boxes in pixels of its input (after detect).
+        classes: every label the detector can report (F1 is measured over these).
+        detector: the detector's name, e.g. ``haar:face`` (after detect).
         extra: headers of other tools, carried through unchanged.
     """
 
@@ -72,6 +139,14 @@ class FrameMeta:
     content_type: ContentType = ContentType.JPEG
     stamps: Mapping[str, int] = field(default_factory=dict)
     busy_ns: Mapping[str, int] = field(default_factory=dict)
+    # Compared by the frame they describe: the raw layout follows the pixels, and
+    # Detections are arrays (no value equality).
+    shape: tuple[int, ...] | None = field(default=None, compare=False)
+    dtype: str | None = field(default=None, compare=False)
+    truth: Detections | None = field(default=None, compare=False)
+    detections: Detections | None = field(default=None, compare=False)
+    classes: tuple[str, ...] | None = None
+    detector: str | None = None
     extra: Mapping[str, bytes] = field(default_factory=dict)
 
     def stamped(self, event: str, time_ns: int) -> FrameMeta:
@@ -82,6 +157,12 @@ class FrameMeta:
         """A copy recording that ``stage`` worked ``busy_ns`` on this frame."""
         return replace(self, busy_ns={**self.busy_ns, stage: max(0, busy_ns)})
 
+    def detected(
+        self, detections: Detections, detector: str, classes: tuple[str, ...]
+    ) -> FrameMeta:
+        """A copy carrying what ``detector`` (able to report ``classes``) found."""
+        return replace(self, detections=detections, detector=detector, classes=classes)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -91,8 +172,8 @@ class Frame:
     meta: FrameMeta
 
 
-def encode_headers(meta: FrameMeta, shape: Sequence[int] = (), dtype: str = "") -> Headers:
-    """Kafka headers for ``meta``; ``shape`` and ``dtype`` are written for raw frames only."""
+def encode_headers(meta: FrameMeta) -> Headers:
+    """Kafka headers for ``meta`` (shape and dtype are written for raw frames only)."""
     headers: Headers = [
         (H_SOURCE, meta.source.encode()),
         (H_SEQ, str(meta.sequence).encode()),
@@ -102,10 +183,17 @@ def encode_headers(meta: FrameMeta, shape: Sequence[int] = (), dtype: str = "") 
         (H_CONTENT_TYPE, meta.content_type.value.encode()),
     ]
     if meta.content_type is ContentType.RAW:
-        headers.append((H_SHAPE, ",".join(str(n) for n in shape).encode()))
-        headers.append((H_DTYPE, dtype.encode()))
+        headers.append((H_SHAPE, ",".join(str(n) for n in meta.shape or ()).encode()))
+        headers.append((H_DTYPE, (meta.dtype or "").encode()))
     headers.extend((H_STAMP_PREFIX + k, str(v).encode()) for k, v in meta.stamps.items())
     headers.extend((H_BUSY_PREFIX + k, str(v).encode()) for k, v in meta.busy_ns.items())
+    if meta.truth is not None:
+        headers.append((H_TRUTH, DetectionsJson.of(meta.truth).to_bytes()))
+    if meta.detections is not None:
+        found = DetectionsJson.of(meta.detections, meta.classes)
+        headers.append((H_DETECTIONS, found.to_bytes()))
+    if meta.detector is not None:
+        headers.append((H_DETECTOR, meta.detector.encode()))
     headers.extend(meta.extra.items())
     return headers
 
@@ -136,6 +224,11 @@ def _as_dict(headers: HeadersIn) -> dict[str, bytes]:
     return out
 
 
+def header_bytes(headers: HeadersIn) -> int:
+    """Bytes of names and values of ``headers``, as a message size counts them."""
+    return sum(len(k) + len(v) for k, v in _as_dict(headers).items())
+
+
 def _text(headers: Mapping[str, bytes], name: str) -> str:
     try:
         raw = headers[name]
@@ -162,6 +255,19 @@ def _int(headers: Mapping[str, bytes], name: str, minimum: int = 0) -> int:
     return value
 
 
+def _shape(headers: Mapping[str, bytes]) -> tuple[int, ...]:
+    text = _text(headers, H_SHAPE)
+    try:
+        return tuple(int(n) for n in text.split(","))
+    except ValueError:
+        msg = f"header {H_SHAPE!r} must be comma-separated integers, got {text!r}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
+
+
+def _detections(headers: Mapping[str, bytes], name: str) -> DetectionsJson | None:
+    return DetectionsJson.parse(name, headers[name]) if name in headers else None
+
+
 def decode_meta(headers: HeadersIn) -> FrameMeta:
     """Read a frame's metadata from its headers without touching the pixels.
 
@@ -183,21 +289,29 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
             busy[key[len(H_BUSY_PREFIX) :]] = _int(h, key)
         elif key not in _KNOWN:
             extra[key] = h[key]
+    # Checked in the order a reader expects the error: identity first, then encoding.
+    sequence, capture_ns = _int(h, H_SEQ), _int(h, H_CAPTURE)
+    quality, epoch = _int(h, H_QUALITY, minimum=1), _int(h, H_EPOCH)
+    content_type = ContentType.parse(_text(h, H_CONTENT_TYPE))
+    raw = content_type is ContentType.RAW
+    truth, found = _detections(h, H_TRUTH), _detections(h, H_DETECTIONS)
     return FrameMeta(
         source=source,
-        sequence=_int(h, H_SEQ),
-        capture_ns=_int(h, H_CAPTURE),
-        quality=_int(h, H_QUALITY, minimum=1),
-        epoch=_int(h, H_EPOCH),
-        content_type=ContentType.parse(_text(h, H_CONTENT_TYPE)),
+        sequence=sequence,
+        capture_ns=capture_ns,
+        quality=quality,
+        epoch=epoch,
+        content_type=content_type,
         stamps=stamps,
         busy_ns=busy,
+        shape=_shape(h) if raw else None,
+        dtype=_text(h, H_DTYPE) if raw else None,
+        truth=truth.detections() if truth is not None else None,
+        detections=found.detections() if found is not None else None,
+        classes=tuple(found.classes) if found is not None and found.classes is not None else None,
+        detector=_text(h, H_DETECTOR) if H_DETECTOR in h else None,
         extra=extra,
     )
-
-
-def _size(value: bytes, headers: Headers) -> int:
-    return len(value) + sum(len(k) + len(v) for k, v in headers)
 
 
 @dataclass(frozen=True)
@@ -229,20 +343,21 @@ class FrameCodec:
         """Encode ``image`` with ``meta`` into a Kafka value and headers.
 
         The encoding is ``meta.content_type``; build the meta with ``self.content_type``
-        to follow the settings.
+        to follow the settings. A raw frame's shape and dtype are taken from ``image``.
 
         Raises:
             FrameFormatError: WRONG_TYPE for an array the encoding cannot hold, TOO_LARGE
                 when value plus headers exceed ``max_bytes``.
         """
         value = encode_image(image, meta.content_type, self.jpeg_quality)
-        headers = encode_headers(meta, image.shape, image.dtype.name)
-        self.check_size(value, headers)
+        if meta.content_type is ContentType.RAW:
+            meta = replace(meta, shape=tuple(image.shape), dtype=image.dtype.name)
+        headers = encode_headers(meta)
+        self.check_size(len(value) + header_bytes(headers))
         return value, headers
 
-    def check_size(self, value: bytes, headers: Headers) -> None:
-        """Raise TOO_LARGE when a message would exceed ``max_bytes``."""
-        size = _size(value, headers)
+    def check_size(self, size: int) -> None:
+        """Raise TOO_LARGE when a message of ``size`` bytes would exceed ``max_bytes``."""
         if size > self.max_bytes:
             msg = (
                 f"frame message of {size} bytes exceeds the limit of {self.max_bytes} bytes "
@@ -250,27 +365,25 @@ class FrameCodec:
             )
             raise FrameFormatError(FrameProblem.TOO_LARGE, msg)
 
-    def decode(self, value: object, headers: HeadersIn) -> Frame:
-        """Decode a Kafka value and headers into a :class:`Frame`.
+    def decode_pixels(self, value: object, meta: FrameMeta) -> Image:
+        """Decode a Kafka value whose headers were already read into ``meta``.
 
         Raises:
-            FrameFormatError: naming the problem (missing header, truncated image, ...).
+            FrameFormatError: WRONG_TYPE, TOO_LARGE, TRUNCATED_IMAGE, UNDECODABLE_IMAGE...
         """
         if not isinstance(value, bytes | bytearray):
             msg = f"frame value must be bytes, got {type(value).__name__}"
             raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
-        h = _as_dict(headers)
-        meta = decode_meta(h)
-        self.check_size(bytes(value), list(h.items()))
-        shape: list[int] | None = None
-        dtype: str | None = None
-        if meta.content_type is ContentType.RAW:
-            shape_text = _text(h, H_SHAPE)
-            try:
-                shape = [int(n) for n in shape_text.split(",")]
-            except ValueError:
-                msg = f"header {H_SHAPE!r} must be comma-separated integers, got {shape_text!r}"
-                raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
-            dtype = _text(h, H_DTYPE)
-        image = decode_image(bytes(value), meta.content_type, shape, dtype)
-        return Frame(image=image, meta=meta)
+        self.check_size(len(value))
+        return decode_image(bytes(value), meta.content_type, meta.shape, meta.dtype)
+
+    def decode(self, value: object, headers: HeadersIn) -> Frame:
+        """Decode a Kafka value and headers into a :class:`Frame` (tools and tests).
+
+        Raises:
+            FrameFormatError: naming the problem (missing header, truncated image, ...).
+        """
+        meta = decode_meta(headers)
+        if isinstance(value, bytes | bytearray):
+            self.check_size(len(value) + header_bytes(headers))
+        return Frame(image=self.decode_pixels(value, meta), meta=meta)

@@ -1,12 +1,15 @@
-"""JSON records of the non-frame topics and of the detection headers, validated both ways.
+"""JSON records of the non-frame topics, validated both ways.
 
 =========================  ==============================================================
 ``metrics.frames``         :class:`FrameRecord`, one per frame that entered the pipeline
 ``control.registry``       :class:`ServiceAnnouncement`, heartbeats of every service
+``control.nodes``          :class:`NodeAnnouncement`, heartbeats of every machine
+``control.placement``      :class:`PlacementRecord`, where a service instance runs
 ``control.assignments``    :class:`Assignment`, the quality each source must capture at
-``tf-detections`` header   :class:`DetectionsJson`, what a detector found in the frame
-``tf-truth`` header        :class:`DetectionsJson`, true objects of a generated frame
 =========================  ==============================================================
+
+(The JSON of the ``tf-truth`` and ``tf-detections`` headers belongs to the frame envelope,
+:class:`tierflow.topics.envelope.DetectionsJson`.)
 
 Records are pydantic models so a malformed record fails with the field named, never with a
 KeyError deep inside an agent. Times are nanoseconds since the Unix epoch unless a field
@@ -18,17 +21,12 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import TierflowError
-from tierflow.operators.vision.detections import Detections
 from tierflow.topics.envelope import FrameMeta
-
-H_DETECTIONS = "tf-detections"
-H_TRUTH = "tf-truth"
-H_DETECTOR = "tf-detector"
 
 
 class RecordError(TierflowError):
@@ -65,48 +63,6 @@ def parse_record(kind: type[R], data: bytes | None) -> R:
         )
         msg = f"malformed {kind.__name__}: {fields}"
         raise RecordError(msg) from exc
-
-
-class DetectionsJson(Record):
-    """Detections as JSON: boxes ``[x1, y1, x2, y2]`` in pixels of ``size`` (width, height)."""
-
-    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
-    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
-    scores: list[float] = Field(default_factory=list)
-    labels: list[str] = Field(default_factory=list)
-    classes: list[str] | None = None
-    """Every label the detector can report (accuracy is measured over these)."""
-
-    @classmethod
-    def of(cls, detections: Detections, classes: tuple[str, ...] | None = None) -> DetectionsJson:
-        """The JSON form of ``detections`` (coordinates rounded to 0.1 pixel)."""
-        boxes = [
-            (round(float(a), 1), round(float(b), 1), round(float(c), 1), round(float(d), 1))
-            for a, b, c, d in detections.xyxy
-        ]
-        return cls(
-            size=detections.image_size,
-            boxes=boxes,
-            scores=[round(float(s), 4) for s in detections.confidence],
-            labels=[str(label) for label in detections.labels],
-            classes=list(classes) if classes is not None else None,
-        )
-
-    def detections(self) -> Detections:
-        """Back to :class:`Detections`; RecordError when the columns disagree in length."""
-        n = len(self.boxes)
-        if len(self.scores) != n or len(self.labels) != n:
-            msg = (
-                f"detections JSON has {n} boxes, {len(self.scores)} scores and "
-                f"{len(self.labels)} labels"
-            )
-            raise RecordError(msg)
-        return Detections.from_lists(self.boxes, self.labels, self.size, self.scores)
-
-
-def detections_header(detections: Detections, classes: tuple[str, ...] | None = None) -> bytes:
-    """The ``tf-detections``/``tf-truth`` header value for ``detections``."""
-    return DetectionsJson.of(detections, classes).to_bytes()
 
 
 class Outcome(enum.StrEnum):

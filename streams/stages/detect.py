@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import Image
@@ -28,13 +28,7 @@ from tierflow.streams.metrics import METRICS, observe_stage
 from tierflow.streams.outcomes import latency_s
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import FrameMeta, encode_headers
-from tierflow.topics.records import (
-    H_DETECTIONS,
-    H_DETECTOR,
-    DropPolicy,
-    ServiceAnnouncement,
-    detections_header,
-)
+from tierflow.topics.records import DropPolicy, ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 STAGE = "detect"
@@ -61,7 +55,7 @@ def infer(
     decoded: list[Image | FrameFormatError] = []
     for item in batch:
         try:
-            image = service.codec.decode(item.event.value, item.event.headers).image
+            image = service.codec.decode_pixels(item.event.value, item.meta)
             if image.ndim != 3 or image.shape[2] != 3:
                 msg = f"detectors take BGR frames, got shape {image.shape}"
                 raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
@@ -119,7 +113,6 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
             ttl_s=dp.registry_ttl_s,
         )
     )
-    labels_header = detector.labels
 
     async def run_batches() -> None:
         while True:
@@ -155,14 +148,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
                     item.meta.stamped(f"{STAGE}.start", started)
                     .stamped(f"{STAGE}.out", done)
                     .worked(STAGE, cpu_ns // len(fresh))
-                )
-                meta = replace(
-                    meta,
-                    extra={
-                        **meta.extra,
-                        H_DETECTIONS: detections_header(result, labels_header),
-                        H_DETECTOR: detector.name.encode(),
-                    },
+                    .detected(result, detector.name, detector.labels)
                 )
                 delivered = await sink.send(
                     key=item.event.key, value=item.event.value, headers=encode_headers(meta)

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierflow.errors import FrameFormatError
+from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.accuracy import MatchCounts, match
 from tierflow.operators.vision.codec import ContentType, encode_image
 from tierflow.operators.vision.draw import BoxAnnotator
@@ -23,17 +23,8 @@ from tierflow.streams.app import Event
 from tierflow.streams.metrics import observe_stage
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import FrameMeta, Headers
-from tierflow.topics.records import (
-    H_DETECTIONS,
-    H_DETECTOR,
-    H_TRUTH,
-    DetectionsJson,
-    FrameRecord,
-    Outcome,
-    RecordError,
-    ServiceAnnouncement,
-    parse_record,
-)
+from tierflow.topics.headers import H_DETECTIONS
+from tierflow.topics.records import FrameRecord, Outcome, ServiceAnnouncement
 
 log = logging.getLogger(__name__)
 STAGE = "draw"
@@ -57,24 +48,21 @@ def frame_path(output_dir: Path, meta: FrameMeta) -> Path:
     return output_dir / safe / f"{meta.sequence:08d}.jpg"
 
 
-def draw_frame(
-    service: Service, annotator: BoxAnnotator, value: bytes, headers: Headers, meta: FrameMeta
-) -> Drawn:
+def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: FrameMeta) -> Drawn:
     """Decode, annotate, score, store and re-encode one frame (blocking).
 
     Raises:
-        FrameFormatError: the frame cannot be decoded.
-        RecordError: the detections or truth header is malformed.
+        FrameFormatError: the frame cannot be decoded or carries no detections.
     """
-    h = dict(headers)
-    found = parse_record(DetectionsJson, h.get(H_DETECTIONS))
-    detections = found.detections()
+    detections = meta.detections
+    if detections is None:
+        msg = f"header {H_DETECTIONS!r} is missing: the frame did not pass a detector"
+        raise FrameFormatError(FrameProblem.MISSING_HEADER, msg)
     counts = None
-    if H_TRUTH in h:
-        truth = parse_record(DetectionsJson, h[H_TRUTH]).detections()
-        counts = match(detections, truth, labels=found.classes)
+    if meta.truth is not None:
+        counts = match(detections, meta.truth, labels=meta.classes)
     cpu_started = time.thread_time_ns()
-    image = service.codec.decode(value, headers).image
+    image = service.codec.decode_pixels(value, meta)
     annotated = annotator.annotate(image, detections)
     done = time.time_ns()
     out_meta = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
@@ -118,21 +106,16 @@ def build_draw(settings: Settings) -> Service:
         if meta is None:
             return
         try:
-            drawn = await service.offload(
-                draw_frame, service, annotator, event.value, list(event.headers.items()), meta
-            )
+            drawn = await service.offload(draw_frame, service, annotator, event.value, meta)
         except FrameFormatError as exc:
             await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
-            return
-        except RecordError as exc:
-            await service.outcomes.deadletter(event, "bad-detections", str(exc), meta)
             return
         counts = drawn.counts
         record = FrameRecord.of(
             drawn.meta,
             Outcome.PROCESSED,
             STAGE,
-            detector=(event.headers.get(H_DETECTOR) or b"").decode() or None,
+            detector=meta.detector,
             detections=drawn.detections,
             tp=counts.tp if counts else None,
             fp=counts.fp if counts else None,

@@ -29,14 +29,14 @@ NO_CONSUMER = "no-consumer"
 
 
 def resized_message(
-    service: Service, value: bytes, headers: Headers, meta: FrameMeta, side: int
+    service: Service, value: bytes, meta: FrameMeta, side: int
 ) -> tuple[bytes, Headers, FrameMeta]:
     """Decode, resize to ``side`` x ``side`` pixels, stamp ``resize.out``, re-encode (blocking).
 
     Returns the new value and headers, and the metadata they carry.
     """
     cpu_started = time.thread_time_ns()
-    image = resize_square(service.codec.decode(value, headers).image, side)
+    image = resize_square(service.codec.decode_pixels(value, meta), side)
     done = time.time_ns()
     out = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
     return (*service.codec.encode(image, out), out)
@@ -91,7 +91,7 @@ def build_resize(settings: Settings) -> Service:
         else:  # raw frames carry their shape in headers, so they are always re-encoded
             try:
                 value, headers, out = await service.offload(
-                    resized_message, service, event.value, list(event.headers.items()), meta, side
+                    resized_message, service, event.value, meta, side
                 )
             except FrameFormatError as exc:
                 await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType
+from tierflow.operators.vision.detections import Detections
 from tierflow.settings import Settings, load_settings
 from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
 
@@ -153,3 +156,41 @@ def test_stamped_returns_a_new_meta() -> None:
     later = META.stamped("detect.in", 77)
     assert later.stamps["detect.in"] == 77
     assert "detect.in" not in META.stamps
+
+
+def test_truth_and_detections_round_trip_as_typed_fields() -> None:
+    found = Detections.from_lists(
+        [[1, 2, 30, 40], [5, 5, 9, 9]], ["face", "person"], (64, 48), [0.9, 0.5]
+    )
+    truth = Detections.from_lists([[1, 2, 31, 41]], ["face"], (64, 48))
+    meta = META.detected(found, "haar:face", ("face", "person"))
+    back = decode_meta(encode_headers(replace(meta, truth=truth)))
+    assert back.detector == "haar:face" and back.classes == ("face", "person")
+    assert back.detections is not None and back.truth is not None
+    assert back.detections.image_size == (64, 48)
+    assert back.detections.labels.tolist() == ["face", "person"]
+    assert back.detections.xyxy.tolist() == [[1, 2, 30, 40], [5, 5, 9, 9]]
+    assert back.truth.xyxy.tolist() == [[1, 2, 31, 41]]
+    assert back.extra == META.extra  # the JSON headers are fields, not foreign headers
+
+
+def test_empty_detections_round_trip() -> None:
+    meta = META.detected(Detections.empty((32, 32)), "haar:face", ("face",))
+    back = decode_meta(encode_headers(meta)).detections
+    assert back is not None and len(back) == 0 and back.image_size == (32, 32)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (b'{"size": [0, 10]}', "size"),
+        (b"not json", "tf-detections"),
+        (b'{"size": [10, 10], "boxes": [[0, 0, 1, 1]], "scores": [], "labels": ["a"]}',
+         "1 boxes, 0 scores"),
+    ],
+)  # fmt: skip
+def test_malformed_detections_json_is_a_bad_header(value: bytes, named: str) -> None:
+    headers = {**dict(encode_headers(META)), "tf-detections": value}
+    with pytest.raises(FrameFormatError, match=named) as err:
+        decode_meta(headers)
+    assert err.value.problem is FrameProblem.BAD_HEADER

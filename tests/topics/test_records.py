@@ -2,42 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from tierflow.operators.vision.detections import Detections
 from tierflow.topics.envelope import FrameMeta
 from tierflow.topics.records import (
     Assignment,
-    DetectionsJson,
     FrameRecord,
     Outcome,
     RecordError,
     ServiceAnnouncement,
-    detections_header,
     parse_record,
 )
-
-
-def test_detections_round_trip_through_the_header() -> None:
-    found = Detections.from_lists(
-        [[1, 2, 30, 40], [5, 5, 9, 9]], ["face", "person"], (64, 48), [0.9, 0.5]
-    )
-    back = parse_record(DetectionsJson, detections_header(found, ("face", "person")))
-    assert back.classes == ["face", "person"]
-    again = back.detections()
-    assert again.image_size == (64, 48)
-    assert again.labels.tolist() == ["face", "person"]
-    assert again.xyxy.tolist() == [[1, 2, 30, 40], [5, 5, 9, 9]]
-
-
-def test_empty_detections_round_trip() -> None:
-    back = parse_record(DetectionsJson, detections_header(Detections.empty((32, 32)))).detections()
-    assert len(back) == 0 and back.image_size == (32, 32)
 
 
 @pytest.mark.parametrize(
     ("kind", "data", "named"),
     [
-        (DetectionsJson, b'{"size": [0, 10]}', "size"),
-        (DetectionsJson, b"not json", "DetectionsJson"),
         (Assignment, b'{"source": "c", "quality": -1, "epoch": 0}', "quality"),
         (Assignment, b'{"quality": 512, "epoch": 0}', "source"),
         (
@@ -51,15 +29,6 @@ def test_empty_detections_round_trip() -> None:
 def test_malformed_records_name_the_field(kind: type, data: bytes | None, named: str) -> None:
     with pytest.raises(RecordError, match=named):
         parse_record(kind, data)
-
-
-def test_detections_with_ragged_columns_are_refused() -> None:
-    record = parse_record(
-        DetectionsJson,
-        b'{"size": [10, 10], "boxes": [[0, 0, 1, 1]], "scores": [], "labels": ["a"]}',
-    )
-    with pytest.raises(RecordError, match="1 boxes, 0 scores"):
-        record.detections()
 
 
 def test_stage_and_transfer_times_come_from_the_stamps() -> None:
