@@ -26,6 +26,7 @@ lint: $(BIN)/tierflow
 
 typecheck: $(BIN)/tierflow
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 test: install lint typecheck
 	$(BIN)/pytest

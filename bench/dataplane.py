@@ -30,6 +30,7 @@ from tierflow.streams.stages.detect import build_detect
 from tierflow.streams.stages.draw import build_draw
 from tierflow.streams.stages.resize import build_resize
 from tierflow.topics.admin import create_catalogue
+from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
 
 
@@ -38,15 +39,16 @@ async def run(cameras: int, fps: float, quality: int, seconds: float, store: boo
         topics={"prefix": f"bench-{uuid.uuid4().hex[:6]}"},
         dataplane={"store_frames": store, "output_dir": "/tmp/tierflow-bench"},
     )
-    create_catalogue(settings)
+    contract = Contract.of(settings)
+    create_catalogue(contract)
     ids = [f"cam-{i}" for i in range(cameras)]
     records: list[FrameRecord] = []
-    collector = MetricsCollector(settings, set(ids), on_record=records.append)
+    collector = MetricsCollector(contract, set(ids), on_record=records.append)
     await collector.start()
-    producer = camera_producer(settings, "bench")
+    producer = camera_producer(contract, "bench", settings.camera.queue_kbytes)
     cams = [
         Camera(
-            settings, cid, SceneSource(i, settings.camera.scene_size), producer, None, fps, quality
+            contract, cid, SceneSource(i, settings.camera.scene_size), producer, None, fps, quality
         )
         for i, cid in enumerate(ids)
     ]

@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer
 
-from tierflow.settings import Settings
-from tierflow.streams.app import cancel
-from tierflow.topics.follow import follow_topic
-from tierflow.topics.names import TopicNames
+from tierflow.topics.contract import Contract
+from tierflow.topics.follow import Follower
 from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_record
 
 log = logging.getLogger(__name__)
@@ -170,41 +167,27 @@ class MetricsCollector:
 
     def __init__(
         self,
-        settings: Settings,
+        contract: Contract,
         sources: set[str] | None = None,
         on_record: Callable[[FrameRecord], None] | None = None,
     ) -> None:
-        self.settings = settings
-        self.topic = TopicNames(settings.topics.prefix).metrics_frames
         self.sources = sources
         self.on_record = on_record
         self.tallies: dict[str, SourceTally] = {}
         self.records = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
+        self._follower = Follower(
+            contract,
+            contract.names.metrics_frames,
+            self._apply,
+            client_id="tierflow-metrics-collector",
+            from_end=True,
+        )
 
     async def start(self) -> None:
         """Assign every partition at its current end and start tallying."""
-        self._consumer, _ = await follow_topic(
-            self.settings, self.topic, "tierflow-metrics-collector", from_end=True
-        )
-        self._task = asyncio.create_task(self._run(), name="metrics-collector")
+        await self._follower.start()
 
-    async def _run(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        while True:
-            batches = await consumer.getmany(timeout_ms=500)
-            now = time.monotonic()
-            for records in batches.values():
-                for message in records:
-                    self._apply(message.value, now)
-            if batches:
-                self._changed.set()
-
-    def _apply(self, value: bytes | None, now_s: float) -> None:
+    def _apply(self, _key: bytes | None, value: bytes | None) -> None:
         try:
             record = parse_record(FrameRecord, value)
         except RecordError as exc:
@@ -213,7 +196,7 @@ class MetricsCollector:
         if self.sources is not None and record.source not in self.sources:
             return
         self.records += 1
-        self.tallies.setdefault(record.source, SourceTally()).add(record, now_s)
+        self.tallies.setdefault(record.source, SourceTally()).add(record, time.monotonic())
         if self.on_record is not None:
             self.on_record(record)
 
@@ -240,15 +223,13 @@ class MetricsCollector:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._changed.clear()
+            self._follower.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(self._follower.changed.wait(), remaining)
         if progress is not None:
             progress(sum(expected.values()))
         return True
 
     async def stop(self) -> None:
         """Stop following."""
-        await cancel(self._task)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self._follower.stop()

@@ -16,7 +16,7 @@ from faust.types import EventT
 
 from tierflow.settings import Settings
 from tierflow.topics.catalogue import TopicSpec
-from tierflow.topics.limits import MessageLimits
+from tierflow.topics.contract import Contract
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -24,11 +24,12 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
 
 
-def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
-    """A faust app for ``app_id`` (also its consumer group) on the configured cluster.
+def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: Any) -> faust.App:
+    """A faust app for ``app_id`` (also its consumer group) on the contract's cluster.
 
     Args:
-        settings: tierflow settings.
+        settings: tierflow settings (worker group membership, topic defaults).
+        contract: the cluster and its message limits.
         app_id: faust app id; prefixed with the topic prefix so experiments sharing a
             cluster do not share consumer groups.
         **overrides: faust settings that win over the derived ones.
@@ -38,7 +39,7 @@ def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
     full_id = f"{prefix}.{app_id}" if prefix else app_id
     w.data_dir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
-        "broker": broker_urls(settings.bootstrap),
+        "broker": broker_urls(contract.bootstrap),
         "key_serializer": "raw",
         "value_serializer": "raw",
         "store": "memory://",
@@ -53,7 +54,7 @@ def make_app(settings: Settings, app_id: str, **overrides: Any) -> faust.App:
         # for the detector at shutdown stays unacknowledged, so its offset is not committed
         # and the next consumer gets it. faust's default would wait for that ack forever.
         "stream_wait_empty": False,
-        **MessageLimits.from_settings(settings).faust_settings(),
+        **contract.limits.faust_settings(),
     }
     conf.update(overrides)
     return faust.App(full_id, **conf)

@@ -18,29 +18,22 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import KafkaError, Message, Producer
 
 from tierflow.errors import FrameFormatError
 from tierflow.operators.vision.resize import resize_square
-from tierflow.settings import Settings
 from tierflow.streams.capture import CaptureError, FrameSource, Reconnecting
 from tierflow.streams.metrics import METRICS
-from tierflow.topics.clients import consumer_config, producer_config
-from tierflow.topics.envelope import FrameCodec, FrameMeta, producer_headers
-from tierflow.topics.names import TopicNames
-from tierflow.topics.records import Assignment, RecordError, parse_record
+from tierflow.topics.clients import producer_config
+from tierflow.topics.contract import Contract
+from tierflow.topics.envelope import FrameMeta, producer_headers
+from tierflow.topics.follow_thread import ThreadFollower
+from tierflow.topics.records import Assignment
+from tierflow.topics.tables import LatestTable
 
 log = logging.getLogger(__name__)
 
@@ -54,82 +47,34 @@ class Assignments(Protocol):
 
 
 class AssignmentFollower:
-    """Reads ``control.assignments`` from its beginning in a thread; the newest epoch wins.
+    """``control.assignments`` followed from its beginning in a thread; the newest epoch wins.
 
-    One follower serves every camera of a process. Group-less in effect: partitions are
-    assigned explicitly and offsets never committed, so every follower sees every record.
+    One follower serves every camera of a process.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = TopicNames(settings.topics.prefix).assignments
-        self._consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=f"tierflow-follower-{uuid.uuid4().hex}",
-                client_id="camera-follower",
-            )
+    def __init__(self, contract: Contract) -> None:
+        self.table = LatestTable(Assignment, lambda a: a.epoch)
+        self._follower = ThreadFollower(
+            contract, contract.names.assignments, self.table.handle, client_id="camera-follower"
         )
-        metadata = self._consumer.list_topics(self.topic, timeout=10)
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None:
-            self._consumer.close()
-            msg = f"topic {self.topic} does not exist; run 'tierflow topics create'"
-            raise RecordError(msg)
-        self._consumer.assign(
-            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in topic.partitions]
-        )
-        self._latest: dict[str, Assignment] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="assignment-follower", daemon=True)
 
     def start(self) -> AssignmentFollower:
         """Start following; returns self."""
-        self._thread.start()
+        self._follower.start()
         return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self._consumer.poll(0.2)
-            if message is None or message.key() is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("assignments: %s", error)
-                continue
-            self._apply(message)
-
-    def _apply(self, message: Message) -> None:
-        value = message.value()
-        if value is None:
-            return
-        try:
-            assignment = parse_record(Assignment, value)
-        except RecordError as exc:
-            log.warning("ignoring a malformed assignment: %s", exc)
-            return
-        with self._lock:
-            known = self._latest.get(assignment.source)
-            if known is None or assignment.epoch > known.epoch:
-                self._latest[assignment.source] = assignment
 
     def get(self, source: str) -> Assignment | None:
         """The newest assignment for ``source`` seen so far."""
-        with self._lock:
-            return self._latest.get(source)
+        return self.table.get(source)
 
     def stop(self) -> None:
         """Stop following and close the consumer."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self._consumer.close()
+        self._follower.stop()
 
 
-def publish_assignment(producer: Producer, settings: Settings, assignment: Assignment) -> None:
+def publish_assignment(producer: Producer, contract: Contract, assignment: Assignment) -> None:
     """Write ``assignment`` to ``control.assignments`` and wait for the broker's ack."""
-    topic = TopicNames(settings.topics.prefix).assignments
+    topic = contract.names.assignments
     producer.produce(topic, key=assignment.source.encode(), value=assignment.to_bytes())
     producer.flush(10)
 
@@ -168,7 +113,7 @@ class Camera:
     """One camera: a source, a frame clock and a producer.
 
     Args:
-        settings: tierflow settings (codec, topics).
+        contract: topic names, qualities with topics, the frame codec.
         source_id: the camera id, the Kafka key of its frames.
         source: where frames come from.
         producer: a confluent-kafka producer (thread-safe; cameras of a process share one).
@@ -180,7 +125,7 @@ class Camera:
 
     def __init__(
         self,
-        settings: Settings,
+        contract: Contract,
         source_id: str,
         source: FrameSource | Reconnecting,
         producer: Producer,
@@ -189,15 +134,13 @@ class Camera:
         quality: int,
         max_frames: int | None = None,
     ) -> None:
-        self.settings = settings
+        self.contract = contract
         self.source_id = source_id
         self.source = source
         self.producer = producer
         self.follower = follower
         self.fps = fps
         self.max_frames = max_frames
-        self.codec = FrameCodec.from_settings(settings)
-        self.names = TopicNames(settings.topics.prefix)
         self.stats = CameraStats(quality=quality)
         self._lock = threading.Lock()
         METRICS.camera_quality.labels(source_id).set(quality)
@@ -217,7 +160,7 @@ class Camera:
                 assignment.reason,
             )
             self.stats.admitted = assignment.admitted
-        if assignment.quality not in self.settings.topics.qualities:
+        if assignment.quality not in self.contract.qualities:
             log.warning(
                 "%s: assignment to quality %d has no topic; keeping %d",
                 self.source_id,
@@ -279,18 +222,20 @@ class Camera:
             capture_ns=capture_ns,
             quality=quality,
             epoch=self.stats.epoch,
-            content_type=self.codec.content_type,
+            content_type=self.contract.codec.content_type,
             truth=truth.scaled_to((quality, quality)) if truth is not None else None,
         )
         try:
-            value, headers = self.codec.encode(image, meta.stamped("camera.out", time.time_ns()))
+            value, headers = self.contract.codec.encode(
+                image, meta.stamped("camera.out", time.time_ns())
+            )
         except FrameFormatError as exc:
             self._drop("encode-error")
             log.error("%s: frame %d cannot be encoded: %s", self.source_id, index, exc)
             return True
         try:
             self.producer.produce(
-                self.names.raw(quality),
+                self.contract.names.raw(quality),
                 key=self.source_id.encode(),
                 value=value,
                 headers=producer_headers(headers),
@@ -330,12 +275,9 @@ class Camera:
         return self.stats
 
 
-def camera_producer(settings: Settings, client_id: str, **overrides: Any) -> Producer:
-    """A producer sized for frames whose queue bounds the camera's memory."""
-    return Producer(
-        producer_config(
-            settings,
-            client_id=client_id,
-            **{"queue.buffering.max.kbytes": settings.camera.queue_kbytes, **overrides},
-        )
-    )
+def camera_producer(
+    contract: Contract, client_id: str, queue_kbytes: int, **overrides: Any
+) -> Producer:
+    """A producer for frames whose queue (``queue_kbytes``) bounds the camera's memory."""
+    queue = {"queue.buffering.max.kbytes": queue_kbytes}
+    return Producer(producer_config(contract, client_id=client_id, **queue, **overrides))

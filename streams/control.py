@@ -39,7 +39,7 @@ from tierflow.operators.planning.workflow import (
 )
 from tierflow.settings import Settings
 from tierflow.streams.app import cancel
-from tierflow.streams.discovery import NodesReader
+from tierflow.streams.discovery import nodes_reader
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.service import Service
 from tierflow.topics.records import (
@@ -109,10 +109,10 @@ class ControlAgent:
         )
         self.workflow: Workflow = load_workflow(c.workflow) if c.workflow else default_workflow()
         self.registry = self.service.follow_registry()
-        self.nodes = NodesReader(settings)
+        self.nodes = nodes_reader(self.service.contract)
         self.service.on_start(self.nodes.start)
         self.service.on_stop(self.nodes.stop)
-        names = self.service.names
+        names = self.service.contract.names
         self.assignments = self.service.topic(names.assignments)
         self.placement = self.service.topic(names.placement)
         self.decisions: list[Decision] = []
@@ -126,7 +126,7 @@ class ControlAgent:
         self._wire()
 
     def _wire(self) -> None:
-        metrics = self.service.topic(self.service.names.metrics_frames)
+        metrics = self.service.topic(self.service.contract.names.metrics_frames)
 
         @self.service.app.agent(metrics, name=STAGE)
         async def consume(stream: faust.StreamT[bytes]) -> None:
@@ -316,7 +316,7 @@ def build_control(settings: Settings) -> ControlAgent:
         lambda now: ServiceAnnouncement(
             service_id=service_id,
             stage=STAGE,
-            topic=agent.service.names.metrics_frames,
+            topic=agent.service.contract.names.metrics_frames,
             tier=dp.tier,
             node=dp.node,
             heartbeat_ns=now,

@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Iterable, Mapping
 
 import faust
 
-from tierflow.settings import Settings
 from tierflow.streams.app import Event, faust_topic
 from tierflow.streams.metrics import observe_outcome
-from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, Headers
 from tierflow.topics.headers import (
     H_DL_ERROR,
@@ -30,7 +29,6 @@ from tierflow.topics.headers import (
     H_DL_STAGE,
     H_DL_TOPIC,
 )
-from tierflow.topics.names import TopicNames
 from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
@@ -44,9 +42,8 @@ def latency_s(meta: FrameMeta, now_ns: int | None = None) -> float:
 class Outcomes:
     """Writes outcome records and deadletters for one stage, and acks inputs after delivery."""
 
-    def __init__(self, app: faust.App, settings: Settings, stage: str) -> None:
-        names = TopicNames(settings.topics.prefix)
-        catalogue = Catalogue.from_settings(settings)
+    def __init__(self, app: faust.App, contract: Contract, stage: str) -> None:
+        names, catalogue = contract.names, contract.catalogue
         self.stage = stage
         self.metrics_topic = faust_topic(app, catalogue[names.metrics_frames])
         self.deadletter_topic = faust_topic(app, catalogue[names.deadletter])

@@ -31,13 +31,12 @@ from tierflow.streams.app import (
     manual_ack_events,
     running,
 )
-from tierflow.streams.discovery import Announcer, RegistryReader
+from tierflow.streams.discovery import Announcer, RegistryView, TableReader, registry_reader
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.nodes import local_node
 from tierflow.streams.outcomes import Outcomes, latency_s
-from tierflow.topics.catalogue import Catalogue
-from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta
-from tierflow.topics.names import TopicNames
+from tierflow.topics.contract import Contract
+from tierflow.topics.envelope import FrameMeta, decode_meta
 from tierflow.topics.records import DropPolicy, ServiceAnnouncement
 
 log = logging.getLogger(__name__)
@@ -59,12 +58,10 @@ class Service:
 
     def __init__(self, settings: Settings, stage: str, app_id: str, threads: int = 1) -> None:
         self.settings = settings
+        self.contract = Contract.of(settings)
         self.stage = stage
-        self.app = make_app(settings, app_id)
-        self.names = TopicNames(settings.topics.prefix)
-        self.catalogue = Catalogue.from_settings(settings)
-        self.codec = FrameCodec.from_settings(settings)
-        self.outcomes = Outcomes(self.app, settings, stage)
+        self.app = make_app(settings, self.contract, app_id)
+        self.outcomes = Outcomes(self.app, self.contract, stage)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=stage)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
@@ -74,11 +71,11 @@ class Service:
 
     def topic(self, name: str) -> faust.TopicT:
         """The faust topic for a catalogue topic name."""
-        return faust_topic(self.app, self.catalogue[name])
+        return faust_topic(self.app, self.contract.catalogue[name])
 
     def topics(self, names: list[str]) -> faust.TopicT:
         """One faust channel over several catalogue topics."""
-        return faust_topics(self.app, [self.catalogue[n] for n in names])
+        return faust_topics(self.app, [self.contract.catalogue[n] for n in names])
 
     async def offload(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking ``fn`` in the service's pool, off the event loop."""
@@ -106,9 +103,10 @@ class Service:
                 update={"metrics_host": self.metrics_host, "metrics_port": self.metrics_port}
             )
 
-        announcer = Announcer(self.topic(self.names.registry), service_id, with_metrics, heartbeat)
+        names = self.contract.names
+        announcer = Announcer(self.topic(names.registry), service_id, with_metrics, heartbeat)
         node = Announcer(
-            self.topic(self.names.nodes),
+            self.topic(names.nodes),
             self.settings.dataplane.node,
             lambda now: local_node(self.settings, now),
             heartbeat,
@@ -119,13 +117,13 @@ class Service:
             self.on_stop(each.stop)
         return announcer
 
-    def follow_registry(self) -> RegistryReader:
+    def follow_registry(self) -> TableReader[RegistryView]:
         """A registry reader kept current while the service runs.
 
         Agents that route by it must ``await reader.caught_up()`` before their first
         decision: faust starts agents before the start hooks run.
         """
-        reader = RegistryReader(self.settings)
+        reader = registry_reader(self.contract)
         self.on_start(reader.start)
         self.on_stop(reader.stop)
         return reader

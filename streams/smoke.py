@@ -23,17 +23,15 @@ from tierflow.errors import TierflowError
 from tierflow.operators.vision.codec import Image
 from tierflow.settings import Settings
 from tierflow.streams.app import faust_topic, make_app, running
-from tierflow.topics.catalogue import Catalogue
 from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import (
-    FrameCodec,
     FrameMeta,
     decode_meta,
     encode_headers,
     producer_headers,
 )
 from tierflow.topics.headers import H_SOURCE
-from tierflow.topics.names import TopicNames
 
 SMOKE_APP_ID = "tierflow-smoke"
 
@@ -87,11 +85,9 @@ def sample_image(side: int, seed: int = 0) -> Image:
     return image
 
 
-def _relay_agent(app: faust.App, settings: Settings, quality: int, source: str) -> None:
+def _relay_agent(app: faust.App, contract: Contract, quality: int, source: str) -> None:
     """Register the agent forwarding ``source``'s frames from raw to annotated."""
-    catalogue = Catalogue.from_settings(settings)
-    names = TopicNames(settings.topics.prefix)
-    codec = FrameCodec.from_settings(settings)
+    catalogue, names, codec = contract.catalogue, contract.names, contract.codec
     raw = faust_topic(app, catalogue[names.raw(quality)])
     out = faust_topic(app, catalogue[names.annotated])
 
@@ -116,12 +112,13 @@ async def round_trip(
     Raises:
         RoundTripError: the frame did not come back within ``timeout_s`` or came back changed.
     """
-    if quality not in settings.topics.qualities:
-        msg = f"quality {quality} has no topics; configured qualities: {settings.topics.qualities}"
+    contract = Contract.of(settings)
+    if quality not in contract.qualities:
+        msg = f"quality {quality} has no topics; configured qualities: {contract.qualities}"
         raise RoundTripError(msg)
-    names = TopicNames(settings.topics.prefix)
+    names = contract.names
     source = f"smoke-{uuid.uuid4().hex[:8]}"
-    codec = FrameCodec.from_settings(settings)
+    codec = contract.codec
     meta = FrameMeta(
         source=source,
         sequence=0,
@@ -132,38 +129,38 @@ async def round_trip(
     value, headers = codec.encode(sample_image(quality), meta)
 
     consumer = Consumer(
-        consumer_config(settings, group_id=f"{SMOKE_APP_ID}-reader", client_id=source)
+        consumer_config(contract, group_id=f"{SMOKE_APP_ID}-reader", client_id=source)
     )
     # Assign at the end of the output topic before producing, so the reply cannot be missed.
     partitions = (
         consumer.list_topics(names.annotated, timeout=10).topics[names.annotated].partitions
     )
     consumer.assign([TopicPartition(names.annotated, p, OFFSET_END) for p in partitions])
-    app = make_app(settings, SMOKE_APP_ID)
-    _relay_agent(app, settings, quality, source)
+    app = make_app(settings, contract, SMOKE_APP_ID)
+    _relay_agent(app, contract, quality, source)
     try:
         async with running(app):
-            return await _send_and_await(settings, consumer, source, value, headers, timeout_s)
+            return await _send_and_await(contract, consumer, source, value, headers, timeout_s)
     finally:
         consumer.close()
 
 
 async def _send_and_await(
-    settings: Settings,
+    contract: Contract,
     consumer: Consumer,
     source: str,
     value: bytes,
     headers: list[tuple[str, bytes]],
     timeout_s: float,
 ) -> RoundTripReport:
-    names = TopicNames(settings.topics.prefix)
+    names = contract.names
     sent_meta = decode_meta(headers)
     topic_in = names.raw(sent_meta.quality)
-    producer = Producer(producer_config(settings, client_id=source))
+    producer = Producer(producer_config(contract, client_id=source))
     sent = time.monotonic()
     producer.produce(topic_in, key=source.encode(), value=value, headers=producer_headers(headers))
     if producer.flush(timeout_s) != 0:
-        msg = f"the broker at {settings.bootstrap} did not acknowledge the sample frame"
+        msg = f"the broker at {contract.bootstrap} did not acknowledge the sample frame"
         raise RoundTripError(msg)
     deadline = sent + timeout_s
     while time.monotonic() < deadline:

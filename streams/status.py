@@ -22,7 +22,8 @@ from rich.table import Table
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, micro_f1
 from tierflow.streams.camera import AssignmentFollower
-from tierflow.streams.discovery import RegistryReader
+from tierflow.streams.discovery import registry_reader
+from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
 
 
@@ -82,11 +83,11 @@ def summarise(records: list[FrameRecord], window_s: float) -> dict[str, dict[str
 class StatusView:
     """Follows the topics and renders the current state."""
 
-    def __init__(self, settings: Settings, window_s: float) -> None:
-        self.settings = settings
+    def __init__(self, contract: Contract, window_s: float) -> None:
+        self.contract = contract
         self.window = Window(window_s)
-        self.collector = MetricsCollector(settings, on_record=self.window.add)
-        self.registry = RegistryReader(settings)
+        self.collector = MetricsCollector(contract, on_record=self.window.add)
+        self.registry = registry_reader(contract)
         self.assignments: AssignmentFollower | None = None
 
     async def start(self) -> None:
@@ -94,7 +95,7 @@ class StatusView:
         await self.collector.start()
         await self.registry.start()
         await self.registry.caught_up()
-        self.assignments = AssignmentFollower(self.settings).start()
+        self.assignments = AssignmentFollower(self.contract).start()
 
     async def stop(self) -> None:
         """Stop following."""
@@ -193,7 +194,7 @@ async def run_status(
     settings: Settings, window_s: float, duration_s: float | None, live: bool
 ) -> dict[str, Any]:
     """Show the live view (until Ctrl-C or ``duration_s``); returns the last snapshot."""
-    view = StatusView(settings, window_s)
+    view = StatusView(Contract.of(settings), window_s)
     await view.start()
     try:
         deadline = None if duration_s is None else time.monotonic() + duration_s

@@ -38,7 +38,8 @@ from tierflow.streams.accounting import MetricsCollector, SourceTally
 from tierflow.streams.app import cancel
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
-from tierflow.streams.discovery import RegistryReader
+from tierflow.streams.discovery import registry_reader
+from tierflow.topics.contract import Contract
 
 log = logging.getLogger(__name__)
 SETTINGS_SECTIONS = (
@@ -134,7 +135,7 @@ def plan_workers(
 
 
 async def wait_until_live(
-    settings: Settings,
+    contract: Contract,
     workers: list[WorkerProcess],
     qualities: tuple[int, ...],
     timeout_s: float,
@@ -145,7 +146,7 @@ async def wait_until_live(
     Raises:
         UpError: a worker exited or the deadline passed (with the workers' log tails).
     """
-    reader = RegistryReader(settings)
+    reader = registry_reader(contract)
     await reader.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -254,6 +255,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         update={"dataplane": settings.dataplane.model_copy(update={"output_dir": output_dir})}
     )
     run_id = uuid.uuid4().hex[:4]
+    contract = Contract.of(settings)
     workers = plan_workers(qualities, output_dir.parent / "logs", options.control)
     env = worker_env(settings)
     # SIGINT (Ctrl-C) or SIGTERM: once the cameras run, stop them and still drain and
@@ -273,24 +275,24 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         with console.status(f"starting {len(workers)} workers"):
             stages = {"resize", "draw", *(["control"] if options.control else [])}
             await wait_until_live(
-                settings, workers, qualities, options.start_timeout_s, frozenset(stages)
+                contract, workers, qualities, options.start_timeout_s, frozenset(stages)
             )
         if options.prometheus:
-            scraping = Scraping(settings)
+            scraping = Scraping(settings, contract)
             url = await scraping.start()
             console.print(
                 f"Prometheus at {url} (scraping every {settings.prometheus.scrape_interval_s:g} s)"
             )
         ids = [f"cam-{i}-{run_id}" for i in range(options.cameras)]
-        collector = MetricsCollector(settings, set(ids))
+        collector = MetricsCollector(contract, set(ids))
         await collector.start()
-        follower = AssignmentFollower(settings).start()
-        producer = camera_producer(settings, client_id=f"tierflow-up-{run_id}")
+        follower = AssignmentFollower(contract).start()
+        producer = camera_producer(contract, f"tierflow-up-{run_id}", settings.camera.queue_kbytes)
         fps = options.fps or settings.camera.fps
         cams = [
             CameraRun(
                 Camera(
-                    settings,
+                    contract,
                     source_id,
                     SceneSource(options.seed + i, settings.camera.scene_size),
                     producer,
@@ -347,10 +349,10 @@ class Scraping:
     scraped as soon as it announces itself.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, contract: Contract) -> None:
         self.settings = settings
         self.prometheus = LocalPrometheus(settings.prometheus)
-        self.reader = RegistryReader(settings)
+        self.reader = registry_reader(contract)
         self.own = Target(
             f"{settings.dataplane.metrics_host}:{metrics.serve(settings.dataplane.metrics_host)}",
             {

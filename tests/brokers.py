@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tierflow.settings import load_settings
-from tierflow.topics.limits import MessageLimits
+from tierflow.topics.contract import Contract
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def kafka_for_tests(state_dir: Path) -> Iterator[tuple[str, str]]:
     if docker_answers():
         from testcontainers.kafka import KafkaContainer
 
-        limits = MessageLimits.from_settings(load_settings())
+        limits = Contract.of(load_settings()).limits
         container = (
             KafkaContainer()
             .with_kraft()

@@ -11,6 +11,7 @@ import pytest
 from tests.brokers import kafka_for_tests
 from tierflow.settings import Settings, load_settings
 from tierflow.topics.admin import create_catalogue
+from tierflow.topics.contract import Contract
 
 
 @pytest.fixture(scope="session")
@@ -42,5 +43,5 @@ def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def kafka_topics(kafka_settings: Settings) -> Settings:
     """``kafka_settings`` with the whole catalogue created on the broker."""
-    create_catalogue(kafka_settings)
+    create_catalogue(Contract.of(kafka_settings))
     return kafka_settings

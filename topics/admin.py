@@ -26,9 +26,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from tierflow.settings import Settings
 from tierflow.topics.catalogue import Catalogue, TopicSpec
 from tierflow.topics.clients import admin_config
+from tierflow.topics.contract import Contract
 from tierflow.topics.errors import BrokerUnreachableError, TopicAdminError
 
 
@@ -106,14 +106,14 @@ def port_open(bootstrap: str) -> bool:
     return False
 
 
-def wait_for_cluster(settings: Settings, timeout_s: float = 30.0) -> AdminClient:
-    """Block until a broker of ``settings.bootstrap`` answers a metadata request.
+def wait_for_cluster(contract: Contract, timeout_s: float = 30.0) -> AdminClient:
+    """Block until a broker of ``contract.bootstrap`` answers a metadata request.
 
     A broker counts only once the metadata lists it (in KRaft a broker that accepts
     connections may still be fenced and refuse to host partitions).
 
     Args:
-        settings: where the cluster is.
+        contract: where the cluster is.
         timeout_s: seconds before giving up.
 
     Returns:
@@ -124,12 +124,12 @@ def wait_for_cluster(settings: Settings, timeout_s: float = 30.0) -> AdminClient
     """
     deadline = time.monotonic() + timeout_s
     # Probe the TCP port first: librdkafka logs every refused connection to stderr.
-    while not port_open(settings.bootstrap):
+    while not port_open(contract.bootstrap):
         if time.monotonic() >= deadline:
-            msg = f"no Kafka broker listens at {settings.bootstrap} (waited {timeout_s:.0f} s)"
+            msg = f"no Kafka broker listens at {contract.bootstrap} (waited {timeout_s:.0f} s)"
             raise BrokerUnreachableError(msg)
         time.sleep(0.2)
-    admin = AdminClient(admin_config(settings))
+    admin = AdminClient(admin_config(contract))
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -140,7 +140,7 @@ def wait_for_cluster(settings: Settings, timeout_s: float = 30.0) -> AdminClient
         if metadata.brokers:
             return admin
         time.sleep(0.2)
-    msg = f"the broker at {settings.bootstrap} did not answer metadata requests: {last_error}"
+    msg = f"the broker at {contract.bootstrap} did not answer metadata requests: {last_error}"
     raise BrokerUnreachableError(msg)
 
 
@@ -281,7 +281,7 @@ def _reconcile(admin: AdminClient, state: TopicState, timeout_s: float) -> Topic
     return TopicChange(spec.name, Action.UNCHANGED)
 
 
-def create_catalogue(settings: Settings, timeout_s: float = 30.0) -> list[TopicChange]:
-    """Connect to the cluster of ``settings`` and ensure its whole catalogue."""
-    admin = wait_for_cluster(settings, timeout_s)
-    return ensure_topics(admin, Catalogue.from_settings(settings), timeout_s)
+def create_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[TopicChange]:
+    """Connect to the cluster of ``contract`` and ensure its whole catalogue."""
+    admin = wait_for_cluster(contract, timeout_s)
+    return ensure_topics(admin, contract.catalogue, timeout_s)

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from tierflow.settings import Settings
+from tierflow.settings import TopicSettings
 from tierflow.topics.limits import MessageLimits
 from tierflow.topics.names import TopicNames
 
@@ -75,11 +75,8 @@ class Catalogue:
         return [spec.name for spec in self.specs]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Catalogue:
-        """The catalogue for ``settings.topics`` and the message limits of ``settings.frames``."""
-        t = settings.topics
-        names = TopicNames(t.prefix)
-        limits = MessageLimits.from_settings(settings)
+    def build(cls, t: TopicSettings, names: TopicNames, limits: MessageLimits) -> Catalogue:
+        """The catalogue for the topic settings ``t``, named by ``names``, sized by ``limits``."""
         rf = t.replication_factor
         frames = {
             "cleanup.policy": "delete",

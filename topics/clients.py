@@ -1,53 +1,52 @@
 """Client configurations: the only place producer, consumer and admin settings are written.
 
 confluent-kafka clients (cameras, tools, tests) and the faust app (workers) both read their
-size limits from :class:`topics.limits.MessageLimits`, so a frame one side may send the
-other side can always fetch.
+size limits from the contract's :class:`~tierflow.topics.limits.MessageLimits`, so a frame
+one side may send the other side can always fetch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tierflow.settings import Settings
-from tierflow.topics.limits import MessageLimits
+from tierflow.topics.contract import Contract
 
 
-def admin_config(settings: Settings, client_id: str = "tierflow-admin") -> dict[str, Any]:
+def admin_config(contract: Contract, client_id: str = "tierflow-admin") -> dict[str, Any]:
     """confluent-kafka AdminClient configuration."""
-    return {"bootstrap.servers": settings.bootstrap, "client.id": client_id}
+    return {"bootstrap.servers": contract.bootstrap, "client.id": client_id}
 
 
-def producer_config(settings: Settings, client_id: str, **overrides: Any) -> dict[str, Any]:
+def producer_config(contract: Contract, client_id: str, **overrides: Any) -> dict[str, Any]:
     """confluent-kafka Producer configuration for frames and records.
 
     Defaults favour latency (``linger.ms`` 2) and never lose an acknowledged record
     (``acks=all``, idempotence on); ``overrides`` win.
     """
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        "bootstrap.servers": contract.bootstrap,
         "client.id": client_id,
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 2,
         "compression.type": "none",  # frames are JPEG already; compressing them costs CPU only
-        **MessageLimits.from_settings(settings).confluent_producer(),
+        **contract.limits.confluent_producer(),
     }
     config.update(overrides)
     return config
 
 
 def consumer_config(
-    settings: Settings, group_id: str, client_id: str, **overrides: Any
+    contract: Contract, group_id: str, client_id: str, **overrides: Any
 ) -> dict[str, Any]:
     """confluent-kafka Consumer configuration; offsets are committed by the caller."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        "bootstrap.servers": contract.bootstrap,
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        **MessageLimits.from_settings(settings).confluent_consumer(),
+        **contract.limits.confluent_consumer(),
     }
     config.update(overrides)
     return config

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType, Image, decode_image, encode_image
 from tierflow.operators.vision.detections import Detections
-from tierflow.settings import Settings
+from tierflow.settings import FrameSettings
 from tierflow.topics.headers import (
     H_BUSY_PREFIX,
     H_CAPTURE,
@@ -329,15 +329,10 @@ class FrameCodec:
     max_bytes: int = 8 * 1024 * 1024
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FrameCodec:
-        """The codec of ``settings.frames``."""
-        f = settings.frames
+    def of(cls, f: FrameSettings, limits: MessageLimits) -> FrameCodec:
+        """The codec of the frame settings ``f`` under ``limits``."""
         content = {"jpeg": ContentType.JPEG, "png": ContentType.PNG, "raw": ContentType.RAW}
-        return cls(
-            content_type=content[f.codec],
-            jpeg_quality=f.jpeg_quality,
-            max_bytes=MessageLimits.from_settings(settings).frame_bytes,
-        )
+        return cls(content[f.codec], f.jpeg_quality, limits.frame_bytes)
 
     def encode(self, image: Image, meta: FrameMeta) -> tuple[bytes, Headers]:
         """Encode ``image`` with ``meta`` into a Kafka value and headers.

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tierflow.settings import Settings
-
 # A record batch of one record carries ~70 bytes of batch header and varints beyond the
 # key, value and headers; the margin keeps a frame of exactly max_message_bytes sendable.
 BATCH_OVERHEAD_BYTES = 16 * 1024
@@ -34,9 +32,12 @@ class MessageLimits:
     fetch_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MessageLimits:
-        """Derive every limit from ``settings.frames.max_message_bytes`` (bytes)."""
-        frame = settings.frames.max_message_bytes
+    def for_frames(cls, frame: int) -> MessageLimits:
+        """Derive every limit from the largest frame message, ``frame`` bytes.
+
+        Args:
+            frame: ``FrameSettings.max_message_bytes``: value plus headers of one frame.
+        """
         batch = frame + BATCH_OVERHEAD_BYTES
         return cls(frame_bytes=frame, batch_bytes=batch, fetch_bytes=max(4 * batch, 64 * 1024**2))
 

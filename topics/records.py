@@ -183,7 +183,19 @@ def transfer_times_s(stamps: dict[str, int]) -> dict[str, float]:
     }
 
 
-class ServiceAnnouncement(Record):
+class Heartbeat(Record):
+    """A record that announces something alive: valid for ``ttl_s`` after ``heartbeat_ns``.
+
+    Attributes:
+        heartbeat_ns: when this announcement was made, ns since the Unix epoch.
+        ttl_s: after this long without a heartbeat the announced thing counts as gone.
+    """
+
+    heartbeat_ns: int
+    ttl_s: float = Field(gt=0)
+
+
+class ServiceAnnouncement(Heartbeat):
     """A service's heartbeat on ``control.registry``: what it consumes and where it runs.
 
     Attributes:
@@ -198,8 +210,6 @@ class ServiceAnnouncement(Record):
         threads: inference calls it runs at once.
         remote: its inference runs elsewhere (an inference server).
         metrics_host, metrics_port: where its process serves Prometheus ``/metrics``.
-        heartbeat_ns: when this announcement was made.
-        ttl_s: after this long without a heartbeat the service counts as gone.
     """
 
     service_id: str
@@ -215,11 +225,9 @@ class ServiceAnnouncement(Record):
     remote: bool = False
     metrics_host: str | None = None
     metrics_port: int | None = None
-    heartbeat_ns: int
-    ttl_s: float = Field(gt=0)
 
 
-class NodeAnnouncement(Record):
+class NodeAnnouncement(Heartbeat):
     """A node's heartbeat on ``control.nodes``: AVEC's metrics template (seed 004, §6).
 
     Attributes:
@@ -233,8 +241,6 @@ class NodeAnnouncement(Record):
         bandwidth_mbps: bandwidth from the data sources to the node, Mbit/s.
         used_cores: cores busy (1-minute load average).
         used_memory_mb: memory in use, MB.
-        heartbeat_ns: when this announcement was made.
-        ttl_s: after this long without a heartbeat the node counts as gone.
     """
 
     node: str
@@ -247,8 +253,6 @@ class NodeAnnouncement(Record):
     bandwidth_mbps: float = 0.0
     used_cores: float = 0.0
     used_memory_mb: float = 0.0
-    heartbeat_ns: int
-    ttl_s: float = Field(gt=0)
 
 
 class PlacementRecord(Record):

@@ -25,8 +25,8 @@ from pathlib import Path
 from tierflow.infra.errors import InfraError, ToolMissingError
 from tierflow.settings import LocalBrokerSettings, Settings
 from tierflow.topics.admin import port_open, wait_for_cluster
+from tierflow.topics.contract import Contract
 from tierflow.topics.errors import BrokerUnreachableError
-from tierflow.topics.limits import MessageLimits
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class LocalBroker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.contract = Contract.of(settings)
         self.conf = settings.broker
         self.install = BrokerInstall.from_settings(self.conf)
         self.home = self.conf.state_dir / str(self.conf.port)
@@ -169,7 +170,7 @@ class LocalBroker:
         return f"{self.conf.host}:{self.conf.port}"
 
     def server_properties(self) -> dict[str, str]:
-        """The broker configuration; size limits come from :class:`MessageLimits`."""
+        """The broker configuration; size limits come from the contract's limits."""
         c = self.conf
         return {
             "process.roles": "broker,controller",
@@ -193,7 +194,7 @@ class LocalBroker:
             "group.min.session.timeout.ms": "1000",
             "log.retention.check.interval.ms": "60000",
             "log.cleaner.backoff.ms": "5000",
-            **MessageLimits.from_settings(self.settings).broker_properties(),
+            **self.contract.limits.broker_properties(),
         }
 
     def _write_properties(self) -> None:
@@ -297,7 +298,7 @@ class LocalBroker:
                 msg = f"the Kafka broker exited during start-up; log tail:\n{self.log_tail()}"
                 raise InfraError(msg)
             try:
-                wait_for_cluster(self.settings, timeout_s=min(5.0, deadline - time.monotonic()))
+                wait_for_cluster(self.contract, timeout_s=min(5.0, deadline - time.monotonic()))
             except BrokerUnreachableError as exc:
                 if time.monotonic() >= deadline:
                     msg = f"{exc}; log tail:\n{self.log_tail()}"
@@ -348,7 +349,7 @@ class LocalBroker:
         answering = False
         if pid is not None:
             try:
-                wait_for_cluster(self.settings, timeout_s=3.0)
+                wait_for_cluster(self.contract, timeout_s=3.0)
                 answering = True
             except BrokerUnreachableError:
                 answering = False

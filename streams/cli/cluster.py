@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tierflow.settings import Settings
 from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster, stdout
+from tierflow.topics.contract import Contract
 
 if TYPE_CHECKING:
     from tierflow.infra.kafka import LocalBroker
@@ -56,7 +57,7 @@ def cmd_kafka_status(args: argparse.Namespace, settings: Settings) -> int:
         from tierflow.topics.errors import BrokerUnreachableError
 
         try:
-            wait_for_cluster(settings, timeout_s=5.0)
+            wait_for_cluster(Contract.of(settings), timeout_s=5.0)
         except BrokerUnreachableError as exc:
             print(
                 json.dumps({"external": True, "bootstrap": settings.bootstrap, "answering": False})
@@ -86,7 +87,7 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create or reconcile every topic of the catalogue; exit 1 on conflicts."""
     from tierflow.topics.admin import Action, create_catalogue
 
-    changes = create_catalogue(settings)
+    changes = create_catalogue(Contract.of(settings))
     table = Table("topic", "action", "detail", title=f"topics at {settings.bootstrap}")
     for change in changes:
         table.add_row(change.name, change.action.value, change.detail)
@@ -97,10 +98,10 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_topics_describe(args: argparse.Namespace, settings: Settings) -> int:
     """Show each catalogue topic as the cluster has it; exit 1 when any differs."""
     from tierflow.topics.admin import describe_topics, wait_for_cluster
-    from tierflow.topics.catalogue import Catalogue
 
-    admin = wait_for_cluster(settings, timeout_s=30.0)
-    states = describe_topics(admin, Catalogue.from_settings(settings))
+    contract = Contract.of(settings)
+    admin = wait_for_cluster(contract, timeout_s=30.0)
+    states = describe_topics(admin, contract.catalogue)
     if args.json:
         rows = [
             {

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from tierflow.settings import Settings
+from tierflow.topics.contract import Contract
 
 console = Console(stderr=True, soft_wrap=True)
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -61,5 +62,5 @@ def ensure_cluster(settings: Settings) -> None:
             pid = broker.start()
         console.print(f"Kafka {broker.install.version} broker (pid {pid}) at {broker.bootstrap}")
     else:
-        wait_for_cluster(settings, timeout_s=30.0)
+        wait_for_cluster(Contract.of(settings), timeout_s=30.0)
         console.print(f"using the Kafka cluster at {settings.bootstrap}")

@@ -34,9 +34,10 @@ def _with(settings: Settings, section: str, **values: object) -> Settings:
 
 def _create_topics(settings: Settings) -> None:
     from tierflow.topics.admin import create_catalogue
+    from tierflow.topics.contract import Contract
 
     with console.status("creating topics"):
-        changes = create_catalogue(settings)
+        changes = create_catalogue(Contract.of(settings))
     created = sum(c.action.value == "created" for c in changes)
     console.print(f"{len(changes)} topics in the catalogue ({created} created)")
 
@@ -111,6 +112,7 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
     from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
     from tierflow.streams.capture import Reconnecting, open_source
+    from tierflow.topics.contract import Contract
 
     cam = settings.camera
     stop = threading.Event()
@@ -121,10 +123,11 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
         cam.reconnect_max_s,
     )
     source_id = args.id or f"cam-{uuid.uuid4().hex[:6]}"
-    producer = camera_producer(settings, client_id=source_id)
-    follower = None if args.no_follow else AssignmentFollower(settings).start()
+    contract = Contract.of(settings)
+    producer = camera_producer(contract, source_id, cam.queue_kbytes)
+    follower = None if args.no_follow else AssignmentFollower(contract).start()
     camera = Camera(
-        settings,
+        contract,
         source_id,
         source,
         producer,

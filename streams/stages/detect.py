@@ -55,7 +55,7 @@ def infer(
     decoded: list[Image | FrameFormatError] = []
     for item in batch:
         try:
-            image = service.codec.decode_pixels(item.event.value, item.meta)
+            image = service.contract.codec.decode_pixels(item.event.value, item.meta)
             if image.ndim != 3 or image.shape[2] != 3:
                 msg = f"detectors take BGR frames, got shape {image.shape}"
                 raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
@@ -88,7 +88,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
     d = settings.detector
     dp = settings.dataplane
     service = Service(settings, STAGE, f"tierflow-detect-{quality}", threads=d.threads)
-    names = service.names
+    names = service.contract.names
     source = service.topic(names.ready(quality))
     sink = service.topic(names.detections(quality))
     pending: PendingFrames[Waiting] = PendingFrames(

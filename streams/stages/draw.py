@@ -62,18 +62,18 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
     if meta.truth is not None:
         counts = match(detections, meta.truth, labels=meta.classes)
     cpu_started = time.thread_time_ns()
-    image = service.codec.decode_pixels(value, meta)
+    image = service.contract.codec.decode_pixels(value, meta)
     annotated = annotator.annotate(image, detections)
     done = time.time_ns()
     out_meta = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
-    value_out, headers_out = service.codec.encode(annotated, out_meta)
+    value_out, headers_out = service.contract.codec.encode(annotated, out_meta)
     if service.settings.dataplane.store_frames:
         path = frame_path(service.settings.dataplane.output_dir, meta)
         path.parent.mkdir(parents=True, exist_ok=True)
         jpeg = (
             value_out
             if out_meta.content_type is ContentType.JPEG
-            else encode_image(annotated, ContentType.JPEG, service.codec.jpeg_quality)
+            else encode_image(annotated, ContentType.JPEG, service.contract.codec.jpeg_quality)
         )
         path.write_bytes(jpeg)
     return Drawn(value_out, headers_out, out_meta, len(detections), counts)
@@ -82,7 +82,7 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
 def build_draw(settings: Settings) -> Service:
     """The draw service over the detections of every quality."""
     service = Service(settings, STAGE, "tierflow-draw", threads=2)
-    names = service.names
+    names = service.contract.names
     source = service.topics([names.detections(q) for q in settings.topics.qualities])
     sink = service.topic(names.annotated)
     annotator = BoxAnnotator()

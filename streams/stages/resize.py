@@ -36,16 +36,16 @@ def resized_message(
     Returns the new value and headers, and the metadata they carry.
     """
     cpu_started = time.thread_time_ns()
-    image = resize_square(service.codec.decode_pixels(value, meta), side)
+    image = resize_square(service.contract.codec.decode_pixels(value, meta), side)
     done = time.time_ns()
     out = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
-    return (*service.codec.encode(image, out), out)
+    return (*service.contract.codec.encode(image, out), out)
 
 
 def build_resize(settings: Settings) -> Service:
     """The resize service over every quality of the catalogue."""
     service = Service(settings, STAGE, "tierflow-resize")
-    names = service.names
+    names = service.contract.names
     qualities = settings.topics.qualities
     raw = service.topics([names.raw(q) for q in qualities])
     ready = {q: service.topic(names.ready(q)) for q in qualities}

@@ -9,6 +9,7 @@ from confluent_kafka import Producer
 from tierflow.settings import Settings
 from tierflow.streams.camera import Camera
 from tierflow.streams.capture import SceneSource
+from tierflow.topics.contract import Contract
 from tierflow.topics.records import Assignment
 
 
@@ -39,7 +40,14 @@ def test_a_full_producer_queue_drops_frames_by_name_and_never_blocks_capture(
 ) -> None:
     producer = _unreachable_producer(queue_kbytes=200)  # room for a few 512 px JPEGs
     camera = Camera(
-        settings, "cam", SceneSource(0, 1024), producer, None, fps=500.0, quality=512, max_frames=40
+        Contract.of(settings),
+        "cam",
+        SceneSource(0, 1024),
+        producer,
+        None,
+        fps=500.0,
+        quality=512,
+        max_frames=40,
     )
     stats = camera.run(threading.Event())
     assert stats.captured + stats.skipped_ticks >= 40
@@ -52,7 +60,7 @@ def test_a_newer_epoch_switches_quality_at_the_next_frame(settings: Settings) ->
     producer = _unreachable_producer(queue_kbytes=65536)
     follower = Fixed(Assignment(source="cam", quality=320, epoch=4, reason="overload"))
     camera = Camera(
-        settings,
+        Contract.of(settings),
         "cam",
         SceneSource(0, 1024),
         producer,
@@ -72,7 +80,7 @@ def test_a_refused_source_stops_capturing_until_admitted(settings: Settings) -> 
     producer = _unreachable_producer(queue_kbytes=65536)
     follower = Fixed(Assignment(source="cam", quality=512, epoch=1, admitted=False, reason="a_min"))
     camera = Camera(
-        settings,
+        Contract.of(settings),
         "cam",
         SceneSource(0, 1024),
         producer,
@@ -92,7 +100,7 @@ def test_an_assignment_to_a_quality_without_topics_is_ignored(settings: Settings
     producer = _unreachable_producer(queue_kbytes=65536)
     follower = Fixed(Assignment(source="cam", quality=999, epoch=1))
     camera = Camera(
-        settings,
+        Contract.of(settings),
         "cam",
         SceneSource(0, 1024),
         producer,

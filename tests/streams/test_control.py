@@ -25,6 +25,7 @@ from tierflow.streams.control import build_control
 from tierflow.streams.stages.detect import build_detect
 from tierflow.streams.stages.draw import build_draw
 from tierflow.streams.stages.resize import build_resize
+from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
 
 pytestmark = pytest.mark.kafka
@@ -63,14 +64,15 @@ async def test_overload_lowers_quality_and_latency_while_f1_stays_above_a_min(
     kafka_topics: Settings, tmp_path: Path
 ) -> None:
     settings = _settings(kafka_topics, tmp_path)
+    contract = Contract.of(settings)
     ids = [f"cam-{i}" for i in range(3)]
     records: list[FrameRecord] = []
-    collector = MetricsCollector(settings, set(ids), on_record=records.append)
+    collector = MetricsCollector(contract, set(ids), on_record=records.append)
     await collector.start()
-    follower = AssignmentFollower(settings).start()
-    producer = camera_producer(settings, client_id="test-control-cams")
+    follower = AssignmentFollower(contract).start()
+    producer = camera_producer(contract, "test-control-cams", settings.camera.queue_kbytes)
     cameras = [
-        Camera(settings, cid, SceneSource(i, 1024), producer, follower, FPS, 512)
+        Camera(contract, cid, SceneSource(i, 1024), producer, follower, FPS, 512)
         for i, cid in enumerate(ids)
     ]
     stop = threading.Event()

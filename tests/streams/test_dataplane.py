@@ -28,8 +28,8 @@ from tierflow.streams.stages.detect import build_detect
 from tierflow.streams.stages.draw import build_draw
 from tierflow.streams.stages.resize import build_resize
 from tierflow.topics.clients import consumer_config, producer_config
+from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, encode_headers, producer_headers
-from tierflow.topics.names import TopicNames
 from tierflow.topics.records import Assignment
 
 pytestmark = pytest.mark.kafka
@@ -61,18 +61,19 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
     kafka_topics: Settings, tmp_path: Path
 ) -> None:
     settings = _settings(kafka_topics, tmp_path)
+    contract = Contract.of(settings)
     ids = [f"cam-{i}" for i in range(3)]
-    collector = MetricsCollector(settings, set(ids))
+    collector = MetricsCollector(contract, set(ids))
     await collector.start()
-    follower = AssignmentFollower(settings).start()
-    producer = camera_producer(settings, client_id="test-cameras")
+    follower = AssignmentFollower(contract).start()
+    producer = camera_producer(contract, "test-cameras", settings.camera.queue_kbytes)
     cameras = [
-        Camera(settings, cid, SceneSource(seed=i, size=1024), producer, follower, FPS, 512)
+        Camera(contract, cid, SceneSource(seed=i, size=1024), producer, follower, FPS, 512)
         for i, cid in enumerate(ids)
     ]
     stop = threading.Event()
     threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in cameras]
-    control = Producer(producer_config(settings, client_id="test-control"))
+    control = Producer(producer_config(contract, client_id="test-control"))
 
     async with contextlib.AsyncExitStack() as stack:
         for service in (
@@ -92,7 +93,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
 
         # cam-1 is told to capture at 320, which no detector serves yet.
         publish_assignment(
-            control, settings, Assignment(source="cam-1", quality=320, epoch=1, reason="test")
+            control, contract, Assignment(source="cam-1", quality=320, epoch=1, reason="test")
         )
         await _until(
             lambda: tallies["cam-1"].deadlettered.get("no-consumer", 0) >= 2,
@@ -172,10 +173,11 @@ async def test_malformed_frames_go_to_deadletter_with_the_reason(
     kafka_topics: Settings, tmp_path: Path
 ) -> None:
     settings = _settings(kafka_topics, tmp_path)
-    names = TopicNames(settings.topics.prefix)
-    collector = MetricsCollector(settings, {"bad"})
+    contract = Contract.of(settings)
+    names = contract.names
+    collector = MetricsCollector(contract, {"bad"})
     await collector.start()
-    producer = Producer(producer_config(settings, client_id="test-bad"))
+    producer = Producer(producer_config(contract, client_id="test-bad"))
     good_meta = FrameMeta("bad", 0, time.time_ns(), 512)
     truncated = b"\xff\xd8" + bytes(200)  # a JPEG start without its end
     producer.produce(
@@ -199,7 +201,7 @@ async def test_malformed_frames_go_to_deadletter_with_the_reason(
     tally = collector.tallies["bad"]
     assert tally.deadlettered == {"truncated-image": 1, "missing-header": 1}
 
-    consumer = Consumer(consumer_config(settings, group_id=uuid.uuid4().hex, client_id="dl"))
+    consumer = Consumer(consumer_config(contract, group_id=uuid.uuid4().hex, client_id="dl"))
     consumer.assign([TopicPartition(names.deadletter, 0, OFFSET_BEGINNING)])
     letters: list[Message] = []
     while len(letters) < 2:

@@ -44,7 +44,8 @@ def test_an_older_heartbeat_arriving_late_does_not_win() -> None:
     view = RegistryView()
     view.apply("d512", _detect("d512", 512, 20))
     view.apply("d512", _detect("d512", 512, 10))
-    assert view.records["d512"].heartbeat_ns == 20 * S
+    known = view.get("d512")
+    assert known is not None and known.heartbeat_ns == 20 * S
 
 
 def test_the_most_recently_heard_detector_is_chosen() -> None:

@@ -13,30 +13,29 @@ from confluent_kafka import Consumer, Producer
 from tests.frames import build_frames
 from tierflow.settings import Settings
 from tierflow.streams.app import faust_topic, make_app, running
-from tierflow.topics.catalogue import Catalogue
 from tierflow.topics.clients import consumer_config, producer_config
-from tierflow.topics.envelope import FrameCodec, producer_headers
-from tierflow.topics.limits import MessageLimits
-from tierflow.topics.names import TopicNames
+from tierflow.topics.contract import Contract
+from tierflow.topics.envelope import producer_headers
 
 pytestmark = pytest.mark.kafka
 
 
 async def test_confluent_producer_to_faust_agent_is_byte_exact(kafka_topics: Settings) -> None:
     settings = kafka_topics
-    topic = TopicNames(settings.topics.prefix).raw(512)
-    frames = build_frames(FrameCodec.from_settings(settings), "cam-a")
+    contract = Contract.of(settings)
+    topic = contract.names.raw(512)
+    frames = build_frames(contract.codec, "cam-a")
     assert max(len(v) for v, _ in frames) > 4 * 1024 * 1024  # 1080p crosses the 1 MB defaults
 
     received: asyncio.Queue[tuple[bytes, bytes, list[tuple[str, bytes]]]] = asyncio.Queue()
-    app = make_app(settings, f"test-{uuid.uuid4().hex[:8]}")
+    app = make_app(settings, contract, f"test-{uuid.uuid4().hex[:8]}")
 
-    @app.agent(faust_topic(app, Catalogue.from_settings(settings)[topic]))
+    @app.agent(faust_topic(app, contract.catalogue[topic]))
     async def collect(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             await received.put((event.key, event.value, list(event.message.headers)))
 
-    producer = Producer(producer_config(settings, client_id="test-camera"))
+    producer = Producer(producer_config(contract, client_id="test-camera"))
     async with running(app):
         for value, headers in frames:
             producer.produce(topic, key=b"cam-a", value=value, headers=producer_headers(headers))
@@ -51,17 +50,18 @@ async def test_confluent_producer_to_faust_agent_is_byte_exact(kafka_topics: Set
 
 async def test_faust_agent_to_confluent_consumer_is_byte_exact(kafka_topics: Settings) -> None:
     settings = kafka_topics
-    names = TopicNames(settings.topics.prefix)
-    frames = build_frames(FrameCodec.from_settings(settings), "cam-b")
-    app = make_app(settings, f"test-{uuid.uuid4().hex[:8]}")
-    out = faust_topic(app, Catalogue.from_settings(settings)[names.annotated])
+    contract = Contract.of(settings)
+    names = contract.names
+    frames = build_frames(contract.codec, "cam-b")
+    app = make_app(settings, contract, f"test-{uuid.uuid4().hex[:8]}")
+    out = faust_topic(app, contract.catalogue[names.annotated])
     async with running(app):
         for value, headers in frames:
             await out.send(key=b"cam-b", value=value, headers=headers)
         await app.producer.flush()
 
     consumer = Consumer(
-        consumer_config(settings, group_id=uuid.uuid4().hex, client_id="test-reader")
+        consumer_config(contract, group_id=uuid.uuid4().hex, client_id="test-reader")
     )
     consumer.subscribe([names.annotated])
     got: list[tuple[bytes | None, bytes | None, object]] = []
@@ -85,11 +85,12 @@ async def test_faust_agent_to_confluent_consumer_is_byte_exact(kafka_topics: Set
 def test_a_frame_over_the_broker_limit_is_refused_not_lost(kafka_topics: Settings) -> None:
     """The producer gets an error for a record above the topic limit: nothing vanishes."""
     settings = kafka_topics
-    topic = TopicNames(settings.topics.prefix).raw(320)
-    limit = MessageLimits.from_settings(settings).batch_bytes
+    contract = Contract.of(settings)
+    topic = contract.names.raw(320)
+    limit = contract.limits.batch_bytes
     errors: list[str] = []
     producer = Producer(
-        producer_config(settings, client_id="test-oversize", **{"message.max.bytes": 4 * limit})
+        producer_config(contract, client_id="test-oversize", **{"message.max.bytes": 4 * limit})
     )
     producer.produce(
         topic,

@@ -8,14 +8,14 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from tests.waiting import eventually
 from tierflow.settings import Settings
 from tierflow.topics.admin import Action, describe_topics, ensure_topics, wait_for_cluster
-from tierflow.topics.catalogue import Catalogue
+from tierflow.topics.contract import Contract
 
 pytestmark = pytest.mark.kafka
 
 
 def test_create_is_idempotent_and_describe_matches_the_catalogue(kafka_settings: Settings) -> None:
-    admin = wait_for_cluster(kafka_settings)
-    catalogue = Catalogue.from_settings(kafka_settings)
+    admin = wait_for_cluster(Contract.of(kafka_settings))
+    catalogue = Contract.of(kafka_settings).catalogue
     first = ensure_topics(admin, catalogue)
     assert [c.action for c in first] == [Action.CREATED] * len(catalogue)
     second = ensure_topics(admin, catalogue)
@@ -30,8 +30,8 @@ def test_create_is_idempotent_and_describe_matches_the_catalogue(kafka_settings:
 
 
 def test_drifted_config_and_missing_partitions_are_reconciled(kafka_settings: Settings) -> None:
-    admin = wait_for_cluster(kafka_settings)
-    catalogue = Catalogue.from_settings(kafka_settings)
+    admin = wait_for_cluster(Contract.of(kafka_settings))
+    catalogue = Contract.of(kafka_settings).catalogue
     ensure_topics(admin, catalogue)
     name = f"{kafka_settings.topics.prefix}.frames.raw.416"
     resource = ConfigResource(
@@ -49,11 +49,11 @@ def test_drifted_config_and_missing_partitions_are_reconciled(kafka_settings: Se
         lambda diffs: diffs == [f"retention.ms=1000 (want {want})"],
     )
 
-    more = Catalogue.from_settings(
+    more = Contract.of(
         kafka_settings.model_copy(
             update={"topics": kafka_settings.topics.model_copy(update={"frame_partitions": 8})}
         )
-    )
+    ).catalogue
     changes = {c.name: c for c in ensure_topics(admin, more)}
     assert changes[name].action is Action.UPDATED
     assert "retention.ms" in changes[name].detail and "partitions 6->8" in changes[name].detail

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from tierflow.settings import Settings, load_settings
-from tierflow.topics.catalogue import Catalogue, TopicKind
-from tierflow.topics.limits import MessageLimits
+from tierflow.topics.catalogue import TopicKind
+from tierflow.topics.contract import Contract
 from tierflow.topics.names import TopicNames
 
 
 def test_catalogue_holds_every_topic_of_the_design_table(settings: Settings) -> None:
-    names = Catalogue.from_settings(settings).names
+    names = Contract.of(settings).catalogue.names
     for q in (320, 416, 512):
         assert {f"frames.raw.{q}", f"frames.ready.{q}", f"detections.{q}"} <= set(names)
     assert {
@@ -25,7 +25,7 @@ def test_catalogue_holds_every_topic_of_the_design_table(settings: Settings) -> 
 
 
 def test_control_topics_are_compacted_and_frame_topics_expire(settings: Settings) -> None:
-    for spec in Catalogue.from_settings(settings):
+    for spec in Contract.of(settings).catalogue:
         policy = spec.config["cleanup.policy"]
         assert policy == ("compact" if spec.kind is TopicKind.CONTROL else "delete"), spec.name
         if spec.kind is TopicKind.FRAMES:
@@ -34,15 +34,15 @@ def test_control_topics_are_compacted_and_frame_topics_expire(settings: Settings
 
 
 def test_every_topic_that_carries_frames_accepts_the_frame_limit(settings: Settings) -> None:
-    limits = MessageLimits.from_settings(settings)
-    for spec in Catalogue.from_settings(settings):
+    limits = Contract.of(settings).limits
+    for spec in Contract.of(settings).catalogue:
         if spec.kind in (TopicKind.FRAMES, TopicKind.DEADLETTER):
             assert int(spec.config["max.message.bytes"]) >= limits.frame_bytes, spec.name
 
 
 def test_prefix_qualities_and_replication_come_from_settings() -> None:
     s = load_settings(topics={"prefix": "exp1", "qualities": [640, 320], "replication_factor": 3})
-    catalogue = Catalogue.from_settings(s)
+    catalogue = Contract.of(s).catalogue
     assert all(n.startswith("exp1.") for n in catalogue.names)
     assert "exp1.frames.raw.640" in catalogue.names
     assert "exp1.frames.raw.512" not in catalogue.names
@@ -50,7 +50,7 @@ def test_prefix_qualities_and_replication_come_from_settings() -> None:
 
 
 def test_limits_agree_along_the_whole_path(settings: Settings) -> None:
-    limits = MessageLimits.from_settings(settings)
+    limits = Contract.of(settings).limits
     broker = int(limits.broker_properties()["message.max.bytes"])
     producer = int(limits.confluent_producer()["message.max.bytes"])
     consumer = limits.confluent_consumer()
@@ -64,7 +64,7 @@ def test_limits_agree_along_the_whole_path(settings: Settings) -> None:
 
 
 def test_a_1080p_raw_frame_fits_the_default_limit(settings: Settings) -> None:
-    assert MessageLimits.from_settings(settings).frame_bytes > 1920 * 1080 * 3
+    assert Contract.of(settings).limits.frame_bytes > 1920 * 1080 * 3
 
 
 @pytest.mark.parametrize(
@@ -86,4 +86,4 @@ def test_quality_is_read_back_from_per_quality_names(
 
 def test_unknown_topic_lookup_names_the_topic(settings: Settings) -> None:
     with pytest.raises(KeyError, match=r"frames\.raw\.999"):
-        Catalogue.from_settings(settings)["frames.raw.999"]
+        Contract.of(settings).catalogue["frames.raw.999"]

@@ -9,7 +9,8 @@ from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType
 from tierflow.operators.vision.detections import Detections
 from tierflow.settings import Settings, load_settings
-from tierflow.topics.envelope import FrameCodec, FrameMeta, decode_meta, encode_headers
+from tierflow.topics.contract import Contract
+from tierflow.topics.envelope import FrameMeta, decode_meta, encode_headers
 
 META = FrameMeta(
     source="cam-7",
@@ -45,7 +46,7 @@ def test_headers_are_ascii_text_for_kcat() -> None:
 
 @pytest.mark.parametrize("content", list(ContentType))
 def test_codec_round_trips_each_content_type(settings: Settings, content: ContentType) -> None:
-    codec = FrameCodec.from_settings(settings)
+    codec = Contract.of(settings).codec
     meta = FrameMeta("cam", 0, 1, 512, content_type=content)
     image = _image()
     value, headers = codec.encode(image, meta)
@@ -57,8 +58,8 @@ def test_codec_round_trips_each_content_type(settings: Settings, content: Conten
 
 
 def test_codec_follows_the_configured_quality(settings: Settings) -> None:
-    low = FrameCodec.from_settings(load_settings(frames={"jpeg_quality": 20}))
-    high = FrameCodec.from_settings(settings)
+    low = Contract.of(load_settings(frames={"jpeg_quality": 20})).codec
+    high = Contract.of(settings).codec
     meta = FrameMeta("cam", 0, 1, 512)
     assert len(low.encode(_image(), meta)[0]) < len(high.encode(_image(), meta)[0])
 
@@ -111,14 +112,14 @@ def test_no_headers_at_all_is_missing_header() -> None:
 
 
 def test_non_bytes_value_is_wrong_type(settings: Settings) -> None:
-    codec = FrameCodec.from_settings(settings)
+    codec = Contract.of(settings).codec
     with pytest.raises(FrameFormatError) as err:
         codec.decode("a string", encode_headers(META))
     assert err.value.problem is FrameProblem.WRONG_TYPE
 
 
 def test_truncated_frame_message_names_truncation(settings: Settings) -> None:
-    codec = FrameCodec.from_settings(settings)
+    codec = Contract.of(settings).codec
     value, headers = codec.encode(_image(), META)
     with pytest.raises(FrameFormatError) as err:
         codec.decode(value[:-100], headers)
@@ -126,10 +127,10 @@ def test_truncated_frame_message_names_truncation(settings: Settings) -> None:
 
 
 def test_frames_over_the_limit_are_refused_both_ways() -> None:
-    small = FrameCodec.from_settings(
+    small = Contract.of(
         load_settings(frames={"max_message_bytes": 64 * 1024, "codec": "raw"})
-    )
-    big = FrameCodec.from_settings(load_settings(frames={"codec": "raw"}))
+    ).codec
+    big = Contract.of(load_settings(frames={"codec": "raw"})).codec
     meta = FrameMeta("cam", 0, 1, 512, content_type=ContentType.RAW)
     image = _image(200)  # 120 000 bytes raw
     with pytest.raises(FrameFormatError) as err:
@@ -143,7 +144,7 @@ def test_frames_over_the_limit_are_refused_both_ways() -> None:
 
 
 def test_raw_frame_with_lying_shape_header_is_refused(settings: Settings) -> None:
-    codec = FrameCodec.from_settings(settings)
+    codec = Contract.of(settings).codec
     meta = FrameMeta("cam", 0, 1, 512, content_type=ContentType.RAW)
     value, headers = codec.encode(_image(), meta)
     lying = [(k, b"64,64,4" if k == "tf-shape" else v) for k, v in headers]
