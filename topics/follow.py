@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -21,11 +20,9 @@ from confluent_kafka.admin import AdminClient
 from tierflow.topics.clients import admin_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.errors import TopicAdminError
+from tierflow.topics.tables import RecordHandler
 
 log = logging.getLogger(__name__)
-
-RecordHandler = Callable[[bytes | None, bytes | None], None]
-"""Called with each record's key and value (None for a tombstone), in partition order."""
 
 
 def topic_partitions(contract: Contract, topic: str, timeout_s: float = 10.0) -> list[int]:

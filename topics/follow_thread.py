@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from tierflow.topics.clients import consumer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.errors import TopicAdminError
-from tierflow.topics.follow import RecordHandler
+from tierflow.topics.tables import RecordHandler
 
 log = logging.getLogger(__name__)
 

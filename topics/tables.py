@@ -20,6 +20,9 @@ from tierflow.topics.records import Record, RecordError, parse_record
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
 
+RecordHandler = Callable[[bytes | None, bytes | None], None]
+"""What a follower calls with each record's key and value (None for a tombstone)."""
+
 
 class LatestTable(Generic[R]):
     """The newest ``kind`` record per key, by ``version`` (a later equal version replaces).
