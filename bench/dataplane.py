@@ -21,17 +21,15 @@ from collections import defaultdict
 
 import numpy as np
 
-from tierflow.operators.vision.detectors.haar import HaarDetector
 from tierflow.settings import load_settings
 from tierflow.streams.accounting import MetricsCollector
 from tierflow.streams.camera import Camera, camera_producer
 from tierflow.streams.capture import SceneSource
-from tierflow.streams.stages.detect import build_detect
-from tierflow.streams.stages.draw import build_draw
-from tierflow.streams.stages.resize import build_resize
+from tierflow.streams.stages import build_stage
 from tierflow.topics.admin import create_catalogue
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
+from tierflow.topics.stages import StageName
 
 
 async def run(cameras: int, fps: float, quality: int, seconds: float, store: bool) -> None:
@@ -55,9 +53,9 @@ async def run(cameras: int, fps: float, quality: int, seconds: float, store: boo
     stop = threading.Event()
     async with contextlib.AsyncExitStack() as stack:
         for service in (
-            build_detect(settings, quality, HaarDetector(quality)),
-            build_draw(settings),
-            build_resize(settings),
+            build_stage(settings, StageName.DETECT, quality),
+            build_stage(settings, StageName.DRAW),
+            build_stage(settings, StageName.RESIZE),
         ):
             await stack.enter_async_context(service.run())
         threads = [threading.Thread(target=c.run, args=(stop, seconds)) for c in cams]

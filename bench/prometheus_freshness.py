@@ -21,6 +21,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from tierflow.topics.stages import StageName
+
 
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=2) as reply:
@@ -67,7 +69,7 @@ def main() -> None:
                 continue
             if exposed is None:
                 for t in targets:
-                    if t["labels"].get("service") != "draw":
+                    if t["labels"].get("service") != StageName.DRAW:
                         continue
                     with_sample = [
                         line

@@ -26,6 +26,7 @@ from tierflow.streams.app import cancel
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import Heartbeat, NodeAnnouncement, Record, ServiceAnnouncement
+from tierflow.topics.stages import StageName
 from tierflow.topics.tables import LatestTable
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,17 @@ class RegistryView(LiveTable[ServiceAnnouncement]):
 
     def detector_for(self, quality: int, now_ns: int) -> ServiceAnnouncement | None:
         """A live detect service for ``quality``, the most recently heard first; None if none."""
-        candidates = [s for s in self.live(now_ns) if s.stage == "detect" and s.quality == quality]
+        candidates = [
+            s for s in self.live(now_ns) if s.stage is StageName.DETECT and s.quality == quality
+        ]
         return max(candidates, key=lambda s: s.heartbeat_ns, default=None)
 
     def live_qualities(self, now_ns: int) -> set[int]:
         """Qualities with at least one live detector."""
         return {
-            s.quality for s in self.live(now_ns) if s.stage == "detect" and s.quality is not None
+            s.quality
+            for s in self.live(now_ns)
+            if s.stage is StageName.DETECT and s.quality is not None
         }
 
 

@@ -13,7 +13,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
@@ -38,6 +39,7 @@ from tierflow.streams.outcomes import Outcomes, latency_s
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
 from tierflow.topics.records import DropPolicy, ServiceAnnouncement
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -46,21 +48,29 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class Service:
-    """Everything one stage instance runs.
+    """Everything one stage instance runs: the one shape of every tierflow service.
+
+    Its faust app id, which is also the consumer group, is ``tierflow-<stage>[-<quality>]``:
+    instances of the same service share partitions, different services each see every frame.
 
     Args:
         settings: tierflow settings.
-        stage: ``resize``, ``detect`` or ``draw``.
-        app_id: faust app id, which is also the consumer group: instances of the same
-            service share partitions, different services each see every frame.
+        stage: the stage it runs.
+        quality: the quality it serves, for a service per quality (detect); else None.
         threads: size of the pool for blocking work (codec, inference, file writes).
     """
 
-    def __init__(self, settings: Settings, stage: str, app_id: str, threads: int = 1) -> None:
+    def __init__(
+        self, settings: Settings, stage: StageName, quality: int | None = None, threads: int = 1
+    ) -> None:
         self.settings = settings
         self.contract = Contract.of(settings)
         self.stage = stage
-        self.app = make_app(settings, self.contract, app_id)
+        self.quality = quality
+        suffix = "" if quality is None else f"-{quality}"
+        self.app = make_app(settings, self.contract, f"tierflow-{stage}{suffix}")
+        node = settings.dataplane.node
+        self.service_id = f"{stage}{suffix}-{node}-{uuid.uuid4().hex[:6]}"
         self.outcomes = Outcomes(self.app, self.contract, stage)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=stage)
         self._on_start: list[Hook] = []
@@ -90,21 +100,52 @@ class Service:
         """Run ``hook`` on stop, before the app stops (hooks run in reverse order)."""
         self._on_stop.append(hook)
 
-    def announce(self, make: Callable[[int], ServiceAnnouncement]) -> Announcer:
-        """Heart-beat ``make(now_ns)`` on ``control.registry`` while the service runs.
+    def announce(
+        self,
+        topics: Sequence[str],
+        *,
+        input_size: int | None = None,
+        model: str | None = None,
+        threads: int = 1,
+        remote: bool = False,
+        capacity_fps: Callable[[], float | None] = lambda: None,
+    ) -> Announcer:
+        """Heart-beat what this service consumes on ``control.registry`` while it runs.
 
         The machine is announced on ``control.nodes`` alongside (AVEC's node discovery).
-        """
-        heartbeat = self.settings.dataplane.heartbeat_s
-        service_id = make(0).service_id
 
-        def with_metrics(now: int) -> ServiceAnnouncement:
-            return make(now).model_copy(
-                update={"metrics_host": self.metrics_host, "metrics_port": self.metrics_port}
+        Args:
+            topics: the topics it consumes.
+            input_size: side in pixels of the frames it wants (detect).
+            model: detector name (detect).
+            threads: inference calls it runs at once.
+            remote: its inference runs elsewhere (an inference server).
+            capacity_fps: its measured throughput now, frames per busy second.
+        """
+        dp = self.settings.dataplane
+        heartbeat = dp.heartbeat_s
+
+        def make(now: int) -> ServiceAnnouncement:
+            return ServiceAnnouncement(
+                service_id=self.service_id,
+                stage=self.stage,
+                quality=self.quality,
+                input_size=input_size,
+                topic=",".join(topics),
+                model=model,
+                tier=dp.tier,
+                node=dp.node,
+                capacity_fps=capacity_fps(),
+                threads=threads,
+                remote=remote,
+                metrics_host=self.metrics_host,
+                metrics_port=self.metrics_port,
+                heartbeat_ns=now,
+                ttl_s=dp.registry_ttl_s,
             )
 
         names = self.contract.names
-        announcer = Announcer(self.topic(names.registry), service_id, with_metrics, heartbeat)
+        announcer = Announcer(self.topic(names.registry), self.service_id, make, heartbeat)
         node = Announcer(
             self.topic(names.nodes),
             self.settings.dataplane.node,

@@ -39,7 +39,9 @@ from tierflow.streams.app import cancel
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.discovery import registry_reader
+from tierflow.streams.stages import STAGES
 from tierflow.topics.contract import Contract
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
 SETTINGS_SECTIONS = (
@@ -75,12 +77,29 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class WorkerProcess:
-    """A ``tierflow worker`` child process with its log file."""
+    """A ``tierflow worker`` child process with its log file.
 
-    name: str
-    args: list[str]
+    Attributes:
+        stage: the service it runs.
+        quality: the quality it serves (detect), else None.
+        log_path: where its output goes.
+        process: the child, once started.
+    """
+
+    stage: StageName
+    quality: int | None
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        """``<stage>`` or ``<stage>-<quality>``."""
+        return str(self.stage) if self.quality is None else f"{self.stage}-{self.quality}"
+
+    @property
+    def args(self) -> list[str]:
+        """Arguments of ``tierflow worker``."""
+        return [self.stage, *([] if self.quality is None else ["--quality", str(self.quality)])]
 
     def start(self, env: dict[str, str]) -> None:
         """Start the worker; its output goes to ``log_path``."""
@@ -122,26 +141,21 @@ class WorkerProcess:
 def plan_workers(
     qualities: tuple[int, ...], log_dir: Path, control: bool = True
 ) -> list[WorkerProcess]:
-    """The worker processes: resize, one detect per quality, draw, and the control agent."""
-    workers = [WorkerProcess("resize", ["resize"], log_dir / "resize.log")]
-    if control:
-        workers.append(WorkerProcess("control", ["control"], log_dir / "control.log"))
-    workers += [
-        WorkerProcess(f"detect-{q}", ["detect", "--quality", str(q)], log_dir / f"detect-{q}.log")
-        for q in qualities
-    ]
-    workers.append(WorkerProcess("draw", ["draw"], log_dir / "draw.log"))
+    """A worker process per service of the registry (one detect per quality); control opt."""
+    workers = []
+    for spec in STAGES.values():
+        if spec.name is StageName.CONTROL and not control:
+            continue
+        for quality in qualities if spec.per_quality else (None,):
+            name = spec.name if quality is None else f"{spec.name}-{quality}"
+            workers.append(WorkerProcess(spec.name, quality, log_dir / f"{name}.log"))
     return workers
 
 
 async def wait_until_live(
-    contract: Contract,
-    workers: list[WorkerProcess],
-    qualities: tuple[int, ...],
-    timeout_s: float,
-    stages: frozenset[str] = frozenset({"resize", "draw"}),
+    contract: Contract, workers: list[WorkerProcess], timeout_s: float
 ) -> None:
-    """Block until the registry shows resize, draw and a detector per quality, all live.
+    """Block until the registry shows every worker's service (stage and quality) live.
 
     Raises:
         UpError: a worker exited or the deadline passed (with the workers' log tails).
@@ -153,8 +167,7 @@ async def wait_until_live(
         while True:
             now = time.time_ns()
             live = reader.view.live(now)
-            live_stages = {s.stage for s in live}
-            if stages <= live_stages and set(qualities) <= reader.view.live_qualities(now):
+            if {(w.stage, w.quality) for w in workers} <= {(s.stage, s.quality) for s in live}:
                 return
             dead = [w for w in workers if not w.alive()]
             if dead or time.monotonic() > deadline:
@@ -273,10 +286,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
     scraping: Scraping | None = None
     try:
         with console.status(f"starting {len(workers)} workers"):
-            stages = {"resize", "draw", *(["control"] if options.control else [])}
-            await wait_until_live(
-                contract, workers, qualities, options.start_timeout_s, frozenset(stages)
-            )
+            await wait_until_live(contract, workers, options.start_timeout_s)
         if options.prometheus:
             scraping = Scraping(settings, contract)
             url = await scraping.start()
@@ -357,7 +367,7 @@ class Scraping:
             f"{settings.dataplane.metrics_host}:{metrics.serve(settings.dataplane.metrics_host)}",
             {
                 "service": "cameras",
-                "stage": "camera",
+                "stage": StageName.CAMERA,
                 "node": settings.dataplane.node,
                 "tier": settings.dataplane.tier,
             },

@@ -162,6 +162,10 @@ class DetectorSettings(_Section):
     triton_url: str = Field(default="127.0.0.1:8001", description="host:port of the server.")
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_model: str = "yolo"
+    input_size: PositiveInt | None = Field(
+        default=None,
+        description="Model input side in pixels; by default the quality the detector serves.",
+    )
     max_batch: PositiveInt = Field(default=8, description="Frames per inference call.")
     threads: PositiveInt = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import TierflowError
 from tierflow.topics.envelope import FrameMeta
+from tierflow.topics.stages import PIPELINE, StageName
 
 
 class RecordError(TierflowError):
@@ -161,10 +162,6 @@ class FrameRecord(Record):
         )
 
 
-PIPELINE = ("camera", "resize", "detect", "draw")
-"""Stage order of a frame's journey (the seed paper's Figure 1, camera first)."""
-
-
 def stage_times_s(stamps: dict[str, int]) -> dict[str, float]:
     """Seconds spent in each stage (``<stage>.out - <stage>.in``) from envelope stamps (ns)."""
     return {
@@ -200,7 +197,7 @@ class ServiceAnnouncement(Heartbeat):
 
     Attributes:
         service_id: unique per running instance (the record key).
-        stage: ``resize``, ``detect`` or ``draw``.
+        stage: the stage it runs (:class:`~tierflow.topics.stages.StageName`).
         quality: the frame quality it serves (detect), None when it takes every quality.
         input_size: side in pixels of the frames it wants (detect).
         topic: the topic it consumes.
@@ -213,7 +210,7 @@ class ServiceAnnouncement(Heartbeat):
     """
 
     service_id: str
-    stage: Literal["resize", "detect", "draw", "control"]
+    stage: StageName
     quality: int | None = None
     input_size: int | None = None
     topic: str

@@ -14,6 +14,7 @@ from pathlib import Path
 from tierflow.errors import ConfigError
 from tierflow.settings import Settings
 from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +79,16 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one stage service until SIGINT/SIGTERM."""
     from tierflow.streams.service import serve_until_signalled
+    from tierflow.streams.stages import build_stage
 
-    settings = _with(settings, "detector", backend=args.backend, onnx_model=args.model)
-    if args.stage == "control":
-        from tierflow.streams.control import build_control
-
-        service = build_control(settings).service
-    elif args.stage == "resize":
-        from tierflow.streams.stages.resize import build_resize
-
-        service = build_resize(settings)
-    elif args.stage == "draw":
-        from tierflow.streams.stages.draw import build_draw
-
-        service = build_draw(settings)
-    else:
-        from tierflow.operators.vision.detectors.factory import make_detector
-        from tierflow.streams.stages.detect import build_detect
-
-        if args.quality is None:
-            msg = "worker detect needs --quality (the frames.ready.<q> topic it consumes)"
-            raise ConfigError(msg)
-        if args.quality not in settings.topics.qualities:
-            msg = f"quality {args.quality} has no topics; configured: {settings.topics.qualities}"
-            raise ConfigError(msg)
-        detector = make_detector(settings.detector, args.input_size or args.quality)
-        service = build_detect(settings, args.quality, detector)
+    settings = _with(
+        settings,
+        "detector",
+        backend=args.backend,
+        onnx_model=args.model,
+        input_size=args.input_size,
+    )
+    service = build_stage(settings, StageName(args.stage), args.quality)
     asyncio.run(serve_until_signalled(service))
     return 0
 
@@ -244,15 +229,16 @@ def register(sub: Subparsers) -> None:
         help="no control agent: cameras keep their quality (the paper's no-adaptation run)",
     )
 
+    from tierflow.streams.stages import STAGES
+
+    services = "; ".join(f"{spec.name}: {spec.summary}" for spec in STAGES.values())
     worker = add(
         sub,
         "worker",
-        "Run one service (a faust app) until SIGINT/SIGTERM: resize (every quality), "
-        "detect (one quality), draw, or control (the control agent: models, HiGHS, "
-        "assignments).",
+        f"Run one service (a faust app) until SIGINT/SIGTERM. {services}.",
         cmd_worker,
     )
-    worker.add_argument("stage", choices=["resize", "detect", "draw", "control"])
+    worker.add_argument("stage", choices=[str(name) for name in STAGES])
     worker.add_argument("--quality", type=int, help="detect: the quality this detector serves")
     worker.add_argument(
         "--input-size", type=int, help="detect: model input side in pixels (default: the quality)"

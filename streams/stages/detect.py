@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 
 from tierflow.errors import FrameFormatError, FrameProblem
@@ -28,10 +27,11 @@ from tierflow.streams.metrics import METRICS, observe_stage
 from tierflow.streams.outcomes import latency_s
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import FrameMeta, encode_headers
-from tierflow.topics.records import DropPolicy, ServiceAnnouncement
+from tierflow.topics.records import DropPolicy
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
-STAGE = "detect"
+STAGE = StageName.DETECT
 
 
 @dataclass(frozen=True)
@@ -83,96 +83,114 @@ class Throughput:
         self.fps = sample if self.fps is None else (1 - self.alpha) * self.fps + self.alpha * sample
 
 
+class Inference:
+    """The detect service's workers: take batches of waiting frames, infer, send them on.
+
+    ``threads`` workers run at once, each with one batch in flight in the service's pool.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        quality: int,
+        detector: Detector,
+        pending: PendingFrames[Waiting],
+    ) -> None:
+        self.service = service
+        self.detector = detector
+        self.pending = pending
+        self.throughput = Throughput()
+        self.sink = service.topic(service.contract.names.detections(quality))
+        self._quality = str(quality)
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start the workers (a start hook)."""
+        threads = self.service.settings.detector.threads
+        self._workers.extend(
+            asyncio.create_task(self._run(), name=f"detect-{self._quality}-{i}")
+            for i in range(threads)
+        )
+
+    async def stop(self) -> None:
+        """Stop the workers (a stop hook).
+
+        Waiting frames stay unacknowledged: their offsets are not committed and the next
+        detector for this quality processes them.
+        """
+        await cancel(*self._workers)
+        self.pending.drain()
+        self.detector.close()
+
+    async def _run(self) -> None:
+        d = self.service.settings.detector
+        while True:
+            batch = await self.pending.take(d.max_batch, share=d.threads)
+            fresh = await self._drop_late(batch)
+            if fresh:
+                await self._infer(fresh)
+
+    async def _drop_late(self, batch: list[Waiting]) -> list[Waiting]:
+        """The frames of ``batch`` still within the deadline; the others are dropped."""
+        deadline_s = self.service.settings.dataplane.deadline_s
+        now = time.time_ns()
+        fresh = []
+        for item in batch:
+            if latency_s(item.meta, now) > deadline_s:
+                await self.service.outcomes.dropped(item.event, item.meta, DropPolicy.DEADLINE)
+            else:
+                fresh.append(item)
+        return fresh
+
+    async def _infer(self, batch: list[Waiting]) -> None:
+        outcomes = self.service.outcomes
+        started = time.time_ns()
+        METRICS.batch_frames.labels(self._quality).observe(len(batch))
+        try:
+            results, cpu_ns = await self.service.offload(infer, self.service, self.detector, batch)
+        except DetectorError as exc:
+            for item in batch:
+                await outcomes.deadletter(item.event, "detector-error", str(exc), item.meta)
+            return
+        done = time.time_ns()
+        self.throughput.update(len(batch), (done - started) / 1e9)
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, FrameFormatError):
+                problem, detail = result.problem.value, result.detail
+                await outcomes.deadletter(item.event, problem, detail, item.meta)
+                continue
+            meta = (
+                item.meta.stamped(f"{STAGE}.start", started)
+                .stamped(f"{STAGE}.out", done)
+                .worked(STAGE, cpu_ns // len(batch))
+                .detected(result, self.detector.name, self.detector.labels)
+            )
+            delivered = await self.sink.send(
+                key=item.event.key, value=item.event.value, headers=encode_headers(meta)
+            )
+            outcomes.ack_after([item.event], [delivered])
+            observe_stage(STAGE, meta, len(item.event.value))
+
+
 def build_detect(settings: Settings, quality: int, detector: Detector) -> Service:
     """The detect service for ``quality`` running ``detector``."""
-    d = settings.detector
-    dp = settings.dataplane
-    service = Service(settings, STAGE, f"tierflow-detect-{quality}", threads=d.threads)
-    names = service.contract.names
-    source = service.topic(names.ready(quality))
-    sink = service.topic(names.detections(quality))
+    d, dp = settings.detector, settings.dataplane
+    service = Service(settings, STAGE, quality, threads=d.threads)
+    ready = service.contract.names.ready(quality)
     pending: PendingFrames[Waiting] = PendingFrames(
         lambda w: w.meta.source, dp.supersede, dp.max_pending, dp.per_source
     )
-    throughput = Throughput()
-    service_id = f"detect-{quality}-{dp.node}-{uuid.uuid4().hex[:6]}"
+    inference = Inference(service, quality, detector, pending)
     service.announce(
-        lambda now: ServiceAnnouncement(
-            service_id=service_id,
-            stage=STAGE,
-            quality=quality,
-            input_size=detector.input_size,
-            topic=names.ready(quality),
-            model=detector.name,
-            tier=dp.tier,
-            node=dp.node,
-            capacity_fps=throughput.fps,
-            threads=d.threads,
-            remote=d.backend == "triton",
-            heartbeat_ns=now,
-            ttl_s=dp.registry_ttl_s,
-        )
+        [ready],
+        input_size=detector.input_size,
+        model=detector.name,
+        threads=d.threads,
+        remote=d.backend == "triton",
+        capacity_fps=lambda: inference.throughput.fps,
     )
-
-    async def run_batches() -> None:
-        while True:
-            batch = await pending.take(d.max_batch, share=d.threads)
-            now = time.time_ns()
-            fresh = []
-            for item in batch:
-                if latency_s(item.meta, now) > dp.deadline_s:
-                    await service.outcomes.dropped(item.event, item.meta, DropPolicy.DEADLINE)
-                else:
-                    fresh.append(item)
-            if not fresh:
-                continue
-            started = time.time_ns()
-            METRICS.batch_frames.labels(str(quality)).observe(len(fresh))
-            try:
-                results, cpu_ns = await service.offload(infer, service, detector, fresh)
-            except DetectorError as exc:
-                for item in fresh:
-                    await service.outcomes.deadletter(
-                        item.event, "detector-error", str(exc), item.meta
-                    )
-                continue
-            done = time.time_ns()
-            throughput.update(len(fresh), (done - started) / 1e9)
-            for item, result in zip(fresh, results, strict=True):
-                if isinstance(result, FrameFormatError):
-                    await service.outcomes.deadletter(
-                        item.event, result.problem.value, result.detail, item.meta
-                    )
-                    continue
-                meta = (
-                    item.meta.stamped(f"{STAGE}.start", started)
-                    .stamped(f"{STAGE}.out", done)
-                    .worked(STAGE, cpu_ns // len(fresh))
-                    .detected(result, detector.name, detector.labels)
-                )
-                delivered = await sink.send(
-                    key=item.event.key, value=item.event.value, headers=encode_headers(meta)
-                )
-                service.outcomes.ack_after([item.event], [delivered])
-                observe_stage(STAGE, meta, len(item.event.value))
-
-    workers: list[asyncio.Task[None]] = []
-
-    async def start_workers() -> None:
-        workers.extend(
-            asyncio.create_task(run_batches(), name=f"detect-{quality}-{i}")
-            for i in range(d.threads)
-        )
-
-    async def stop_workers() -> None:
-        await cancel(*workers)
-        # Waiting frames stay unacknowledged: their offsets are not committed and the next
-        # detector for this quality processes them.
-        pending.drain()
-        detector.close()
-
-    service.on_start(start_workers)
-    service.on_stop(stop_workers)
+    service.on_start(inference.start)
+    service.on_stop(inference.stop)
 
     async def admit(event: Event) -> None:
         meta = await service.admit(event)
@@ -182,6 +200,5 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
         if superseded is not None:
             await service.outcomes.dropped(superseded.event, superseded.meta, DropPolicy.SUPERSEDED)
 
-    service.consume(source, f"{STAGE}-{quality}", admit)
-
+    service.consume(service.topic(ready), f"{STAGE}-{quality}", admit)
     return service

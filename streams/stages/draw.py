@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +23,11 @@ from tierflow.streams.metrics import observe_stage
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import FrameMeta, Headers
 from tierflow.topics.headers import H_DETECTIONS
-from tierflow.topics.records import FrameRecord, Outcome, ServiceAnnouncement
+from tierflow.topics.records import FrameRecord, Outcome
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
-STAGE = "draw"
+STAGE = StageName.DRAW
 
 
 @dataclass(frozen=True)
@@ -81,24 +81,13 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
 
 def build_draw(settings: Settings) -> Service:
     """The draw service over the detections of every quality."""
-    service = Service(settings, STAGE, "tierflow-draw", threads=2)
+    service = Service(settings, STAGE, threads=2)
     names = service.contract.names
-    source = service.topics([names.detections(q) for q in settings.topics.qualities])
+    consumed = [names.detections(q) for q in service.contract.qualities]
+    source = service.topics(consumed)
     sink = service.topic(names.annotated)
     annotator = BoxAnnotator()
-    dp = settings.dataplane
-    service_id = f"draw-{dp.node}-{uuid.uuid4().hex[:6]}"
-    service.announce(
-        lambda now: ServiceAnnouncement(
-            service_id=service_id,
-            stage=STAGE,
-            topic=",".join(names.detections(q) for q in settings.topics.qualities),
-            tier=dp.tier,
-            node=dp.node,
-            heartbeat_ns=now,
-            ttl_s=dp.registry_ttl_s,
-        )
-    )
+    service.announce(consumed)
 
     async def handle(event: Event) -> None:
         # No deadline here: dropping a frame whose detections exist would only waste them.

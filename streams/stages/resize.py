@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from tierflow.errors import FrameFormatError
 from tierflow.operators.vision.codec import ContentType
@@ -21,10 +20,10 @@ from tierflow.streams.app import Event
 from tierflow.streams.metrics import observe_stage
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import FrameMeta, Headers, encode_headers
-from tierflow.topics.records import ServiceAnnouncement
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
-STAGE = "resize"
+STAGE = StageName.RESIZE
 NO_CONSUMER = "no-consumer"
 
 
@@ -44,25 +43,14 @@ def resized_message(
 
 def build_resize(settings: Settings) -> Service:
     """The resize service over every quality of the catalogue."""
-    service = Service(settings, STAGE, "tierflow-resize")
+    service = Service(settings, STAGE)
     names = service.contract.names
-    qualities = settings.topics.qualities
-    raw = service.topics([names.raw(q) for q in qualities])
+    qualities = service.contract.qualities
+    consumed = [names.raw(q) for q in qualities]
+    raw = service.topics(consumed)
     ready = {q: service.topic(names.ready(q)) for q in qualities}
     registry = service.follow_registry()
-    service_id = f"resize-{settings.dataplane.node}-{uuid.uuid4().hex[:6]}"
-    dp = settings.dataplane
-    service.announce(
-        lambda now: ServiceAnnouncement(
-            service_id=service_id,
-            stage=STAGE,
-            topic=",".join(names.raw(q) for q in qualities),
-            tier=dp.tier,
-            node=dp.node,
-            heartbeat_ns=now,
-            ttl_s=dp.registry_ttl_s,
-        )
-    )
+    service.announce(consumed)
     missing_logged: dict[int, float] = {}
 
     async def handle(event: Event) -> None:

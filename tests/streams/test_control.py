@@ -16,17 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierflow.operators.vision.detectors.factory import make_detector
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector
 from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
 from tierflow.streams.capture import SceneSource
-from tierflow.streams.control import build_control
-from tierflow.streams.stages.detect import build_detect
-from tierflow.streams.stages.draw import build_draw
-from tierflow.streams.stages.resize import build_resize
+from tierflow.streams.stages import build_stage
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
+from tierflow.topics.stages import StageName
 
 pytestmark = pytest.mark.kafka
 
@@ -80,9 +77,11 @@ async def test_overload_lowers_quality_and_latency_while_f1_stays_above_a_min(
 
     async with contextlib.AsyncExitStack() as stack:
         for q in settings.topics.qualities:
-            detector = make_detector(settings.detector, q)
-            await stack.enter_async_context(build_detect(settings, q, detector).run())
-        for service in (build_draw(settings), build_resize(settings)):
+            await stack.enter_async_context(build_stage(settings, StageName.DETECT, q).run())
+        for service in (
+            build_stage(settings, StageName.DRAW),
+            build_stage(settings, StageName.RESIZE),
+        ):
             await stack.enter_async_context(service.run())
         for thread in threads:
             thread.start()
@@ -90,9 +89,9 @@ async def test_overload_lowers_quality_and_latency_while_f1_stays_above_a_min(
         # Phases of a load experiment are durations, not synchronisation: the cameras run
         # OVERLOAD_S uncontrolled, then CONTROLLED_S with the agent.
         await asyncio.sleep(OVERLOAD_S)
-        agent = build_control(settings)
+        control = build_stage(settings, StageName.CONTROL)
         controlled = time.time()
-        await stack.enter_async_context(agent.service.run())
+        await stack.enter_async_context(control.run())
         await asyncio.sleep(CONTROLLED_S)
         stop.set()
         for thread in threads:

@@ -18,19 +18,17 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from tierflow.operators.vision.detectors.haar import HaarDetector
 from tierflow.operators.vision.draw import label_colour
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally
 from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
 from tierflow.streams.capture import SceneSource
-from tierflow.streams.stages.detect import build_detect
-from tierflow.streams.stages.draw import build_draw
-from tierflow.streams.stages.resize import build_resize
+from tierflow.streams.stages import build_stage
 from tierflow.topics.clients import consumer_config, producer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, encode_headers, producer_headers
 from tierflow.topics.records import Assignment
+from tierflow.topics.stages import StageName
 
 pytestmark = pytest.mark.kafka
 
@@ -77,9 +75,9 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
 
     async with contextlib.AsyncExitStack() as stack:
         for service in (
-            build_detect(settings, 512, HaarDetector(512)),
-            build_draw(settings),
-            build_resize(settings),
+            build_stage(settings, StageName.DETECT, 512),
+            build_stage(settings, StageName.DRAW),
+            build_stage(settings, StageName.RESIZE),
         ):
             await stack.enter_async_context(service.run())
         for thread in threads:
@@ -103,7 +101,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
         assert cameras[1].stats.quality == 320 and cameras[1].stats.switches == 1
 
         # A detector for 320 started at run time gets the traffic without restarts.
-        await stack.enter_async_context(build_detect(settings, 320, HaarDetector(320)).run())
+        await stack.enter_async_context(build_stage(settings, StageName.DETECT, 320).run())
         await _until(
             lambda: (
                 320 in tallies["cam-1"].by_quality
@@ -191,9 +189,9 @@ async def test_malformed_frames_go_to_deadletter_with_the_reason(
     async with contextlib.AsyncExitStack() as stack:
         # Detector first: resize routes by what the registry holds when it starts.
         for service in (
-            build_detect(settings, 512, HaarDetector(512)),
-            build_draw(settings),
-            build_resize(settings),
+            build_stage(settings, StageName.DETECT, 512),
+            build_stage(settings, StageName.DRAW),
+            build_stage(settings, StageName.RESIZE),
         ):
             await stack.enter_async_context(service.run())
         assert await collector.wait_for({"bad": 2}, 60)

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 
 import faust
 
@@ -52,9 +51,10 @@ from tierflow.topics.records import (
     ServiceAnnouncement,
     parse_record,
 )
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
-STAGE = "control"
+STAGE = StageName.CONTROL
 
 
 def observation(record: FrameRecord) -> FrameObservation:
@@ -93,7 +93,7 @@ class ControlAgent:
     def __init__(self, settings: Settings) -> None:
         c = settings.control
         self.settings = settings
-        self.service = Service(settings, STAGE, "tierflow-control")
+        self.service = Service(settings, STAGE)
         self.loop = ControlLoop(
             LoopConfig(
                 qualities=settings.topics.qualities,
@@ -170,7 +170,7 @@ class ControlAgent:
         return [
             DetectorInfo(s.quality, s.node, s.model or "", s.capacity_fps, s.threads, s.remote)
             for s in live
-            if s.stage == "detect" and s.quality is not None
+            if s.stage is StageName.DETECT and s.quality is not None
         ]
 
     async def _run(self) -> None:
@@ -307,20 +307,8 @@ class ControlAgent:
             await self.placement.send(key=p.instance.encode(), value=record.to_bytes())
 
 
-def build_control(settings: Settings) -> ControlAgent:
-    """The control agent; run ``agent.service`` (``tierflow worker control``)."""
+def build_control(settings: Settings) -> Service:
+    """The control agent as a service (``tierflow worker control``)."""
     agent = ControlAgent(settings)
-    service_id = f"control-{settings.dataplane.node}-{uuid.uuid4().hex[:6]}"
-    dp = settings.dataplane
-    agent.service.announce(
-        lambda now: ServiceAnnouncement(
-            service_id=service_id,
-            stage=STAGE,
-            topic=agent.service.contract.names.metrics_frames,
-            tier=dp.tier,
-            node=dp.node,
-            heartbeat_ns=now,
-            ttl_s=dp.registry_ttl_s,
-        )
-    )
-    return agent
+    agent.service.announce([agent.service.contract.names.metrics_frames])
+    return agent.service
