@@ -11,7 +11,7 @@ from tierflow.errors import ConfigError
 from tierflow.settings import Settings
 from tierflow.streams.cli import build_parser
 from tierflow.streams.stages import STAGES, build_stage
-from tierflow.streams.up import plan_workers
+from tierflow.streams.workers import plan_workers
 from tierflow.topics.stages import PIPELINE, StageName
 
 
