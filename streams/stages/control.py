@@ -24,6 +24,7 @@ from tierflow.operators.planning.controller import (
     Decision,
     DetectorInfo,
     LoopConfig,
+    pipeline_id,
 )
 from tierflow.operators.planning.models import FrameObservation
 from tierflow.operators.planning.placement import place
@@ -62,7 +63,7 @@ def observation(record: FrameRecord) -> FrameObservation:
     return FrameObservation(
         source=record.source,
         quality_px=record.quality,
-        pipeline=f"detect-{record.quality}",
+        pipeline=pipeline_id(record.quality),
         stage_s=record.stage_s,
         transfer_s=record.transfer_s,
         latency_s=record.latency_s,
