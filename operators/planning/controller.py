@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.models import FrameObservation, OnlineAccuracy, QueueCurve
 from tierflow.operators.planning.quality import (
     AssignmentResult,
@@ -44,7 +45,6 @@ from tierflow.operators.planning.quality import (
     Pipeline,
     Problem,
     Rotation,
-    SolveStatus,
     Source,
     assign,
 )

@@ -84,6 +84,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tierflow.errors import TierflowError
+from tierflow.operators.planning.highs import SolveStatus, status_of
 from tierflow.operators.planning.highs_banner import absorb_banner
 from tierflow.operators.planning.models import Node, QueueCurve, frame_bits, route
 
@@ -100,19 +101,6 @@ _TOL = 1e-7  # feasibility tolerance shared with HiGHS so both judge a solution 
 
 class SolverError(TierflowError):
     """Quality assignment was called wrongly (unknown policy, inconsistent problem)."""
-
-
-class SolveStatus(enum.StrEnum):
-    """How a solve ended."""
-
-    OPTIMAL = "optimal"
-    """Proven within the requested relative gap of the optimum (exactly, for ``exact``)."""
-    INFEASIBLE = "infeasible"
-    """No assignment meets every constraint."""
-    TIME_LIMIT = "time-limit"
-    """Stopped by the time limit, with the best feasible assignment when one was found."""
-    ERROR = "error"
-    """The solver failed or declined (``exact`` above its size limit); see the message."""
 
 
 class Objective(enum.StrEnum):
@@ -605,17 +593,6 @@ Core = Callable[[_Compiled, _Budget], _Outcome]
 # MILP (HiGHS)
 
 
-def _highs_status(status: highspy.HighsModelStatus) -> SolveStatus:
-    ms = highspy.HighsModelStatus
-    if status == ms.kOptimal:
-        return SolveStatus.OPTIMAL
-    if status in (ms.kInfeasible, ms.kUnboundedOrInfeasible):
-        return SolveStatus.INFEASIBLE
-    if status in (ms.kTimeLimit, ms.kIterationLimit, ms.kSolutionLimit, ms.kInterrupt):
-        return SolveStatus.TIME_LIMIT
-    return SolveStatus.ERROR
-
-
 class _Goal(enum.Enum):
     LATENCY = enum.auto()
     UTILITY = enum.auto()
@@ -724,7 +701,7 @@ class _Milp:
         self.h.setOptionValue("mip_abs_gap", 1e-9)
         self.h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 1e-3))
         self.h.run()
-        return _highs_status(self.h.getModelStatus())
+        return status_of(self.h.getModelStatus())
 
     def relaxation(self, deadline: float) -> tuple[SolveStatus, float, FloatArray]:
         """LP relaxation: status, objective (a bound on the MIP's), counts."""

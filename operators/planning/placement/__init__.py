@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.highs_banner import absorb_banner
 from tierflow.operators.planning.placement.algorithms import run_algorithms
 from tierflow.operators.planning.placement.avec import (
@@ -70,7 +71,6 @@ from tierflow.operators.planning.placement.result import (
     Placement,
     PlacementError,
     PlacementResult,
-    PlacementStatus,
     Unplaced,
 )
 from tierflow.operators.planning.workflow import NodeMetrics, Resources, Tier, Workflow
@@ -90,10 +90,10 @@ __all__ = [
     "PlacementError",
     "PlacementProblem",
     "PlacementResult",
-    "PlacementStatus",
     "Request",
     "RequestPlan",
     "RequestProblem",
+    "SolveStatus",
     "Unplaced",
     "WeightClass",
     "Workload",
@@ -205,10 +205,10 @@ def _weight(weight: WeightClass | str) -> WeightClass:
         raise PlacementError(msg) from None
 
 
-def _heuristic_status(assignment: Assignment, unplaced: Sequence[Unplaced]) -> PlacementStatus:
+def _heuristic_status(assignment: Assignment, unplaced: Sequence[Unplaced]) -> SolveStatus:
     if not unplaced:
-        return PlacementStatus.FEASIBLE
-    return PlacementStatus.PARTIAL if assignment else PlacementStatus.INFEASIBLE
+        return SolveStatus.FEASIBLE
+    return SolveStatus.PARTIAL if assignment else SolveStatus.INFEASIBLE
 
 
 def workflow_requests(problem: PlacementProblem) -> RequestProblem:
@@ -270,7 +270,7 @@ def _from_plan(problem: PlacementProblem, plan: RequestPlan) -> dict[int, tuple[
 def _result(
     problem: PlacementProblem,
     policy: str,
-    status: PlacementStatus,
+    status: SolveStatus,
     assignment: Assignment,
     unplaced: Sequence[Unplaced],
     started: float,

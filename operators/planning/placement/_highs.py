@@ -4,7 +4,7 @@ Variables are created with ``addBinaries`` / ``addVariables``; constraints are g
 numpy-built sparse rows and passed in one ``addRows`` call (building thousands of
 ``highs_linear_expression`` objects costs more than solving the models we build). The
 solve always ends in a :class:`Solved` value: the model status is checked and mapped to a
-:class:`PlacementStatus`; nothing the solver reports escapes as an exception.
+:class:`SolveStatus`; nothing the solver reports escapes as an exception.
 """
 
 from __future__ import annotations
@@ -17,19 +17,10 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from tierflow.operators.planning.placement.result import PlacementStatus
+from tierflow.operators.planning.highs import SolveStatus, status_of
 
 IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
-
-_STATUS = {
-    highspy.HighsModelStatus.kOptimal: PlacementStatus.OPTIMAL,
-    highspy.HighsModelStatus.kInfeasible: PlacementStatus.INFEASIBLE,
-    highspy.HighsModelStatus.kTimeLimit: PlacementStatus.TIME_LIMIT,
-    highspy.HighsModelStatus.kIterationLimit: PlacementStatus.TIME_LIMIT,
-    highspy.HighsModelStatus.kSolutionLimit: PlacementStatus.TIME_LIMIT,
-    highspy.HighsModelStatus.kInterrupt: PlacementStatus.TIME_LIMIT,
-}
 
 
 def new_model() -> highspy.Highs:
@@ -109,7 +100,7 @@ class Solved:
         message: HiGHS's model status text.
     """
 
-    status: PlacementStatus
+    status: SolveStatus
     values: FloatArray | None
     objective: float
     seconds: float
@@ -133,15 +124,15 @@ def solve(h: highspy.Highs, *, time_limit_s: float, exact: bool = True) -> Solve
     try:
         run_status = h.run()
     except Exception as exc:  # a solver failure is a status, not a crash
-        return Solved(PlacementStatus.ERROR, None, float("nan"), 0.0, f"HiGHS failed: {exc}")
+        return Solved(SolveStatus.ERROR, None, float("nan"), 0.0, f"HiGHS failed: {exc}")
     seconds = time.perf_counter() - started
     model_status = h.getModelStatus()
     message = h.modelStatusToString(model_status)
     if run_status == highspy.HighsStatus.kError:
         # The reason went to HiGHS's (silenced) log; say at least where it failed.
         text = f"HiGHS run returned an error (model status: {message})"
-        return Solved(PlacementStatus.ERROR, None, float("nan"), seconds, text)
-    status = _STATUS.get(model_status, PlacementStatus.ERROR)
+        return Solved(SolveStatus.ERROR, None, float("nan"), seconds, text)
+    status = status_of(model_status)
     info = h.getInfo()
     if info.primal_solution_status != highspy.SolutionStatus.kSolutionStatusFeasible:
         return Solved(status, None, float("nan"), seconds, message)

@@ -37,15 +37,16 @@ from collections.abc import Callable
 import highspy
 import numpy as np
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.placement import _highs
 from tierflow.operators.planning.placement.problem import Assignment, PlacementProblem, shortfall
-from tierflow.operators.planning.placement.result import PlacementStatus, Unplaced
+from tierflow.operators.planning.placement.result import Unplaced
 from tierflow.operators.planning.workflow import TIER_ORDER
 
 
 def solve_milp(
     problem: PlacementProblem, *, time_limit_s: float = 10.0
-) -> tuple[PlacementStatus, Assignment, tuple[Unplaced, ...], str]:
+) -> tuple[SolveStatus, Assignment, tuple[Unplaced, ...], str]:
     """Solve the placement program.
 
     Args:
@@ -172,7 +173,7 @@ def _decode(
     pairs: list[tuple[int, int]],
     x: _highs.IntArray,
     u: _highs.IntArray,
-) -> tuple[PlacementStatus, Assignment, tuple[Unplaced, ...], str]:
+) -> tuple[SolveStatus, Assignment, tuple[Unplaced, ...], str]:
     instances = problem.instances
     assignment: dict[int, tuple[int, float]] = {}
     if solved.values is not None:

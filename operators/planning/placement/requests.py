@@ -43,8 +43,9 @@ from types import MappingProxyType
 
 import numpy as np
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.placement import _highs
-from tierflow.operators.planning.placement.result import PlacementError, PlacementStatus, Unplaced
+from tierflow.operators.planning.placement.result import PlacementError, Unplaced
 
 
 class Mode(enum.IntEnum):
@@ -160,7 +161,7 @@ class RequestPlan:
     """
 
     policy: str
-    status: PlacementStatus
+    status: SolveStatus
     assignment: Mapping[str, str]
     rejected: tuple[Unplaced, ...] = ()
     load: tuple[tuple[str, str], ...] = ()
@@ -225,7 +226,7 @@ def solve_requests(
     while True:
         status, assign, message = _solve_once(problem, known, loaded, memory, time_limit_s)
         missing = [r for r in known if r not in assign]
-        if mode is Mode.TOTAL or not missing or status is not PlacementStatus.OPTIMAL:
+        if mode is Mode.TOTAL or not missing or status is not SolveStatus.OPTIMAL:
             break
         victim = _victim(problem, loaded, memory, assign, missing)
         if victim is None:
@@ -263,12 +264,12 @@ def _solve_once(
     loaded: list[set[str]],
     memory: list[float],
     time_limit_s: float,
-) -> tuple[PlacementStatus, dict[int, int], str]:
+) -> tuple[SolveStatus, dict[int, int], str]:
     """One solve; models in ``loaded[n]`` are present on n and use none of ``memory[n]``."""
     cost = problem.cost_ms
     pairs = [(r, n) for r in known for n in range(len(problem.nodes)) if math.isfinite(cost[r, n])]
     if not pairs:
-        return PlacementStatus.OPTIMAL, {}, ""
+        return SolveStatus.OPTIMAL, {}, ""
     h = _highs.new_model()
     x = _highs.columns(h.addBinaries(len(pairs)))
     z = _highs.columns(h.addVariables(len(known), lb=0.0, ub=1.0))
@@ -311,7 +312,7 @@ def _solve_once(
         for k, (r, n) in enumerate(pairs):
             if solved.values[x[k]] > 0.5:
                 assign[r] = n
-    return solved.status, assign, "" if solved.status is PlacementStatus.OPTIMAL else solved.message
+    return solved.status, assign, "" if solved.status is SolveStatus.OPTIMAL else solved.message
 
 
 def _victim(
@@ -364,7 +365,7 @@ def _idle(
 def _plan(
     problem: RequestProblem,
     policy: str,
-    status: PlacementStatus,
+    status: SolveStatus,
     assign: Mapping[int, int],
     load: list[tuple[str, str]],
     unload: list[tuple[str, str]],
@@ -373,7 +374,7 @@ def _plan(
     overloaded: tuple[str, ...] = (),
 ) -> RequestPlan:
     cost = problem.cost_ms
-    solved = status in (PlacementStatus.OPTIMAL, PlacementStatus.FEASIBLE, PlacementStatus.PARTIAL)
+    solved = status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE, SolveStatus.PARTIAL)
     rejected = tuple(
         Unplaced(
             req.id,
@@ -459,11 +460,7 @@ def iterative_search(
     used = {(n, problem.requests[r].model) for r, n in assign.items()}
     before = {(n, m.model) for n, node in enumerate(problem.nodes) for m in node.loaded}
     unload = sorted(before - used) if mode is Mode.TOTAL else []
-    status = (
-        PlacementStatus.FEASIBLE
-        if len(assign) == len(problem.requests)
-        else (PlacementStatus.PARTIAL)
-    )
+    status = SolveStatus.FEASIBLE if len(assign) == len(problem.requests) else SolveStatus.PARTIAL
     return _plan(
         problem,
         "iterative",

@@ -3,42 +3,23 @@
 A placement (DESIGN.md vocabulary) maps each service instance to a node and the share of
 its requirement reserved there; Algorithm 4 of seed 000 may lower a share to 50 %. Solver
 outcomes that are not a placement (infeasible, time limit, solver error) are values of
-:class:`PlacementStatus`, never exceptions; :class:`PlacementError` is only for bad input
-(unknown policy, malformed options or problems).
+:class:`~tierflow.operators.planning.highs.SolveStatus`, never exceptions;
+:class:`PlacementError` is only for bad input (unknown policy, malformed options or problems).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from tierflow.errors import TierflowError
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.workflow import Resources, Tier
 
 
 class PlacementError(TierflowError):
     """The placement request itself is wrong (unknown policy, bad option, bad problem)."""
-
-
-class PlacementStatus(enum.StrEnum):
-    """How a placement came about.
-
-    OPTIMAL: a solver proved optimality (instances may still be unplaced when capacity is
-    short: the optimum leaves them out). FEASIBLE: every instance placed, optimality not
-    proven (heuristics). PARTIAL: a heuristic left instances unplaced. TIME_LIMIT: the
-    solver stopped at its time limit; placements are its best incumbent, if any.
-    INFEASIBLE: the solver proved that nothing satisfies the constraints. ERROR: the solver
-    failed; the message says why.
-    """
-
-    OPTIMAL = "optimal"
-    FEASIBLE = "feasible"
-    PARTIAL = "partial"
-    TIME_LIMIT = "time-limit"
-    INFEASIBLE = "infeasible"
-    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -77,7 +58,7 @@ class PlacementResult:
 
     Attributes:
         policy: name of the policy that produced it.
-        status: see :class:`PlacementStatus`.
+        status: how the policy ended (:class:`~tierflow.operators.planning.highs.SolveStatus`).
         placements: instance id -> placement, in the workflow's topological order.
         unplaced: instances left out, each with a reason.
         solve_time_s: wall time of the policy (model building included), s.
@@ -88,7 +69,7 @@ class PlacementResult:
     """
 
     policy: str
-    status: PlacementStatus
+    status: SolveStatus
     placements: Mapping[str, Placement]
     unplaced: tuple[Unplaced, ...] = ()
     solve_time_s: float = 0.0

@@ -9,8 +9,8 @@ from tierflow.operators.planning.controller import (
     LoopConfig,
     cpu_link,
 )
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.models import FrameObservation
-from tierflow.operators.planning.quality import SolveStatus
 
 QUALITIES = (320, 416, 512)
 # CPU seconds per frame as measured for Haar on this kind of machine (bench/scene_f1.py)

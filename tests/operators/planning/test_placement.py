@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.placement import (
     AVEC_WEIGHTS,
     POLICIES,
@@ -26,7 +27,6 @@ from tierflow.operators.planning.placement import (
     PlacementError,
     PlacementProblem,
     PlacementResult,
-    PlacementStatus,
     Request,
     RequestPlan,
     RequestProblem,
@@ -185,7 +185,7 @@ def test_intensive_instances_may_never_use_the_edge() -> None:
 def test_default_workflow_goes_where_the_paper_put_it(policy: str) -> None:
     workflow = default_workflow()
     result = place(workflow, policy=policy)
-    assert result.complete and result.status in (PlacementStatus.FEASIBLE, PlacementStatus.OPTIMAL)
+    assert result.complete and result.status in (SolveStatus.FEASIBLE, SolveStatus.OPTIMAL)
     assert result.tiers_of("detect-512") == {Tier.CLOUD}
     assert result.tiers_of("draw") == {Tier.CLOUD}
     assert result.tiers_of("detect-416") == {Tier.FOG}
@@ -237,7 +237,7 @@ def test_algorithm_4_reduces_reservations_evenly_down_to_half() -> None:
 
 def test_fog_only_reports_what_the_fog_cannot_store() -> None:
     result = place(default_workflow(), policy="fog-only")
-    assert result.status is PlacementStatus.PARTIAL
+    assert result.status is SolveStatus.PARTIAL
     (draw,) = result.unplaced
     assert draw.task == "draw" and "storage 51200 MB" in draw.reason
     assert result.tiers_of("detect-512") == {Tier.FOG}
@@ -392,7 +392,7 @@ def check_problem_capacities(
 def test_milp_equals_brute_force_and_respects_every_capacity(workflow: Workflow) -> None:
     problem = build_problem(workflow, workflow.nodes())
     status, assignment, _, _ = solve_milp(problem)
-    assert status is PlacementStatus.OPTIMAL
+    assert status is SolveStatus.OPTIMAL
     check_problem_capacities(problem, dict(assignment))
     cost, _ = evaluate(problem, assignment)
     assert cost == pytest.approx(brute_force(problem), rel=1e-7, abs=1e-3)
@@ -427,7 +427,7 @@ def test_milp_respects_capacity_on_larger_random_instances(
     ] + [NodeMetrics(f"e{k}", Tier.EDGE, cores=1, memory_mb=1000) for k in range(3)]
     workflow = workflow_of(tasks, [tier(Tier.EDGE, 3, 1), tier(Tier.CLOUD, 1, 8)])
     result = place(workflow, nodes, policy="milp")
-    assert result.status is PlacementStatus.OPTIMAL
+    assert result.status is SolveStatus.OPTIMAL
     check_capacities(result, nodes)
     assert all(p.share >= 0.5 - 1e-6 for p in result.placements.values())
     assert len(result.placements) + len(result.unplaced) == 3 + len(task_cores)
@@ -436,7 +436,7 @@ def test_milp_respects_capacity_on_larger_random_instances(
 def test_time_limit_and_solver_failure_are_statuses(monkeypatch: pytest.MonkeyPatch) -> None:
     workflow = default_workflow()
     timed_out = place(workflow, policy="milp", time_limit_s=0.0)
-    assert timed_out.status is PlacementStatus.TIME_LIMIT
+    assert timed_out.status is SolveStatus.TIME_LIMIT
     assert len(timed_out.unplaced) == 14 and "Time limit" in timed_out.unplaced[0].reason
 
     def broken(self: highspy.Highs) -> highspy.HighsStatus:
@@ -444,7 +444,7 @@ def test_time_limit_and_solver_failure_are_statuses(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(highspy.Highs, "run", broken)
     failed = place(workflow, policy="milp")
-    assert failed.status is PlacementStatus.ERROR and "boom" in failed.message
+    assert failed.status is SolveStatus.ERROR and "boom" in failed.message
 
 
 # --------------------------------------------------------------------------------------
@@ -522,7 +522,7 @@ def test_request_program_equals_brute_force_and_respects_memory_and_compute(
     rng = random.Random(seed)
     problem = request_problem(rng, rng.randint(1, 4), rng.randint(1, 3), 2, loaded=True)
     plan = solve_requests(problem, mode)
-    assert plan.status is PlacementStatus.OPTIMAL
+    assert plan.status is SolveStatus.OPTIMAL
     check_plan_capacity(problem, plan, mode)
     latency, rejected = brute_force_requests(problem, mode)
     evicted = mode is Mode.AVAILABLE and plan.unload
@@ -800,9 +800,9 @@ def test_every_policy_runs_on_the_default_workflow_within_capacity(policy: str) 
     workflow = default_workflow()
     result = place(workflow, policy=policy, seed=1)
     assert result.policy == policy
-    assert result.status in set(PlacementStatus) - {
-        PlacementStatus.ERROR,
-        PlacementStatus.INFEASIBLE,
+    assert result.status in set(SolveStatus) - {
+        SolveStatus.ERROR,
+        SolveStatus.INFEASIBLE,
     }
     assert len(result.placements) + len(result.unplaced) == 14
     check_capacities(result, workflow.nodes())

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.models import AccuracyCurve, Node, QueueCurve
 from tierflow.operators.planning.quality import (
     POLICY_NAMES,
@@ -26,7 +27,6 @@ from tierflow.operators.planning.quality import (
     Problem,
     Rotation,
     SolverError,
-    SolveStatus,
     Source,
     assign,
     distribution_count,
