@@ -84,8 +84,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tierflow.errors import TierflowError
-from tierflow.operators.planning.highs import SolveStatus, status_of
-from tierflow.operators.planning.highs_banner import absorb_banner
+from tierflow.operators.planning.highs import Rows, SolveStatus, absorb_banner, new_model, status_of
 from tierflow.operators.planning.models import Node, QueueCurve, frame_bits, route
 
 IntArray = npt.NDArray[np.int64]
@@ -619,7 +618,6 @@ class _Milp:
     def __init__(self, comp: _Compiled, h: highspy.Highs) -> None:
         self.comp = comp
         self.h = h
-        h.silent()
         h.setOptionValue("mip_feasibility_tolerance", _TOL / 10)
         h.setOptionValue("random_seed", 0)
         n_x = len(comp.var_option)
@@ -645,7 +643,7 @@ class _Milp:
         if queued:
             h.addVariables(len(queued), lb=0.0)
         self.z_idx = np.arange(n_x + self.n_u, n_x + self.n_u + self.n_z, dtype=np.int32)
-        rows = _Rows()
+        rows = Rows()
         # Sum over options = sources of the class: one quality and pipeline each
         # (§IV-B: sum_x beta_x = 1 per source).
         for c in range(len(comp.classes)):
@@ -689,7 +687,7 @@ class _Milp:
         """Add eq. 3's mean latency < ``latency_bound_s`` (the preference rule's window)."""
         cols = np.concatenate([self.x_idx, self.z_idx])
         coefs = np.concatenate([self.lat_cost, np.full(self.n_z, 1e3)])
-        rows = _Rows()
+        rows = Rows()
         self.latency_cap = latency_bound_s * 1e3 * self.frames - 1e-6
         rows.add(cols, coefs, -math.inf, self.latency_cap)
         rows.flush(self.h)
@@ -881,36 +879,8 @@ class _Moves:
         return x
 
 
-class _Rows:
-    """Constraint rows gathered as numpy CSR arrays and passed to HiGHS in one call."""
-
-    def __init__(self) -> None:
-        self.lower: list[float] = []
-        self.upper: list[float] = []
-        self.index: list[npt.NDArray[np.int32]] = []
-        self.value: list[FloatArray] = []
-
-    def add(self, cols: npt.ArrayLike, coefs: npt.ArrayLike, lo: float, hi: float) -> None:
-        self.index.append(np.asarray(cols, dtype=np.int32))
-        self.value.append(np.asarray(coefs, dtype=np.float64))
-        self.lower.append(lo)
-        self.upper.append(hi)
-
-    def flush(self, h: highspy.Highs) -> None:
-        if not self.index:
-            return
-        starts = np.cumsum([0] + [i.size for i in self.index[:-1]]).astype(np.int32)
-        index = np.concatenate(self.index)
-        inf = highspy.kHighsInf
-        lower = np.clip(np.asarray(self.lower, dtype=np.float64), -inf, inf)
-        upper = np.clip(np.asarray(self.upper, dtype=np.float64), -inf, inf)
-        h.addRows(len(self.lower), lower, upper, index.size, starts, index,
-                  np.concatenate(self.value))  # fmt: skip
-
-
 def _milp_core(comp: _Compiled, budget: _Budget) -> _Outcome:
-    # highspy's constructor has no annotations
-    with highspy.Highs() as h:  # type: ignore[no-untyped-call]
+    with new_model() as h:
         return _milp_solve(comp, _Milp(comp, h), budget)
 
 

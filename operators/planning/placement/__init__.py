@@ -33,8 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.highs_banner import absorb_banner
+from tierflow.operators.planning.highs import SolveStatus, absorb_banner
 from tierflow.operators.planning.placement.algorithms import run_algorithms
 from tierflow.operators.planning.placement.avec import (
     AVEC_WEIGHTS,

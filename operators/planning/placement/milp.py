@@ -37,8 +37,8 @@ from collections.abc import Callable
 import highspy
 import numpy as np
 
+from tierflow.operators.planning import highs
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.placement import _highs
 from tierflow.operators.planning.placement.problem import Assignment, PlacementProblem, shortfall
 from tierflow.operators.planning.placement.result import Unplaced
 from tierflow.operators.planning.workflow import TIER_ORDER
@@ -58,20 +58,20 @@ def solve_milp(
         incumbent (possibly empty); on a solver error it is empty.
     """
     started = time.perf_counter()
-    h = _highs.new_model()
+    h = highs.new_model()
     nodes, instances, weights = problem.nodes, problem.instances, problem.weights
     pairs = [(i, n) for i, allowed in enumerate(problem.allowed) for n in allowed]
     pair_index = {pair: k for k, pair in enumerate(pairs)}
     npairs = len(pairs)
-    x = _highs.columns(h.addBinaries(npairs)) if npairs else np.zeros(0, dtype=np.int32)
+    x = highs.columns(h.addBinaries(npairs)) if npairs else np.zeros(0, dtype=np.int32)
     cores = np.array([instances[i].cores for i, _ in pairs], dtype=np.float64)
     u = (
-        _highs.columns(h.addVariables(npairs, lb=0.0, ub=cores.tolist()))
+        highs.columns(h.addVariables(npairs, lb=0.0, ub=cores.tolist()))
         if npairs
         else np.zeros(0, dtype=np.int32)
     )
-    o = _highs.columns(h.addVariables(len(instances), lb=0.0, ub=1.0))
-    rows = _highs.Rows()
+    o = highs.columns(h.addVariables(len(instances), lb=0.0, ub=1.0))
+    rows = highs.Rows()
     costs: dict[int, float] = {}
 
     def cost(col: int, value: float) -> None:
@@ -106,18 +106,18 @@ def solve_milp(
     costs_array = np.zeros(h.getNumCol(), dtype=np.float64)
     for col, value in costs.items():
         costs_array[col] = value
-    _highs.set_costs(h, costs_array)
+    highs.set_costs(h, costs_array)
     h.changeObjectiveOffset(weights.reduced_core * sum(inst.cores for inst in instances))
 
-    solved = _highs.solve(h, time_limit_s=max(0.0, time_limit_s - (time.perf_counter() - started)))
+    solved = highs.solve(h, time_limit_s=max(0.0, time_limit_s - (time.perf_counter() - started)))
     return _decode(problem, solved, pairs, x, u)
 
 
 def _add_flows(
     problem: PlacementProblem,
     h: highspy.Highs,
-    rows: _highs.Rows,
-    x: _highs.IntArray,
+    rows: highs.Rows,
+    x: highs.ColumnIndices,
     pair_index: dict[tuple[int, int], int],
     add_cost: Callable[[int, float], None],
 ) -> None:
@@ -146,7 +146,7 @@ def _add_flows(
                 # No same-tier link means a single node there: co-located, eq. (2) gives 0.
                 if delay <= 0.0 or not math.isfinite(delay):
                     continue
-                w = int(_highs.columns(h.addVariables(1, lb=0.0, ub=1.0))[0])
+                w = int(highs.columns(h.addVariables(1, lb=0.0, ub=1.0))[0])
                 src_cols = [
                     int(x[pair_index[(flow.src, n)]]) for n in src_nodes if nodes[n].tier is a
                 ]
@@ -161,7 +161,7 @@ def _add_flows(
             same = matrix[TIER_ORDER.index(nodes[n].tier)][TIER_ORDER.index(nodes[n].tier)]
             if same <= 0.0 or not math.isfinite(same):
                 continue
-            credit = int(_highs.columns(h.addVariables(1, lb=0.0, ub=1.0))[0])
+            credit = int(highs.columns(h.addVariables(1, lb=0.0, ub=1.0))[0])
             rows.add([credit, int(x[pair_index[(flow.src, n)]])], [1.0, -1.0], upper=0.0)
             rows.add([credit, int(x[pair_index[(flow.dst, n)]])], [1.0, -1.0], upper=0.0)
             add_cost(credit, -flow.weight * same)
@@ -169,10 +169,10 @@ def _add_flows(
 
 def _decode(
     problem: PlacementProblem,
-    solved: _highs.Solved,
+    solved: highs.Solved,
     pairs: list[tuple[int, int]],
-    x: _highs.IntArray,
-    u: _highs.IntArray,
+    x: highs.ColumnIndices,
+    u: highs.ColumnIndices,
 ) -> tuple[SolveStatus, Assignment, tuple[Unplaced, ...], str]:
     instances = problem.instances
     assignment: dict[int, tuple[int, float]] = {}
@@ -190,7 +190,7 @@ def _decode(
     return solved.status, assignment, unplaced, solved.message
 
 
-def _reason(problem: PlacementProblem, i: int, solved: _highs.Solved) -> str:
+def _reason(problem: PlacementProblem, i: int, solved: highs.Solved) -> str:
     instance = problem.instances[i]
     need = instance.task.requires
     tiers = "/".join(instance.tiers) or "no tier"

@@ -43,8 +43,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from tierflow.operators.planning import highs
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.placement import _highs
 from tierflow.operators.planning.placement.result import PlacementError, Unplaced
 
 
@@ -270,9 +270,9 @@ def _solve_once(
     pairs = [(r, n) for r in known for n in range(len(problem.nodes)) if math.isfinite(cost[r, n])]
     if not pairs:
         return SolveStatus.OPTIMAL, {}, ""
-    h = _highs.new_model()
-    x = _highs.columns(h.addBinaries(len(pairs)))
-    z = _highs.columns(h.addVariables(len(known), lb=0.0, ub=1.0))
+    h = highs.new_model()
+    x = highs.columns(h.addBinaries(len(pairs)))
+    z = highs.columns(h.addVariables(len(known), lb=0.0, ub=1.0))
     needed = sorted(
         {
             (problem.requests[r].model, n)
@@ -280,9 +280,9 @@ def _solve_once(
             if problem.requests[r].model not in loaded[n]
         }
     )
-    y = _highs.columns(h.addBinaries(len(needed))) if needed else np.zeros(0, dtype=np.int32)
+    y = highs.columns(h.addBinaries(len(needed))) if needed else np.zeros(0, dtype=np.int32)
     y_of = {key: int(y[k]) for k, key in enumerate(needed)}
-    rows = _highs.Rows()
+    rows = highs.Rows()
     by_request: dict[int, list[int]] = {}
     by_node: dict[int, list[int]] = {}
     for k, (r, n) in enumerate(pairs):
@@ -305,8 +305,8 @@ def _solve_once(
     costs = np.zeros(h.getNumCol(), dtype=np.float64)
     costs[x] = [cost[r, n] for r, n in pairs]
     costs[z] = reject_penalty_ms(problem)
-    _highs.set_costs(h, costs)
-    solved = _highs.solve(h, time_limit_s=time_limit_s)
+    highs.set_costs(h, costs)
+    solved = highs.solve(h, time_limit_s=time_limit_s)
     assign: dict[int, int] = {}
     if solved.values is not None:
         for k, (r, n) in enumerate(pairs):
