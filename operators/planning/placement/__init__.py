@@ -40,7 +40,7 @@ from tierflow.operators.planning.placement.avec import (
     AvecPolicy,
     WeightClass,
     Workload,
-    execution_time_s,
+    execution_time_with_migrations_s,
     run_avec,
     select_node,
 )
@@ -99,7 +99,7 @@ __all__ = [
     "build_problem",
     "categorise",
     "evaluate",
-    "execution_time_s",
+    "execution_time_with_migrations_s",
     "iterative_search",
     "place",
     "select_node",

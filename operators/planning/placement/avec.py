@@ -29,7 +29,8 @@ Adaptations, all deliberate:
   ledger of free resources; weight classes follow the categories (HI heavy, LI middle,
   NI light) unless one is forced.
 
-Also here: AVEC's migration model ``E_T = M * M_T + A_T`` (eq. 1 of seed 004).
+Also here: AVEC's migration model ``E_T = M * M_T + A_T`` (eq. 1 of seed 004,
+:func:`execution_time_with_migrations_s`).
 """
 
 from __future__ import annotations
@@ -235,12 +236,22 @@ def run_avec(
     return assignment, tuple(unplaced)
 
 
-def execution_time_s(migrations: int, migration_s: float, application_s: float) -> float:
-    """AVEC's model of a workload's overall time: ``E_T = M * M_T + A_T`` (eq. 1, seed 004).
+def execution_time_with_migrations_s(
+    migrations: int, migration_s: float, application_s: float
+) -> float:
+    """AVEC's model of a workload's overall execution time, eq. 1 of seed 004.
+
+    ``E_T = (M x M_T) + A_T``: "E_T represents overall execution time, M represents the
+    number of migrations, M_T represents the time for a single migration and A_T represents
+    the application execution time, i.e. the execution time for the application without the
+    migration time."
 
     Args:
         migrations: number of migrations M.
         migration_s: time of one migration M_T, s (2.3 s edge, 3.8 s cloud in AVEC).
         application_s: execution time without migrations A_T, s.
+
+    Returns:
+        E_T, s.
     """
     return migrations * migration_s + application_s

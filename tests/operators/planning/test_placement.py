@@ -35,7 +35,7 @@ from tierflow.operators.planning.placement import (
     build_problem,
     categorise,
     evaluate,
-    execution_time_s,
+    execution_time_with_migrations_s,
     iterative_search,
     place,
     select_node,
@@ -787,8 +787,8 @@ def test_gpu_aware_ties_are_broken_by_spread() -> None:
 
 
 def test_avec_migration_model() -> None:
-    assert execution_time_s(3, 2.3, 10.0) == pytest.approx(16.9)
-    assert execution_time_s(0, 3.8, 10.0) == 10.0
+    assert execution_time_with_migrations_s(3, 2.3, 10.0) == pytest.approx(16.9)
+    assert execution_time_with_migrations_s(0, 3.8, 10.0) == 10.0
 
 
 # --------------------------------------------------------------------------------------
