@@ -190,7 +190,7 @@ class TierSpec:
 
 
 @dataclass(frozen=True)
-class Link:
+class TierLink:
     """A network connection between (nodes of) two tiers (Table II).
 
     Attributes:
@@ -286,7 +286,7 @@ class Workflow:
     name: str
     tasks: tuple[Task, ...]
     tiers: tuple[TierSpec, ...]
-    links: tuple[Link, ...]
+    links: tuple[TierLink, ...]
     sources: Sources = field(default_factory=Sources)
     bits_per_pixel: float = 2.1
     min_share: float = 0.5
@@ -323,14 +323,14 @@ class Workflow:
         """S of eq. (2): size of one frame of side ``quality`` px, Mbit (gamma * fr^2)."""
         return self.bits_per_pixel * quality * quality / 1e6
 
-    def link(self, a: Tier, b: Tier) -> Link | None:
+    def link(self, a: Tier, b: Tier) -> TierLink | None:
         """The declared link between ``a`` and ``b`` in either direction, if any."""
         for link in self.links:
             if {link.a, link.b} == {a, b}:
                 return link
         return None
 
-    def route(self, a: Tier, b: Tier) -> tuple[Link, ...] | None:
+    def route(self, a: Tier, b: Tier) -> tuple[TierLink, ...] | None:
         """Links a transfer from tier ``a`` to tier ``b`` crosses, or None without a route.
 
         Eq. (2): Edge-Cloud traffic passes through the Fog when no direct link is declared.
@@ -557,7 +557,7 @@ def _tier(fields: _Fields) -> TierSpec:
     return spec
 
 
-def _link(fields: _Fields) -> Link:
+def _link(fields: _Fields) -> TierLink:
     ends = fields.strings("between")
     if len(ends) != 2:
         msg = f"expected two tier names, got {list(ends)}"
@@ -568,7 +568,7 @@ def _link(fields: _Fields) -> Link:
         allowed = ", ".join(tier.value for tier in Tier)
         msg = f"expected tiers among {allowed}; got {list(ends)}"
         raise fields.error(msg, "between") from None
-    link = Link(a, b, fields.number("delay_ms"), fields.number("bandwidth_mbps", positive=True))
+    link = TierLink(a, b, fields.number("delay_ms"), fields.number("bandwidth_mbps", positive=True))
     fields.done()
     return link
 
