@@ -2,28 +2,20 @@
 
 What each part implements (numbers are the paper's equations):
 
-* eq. 1 — end-to-end latency of one job (frame): ``mu*T_reduce + T_Pr + T_A + T_Po``, a stage
-  being the sum of its microservices' response times ``alpha*T_D + Trans + T_E`` with the
-  execution time ``T_E = Load/C`` (:func:`job_latency_s`, :func:`stage_time_s`,
-  :func:`response_time_s`, :func:`execution_time_s`).
-* eq. 2 — transfer time ``S/w`` per link, edge to cloud passing through the fog, 0 on the same
-  node, by tiers (:func:`tier_transfer_time_s`) or along a tree of nodes (:func:`route`,
-  :func:`transfer_time_s`), with ``S = gamma*fr^2`` bits (:func:`frame_bits`,
-  :func:`estimate_gamma`).
-* eq. 3 / eq. 4 — slot means of latency and accuracy over sources
-  (:func:`slot_mean_latency_s`, :func:`slot_mean_accuracy`).
+* eq. 2 — the path of a frame along a tree of nodes, edge to cloud passing through the fog
+  (:func:`route`), and its size ``S = gamma*fr^2`` bits (:func:`frame_bits`); the transfer
+  time ``sum S/w`` is assembled by the quality assignment over those links.
 * eq. 4's accuracy model ``E(fr, d) = a1*d - a2*d*exp(-fr/(a3*d))`` and its online fit from
   measured F1 (:class:`AccuracyCurve`, :func:`fit_accuracy_curve`, :class:`OnlineAccuracy`).
-* eq. 5 — utility ``U = a - Theta*T`` and its slot mean (:func:`utility`,
-  :func:`slot_utility`).
-* The load dependence of ``T_E = Load/C``: a frame waits for the frames ahead of it, so the
-  waiting time grows with the load. :class:`QueueCurve` holds the mean number of frames
-  waiting at a resource (``L_q``) as a convex piecewise-linear function of its utilisation
-  (Pollaczek-Khinchine by default: M/M/1 for ``cv2 = 1``, M/D/1 for ``cv2 = 0``); by Little's
-  law a frame waits ``L_q / lambda`` seconds. That total is what the quality-assignment MILP
-  can hold exactly (``tierflow.operators.planning.quality``).
-* :func:`estimate_slot` turns one window of per-frame observations into per-pipeline service
-  rate, processing time, utilisation and queueing delay, and the slot means of eq. 3-4.
+* The load dependence of eq. 1's ``T_E = Load/C``: a frame waits for the frames ahead of it,
+  so the waiting time grows with the load. :class:`QueueCurve` holds the mean number of
+  frames waiting at a resource (``L_q``) as a convex piecewise-linear function of its
+  utilisation (Pollaczek-Khinchine by default: M/M/1 for ``cv2 = 1``, M/D/1 for
+  ``cv2 = 0``); by Little's law a frame waits ``L_q / lambda`` seconds. That total is what
+  the quality-assignment MILP can hold exactly (``tierflow.operators.planning.quality``).
+* :class:`FrameObservation`, what one processed frame tells the control loop, which derives
+  the costs of eq. 1-3 from a window of them
+  (:class:`tierflow.operators.planning.controller.ControlLoop`).
 
 Units are in the names: ``_s`` seconds, ``_bits``, ``_mbps`` Mbit/s, ``_fps`` frames/s,
 ``_px`` pixels (a quality ``fr`` is the side of a square ``fr x fr`` frame).
@@ -32,8 +24,7 @@ Units are in the names: ``_s`` seconds, ``_bits``, ``_mbps`` Mbit/s, ``_fps`` fr
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,26 +55,6 @@ def frame_bits(quality_px: float, gamma_bits_per_pixel: float) -> float:
         msg = f"frame_bits: quality and gamma must be > 0, got {quality_px}, {gamma_bits_per_pixel}"
         raise ModelError(msg)
     return gamma_bits_per_pixel * quality_px * quality_px
-
-
-def estimate_gamma(samples: Iterable[tuple[float, int]]) -> float | None:
-    """``gamma`` in bits per pixel from measured encoded frame sizes.
-
-    The ratio of sums ``sum(8 * bytes) / sum(fr^2)`` weights each frame by its pixels, so a
-    few small frames do not dominate.
-
-    Args:
-        samples: ``(quality_px, encoded_bytes)`` per frame.
-
-    Returns:
-        bits per pixel, or None without any usable sample.
-    """
-    bits = pixels = 0.0
-    for quality_px, encoded_bytes in samples:
-        if quality_px > 0 and encoded_bytes > 0:
-            bits += 8.0 * encoded_bytes
-            pixels += float(quality_px) * float(quality_px)
-    return bits / pixels if pixels > 0 else None
 
 
 @dataclass(frozen=True)
@@ -129,127 +100,6 @@ def route(nodes: Mapping[str, Node], src: str, dst: str) -> tuple[str, ...] | No
         hops.append(here)
         here = node.parent
     return tuple(hops)
-
-
-def transfer_time_s(size_bits: float, nodes: Mapping[str, Node], src: str, dst: str) -> float:
-    """``Trans(r_j, r_i)`` of eq. 2: ``sum S / w`` over the uplinks from ``src`` to ``dst``.
-
-    Propagation delays are not part of eq. 2; they are added where latency is assembled.
-
-    Raises:
-        ModelError: ``dst`` is not reachable upwards from ``src``.
-    """
-    hops = route(nodes, src, dst)
-    if hops is None:
-        msg = f"transfer_time_s: no upward path from node {src!r} to node {dst!r}"
-        raise ModelError(msg)
-    return sum(size_bits / (nodes[h].uplink_mbps * 1e6) for h in hops)
-
-
-def tier_transfer_time_s(
-    size_bits: float,
-    src: Tier,
-    dst: Tier,
-    bandwidth_mbps: Mapping[tuple[Tier, Tier], float],
-    *,
-    same_node: bool = False,
-) -> float:
-    """eq. 2 by tiers: ``S/w(E,F) + S/w(F,C)`` edge <-> cloud, 0 on one node, else ``S/w``.
-
-    Args:
-        size_bits: ``S``, bits.
-        src: producer's tier.
-        dst: consumer's tier.
-        bandwidth_mbps: ``w`` per tier pair, Mbit/s (either order is looked up).
-        same_node: producer and consumer run on the same node.
-
-    Raises:
-        ModelError: a bandwidth the path needs is missing or not positive.
-    """
-    if same_node:
-        return 0.0
-    hops = (
-        [(src, Tier.FOG), (Tier.FOG, dst)]
-        if {src, dst} == {Tier.EDGE, Tier.CLOUD}
-        else [(src, dst)]
-    )
-    total = 0.0
-    for a, b in hops:
-        w = bandwidth_mbps.get((a, b), bandwidth_mbps.get((b, a), 0.0))
-        if w <= 0:
-            msg = f"tier_transfer_time_s: no positive bandwidth for the {a}-{b} link"
-            raise ModelError(msg)
-        total += size_bits / (w * 1e6)
-    return total
-
-
-# ---------------------------------------------------------------------------------------------
-# eq. 1 and eq. 3-5: latency, accuracy and utility means
-
-
-def execution_time_s(load_frames: float, capacity_fps: float) -> float:
-    """``T_E = Load / C`` (eq. 1): seconds to process ``load_frames`` at ``capacity_fps``."""
-    if capacity_fps <= 0:
-        msg = f"execution_time_s: capacity must be > 0 frames/s, got {capacity_fps}"
-        raise ModelError(msg)
-    return load_frames / capacity_fps
-
-
-def response_time_s(
-    execution_s: float, transfer_s: float, discovery_s: float = 0.0, *, discovered: bool = False
-) -> float:
-    """``RT(m_i) = alpha*T_D + Trans(m_j, m_i) + T_E`` (eq. 1), seconds.
-
-    Args:
-        execution_s: ``T_E`` of the microservice.
-        transfer_s: ``Trans`` from its predecessor (eq. 2).
-        discovery_s: ``T_D``, counted only when ``discovered`` (``alpha = 1``).
-        discovered: whether a discovery happened for this job.
-    """
-    return (discovery_s if discovered else 0.0) + transfer_s + execution_s
-
-
-def stage_time_s(response_times_s: Iterable[float]) -> float:
-    """``T_s = sum RT(m_i)`` over the microservices of a stage (eq. 1), seconds."""
-    return sum(response_times_s)
-
-
-def job_latency_s(
-    stage_times_s: Iterable[float], reduce_s: float = 0.0, *, reduced: bool = False
-) -> float:
-    """``T_J = mu*T_reduce + T_Pr + T_A + T_Po`` (eq. 1), seconds.
-
-    Args:
-        stage_times_s: ``T_s`` per stage (each the sum of its response times).
-        reduce_s: ``T_reduce``, counted only when the source's quality was reduced (``mu``).
-        reduced: ``mu = 1``.
-    """
-    return (reduce_s if reduced else 0.0) + sum(stage_times_s)
-
-
-def slot_mean_latency_s(latencies_s: Mapping[str, Sequence[float]]) -> float:
-    """``T_t`` of eq. 3: per-source mean over its jobs, then mean over the K sources (s).
-
-    Sources with no job in the slot are left out; NaN when no source has one.
-    """
-    means = [sum(v) / len(v) for v in latencies_s.values() if len(v) > 0]
-    return sum(means) / len(means) if means else math.nan
-
-
-def slot_mean_accuracy(accuracies: Mapping[str, Sequence[float]]) -> float:
-    """``a_t`` of eq. 4: per-source mean accuracy, then mean over the sources (0..1)."""
-    return slot_mean_latency_s(accuracies)  # the same two-level mean as eq. 3
-
-
-def utility(accuracy: float, latency_s: float, theta_per_s: float) -> float:
-    """``U = a - Theta*T`` (eq. 5 per source); ``theta_per_s`` is accuracy lost per second."""
-    return accuracy - theta_per_s * latency_s
-
-
-def slot_utility(per_source: Iterable[tuple[float, float]], theta_per_s: float) -> float:
-    """``U_t`` of eq. 5: mean utility over sources from ``(accuracy, latency_s)`` pairs."""
-    values = [utility(a, t, theta_per_s) for a, t in per_source]
-    return sum(values) / len(values) if values else math.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,7 +376,7 @@ class OnlineAccuracy:
 
 
 # ---------------------------------------------------------------------------------------------
-# Estimator: a window of per-frame observations -> eq. 1-4 quantities per pipeline
+# The control loop's input
 
 
 @dataclass(frozen=True)
@@ -541,7 +391,8 @@ class FrameObservation:
         transfer_s: seconds of transfer into each stage (eq. 2's ``Trans``).
         latency_s: end-to-end latency, capture to outcome (eq. 1).
         f1: measured accuracy when audited, else None.
-        encoded_bytes: size of the encoded frame sent, when known (for ``gamma``).
+        encoded_bytes: size of the encoded frame sent, bytes, when known (eq. 2's ``S``;
+            recorded for the metrics, the loop does not use it).
         busy_s: processing time per stage without queueing, when the stage measured it.
     """
 
@@ -554,180 +405,3 @@ class FrameObservation:
     f1: float | None = None
     encoded_bytes: int | None = None
     busy_s: Mapping[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class PipelineEstimate:
-    """One pipeline's measured performance over a window.
-
-    Attributes:
-        pipeline: pipeline id.
-        frames: frames observed.
-        arrival_fps: offered load, frames per second of window.
-        bottleneck: the stage with the longest processing time.
-        service_s: processing time per frame of the bottleneck, seconds.
-        service_fps: ``C`` of ``T_E = Load/C``: frames per second of busy time.
-        processing_s: zero-load time through the pipeline: sum of the stages' processing.
-        service_cv2: squared coefficient of variation of the bottleneck's processing time
-            (1.0 when processing times were not measured separately).
-        utilisation: ``arrival_fps / service_fps``.
-        wait_measured_s: mean time inside stages beyond processing, seconds.
-        wait_model_s: M/G/1 waiting time at this utilisation (inf at or above 1).
-        stage_s: mean in-stage time per stage, seconds.
-        transfer_s: mean transfer time per receiving stage, seconds.
-        latency_s: mean end-to-end latency, seconds.
-    """
-
-    pipeline: str
-    frames: int
-    arrival_fps: float
-    bottleneck: str
-    service_s: float
-    service_fps: float
-    processing_s: float
-    service_cv2: float
-    utilisation: float
-    wait_measured_s: float
-    wait_model_s: float
-    stage_s: Mapping[str, float]
-    transfer_s: Mapping[str, float]
-    latency_s: float
-
-    def queue_curve(self, max_utilisation: float = 0.9, pieces: int = 10) -> QueueCurve:
-        """The M/G/1 waiting curve with this pipeline's measured variability."""
-        return QueueCurve.pollaczek_khinchine(self.service_cv2, max_utilisation, pieces)
-
-
-@dataclass(frozen=True)
-class SlotEstimate:
-    """Everything one window of observations says (eq. 1-4).
-
-    Attributes:
-        window_s: window length, seconds.
-        pipelines: per pipeline id.
-        latency_by_source_s: per-source mean latency (eq. 3's inner mean).
-        latency_s: eq. 3's ``T_t``.
-        accuracy_by_source: per-source mean F1 over audited frames.
-        accuracy: eq. 4's ``a_t`` over sources with audited frames; None without any.
-        f1_by_quality: ``(pipeline, quality_px) -> (mean F1, frames)``, to feed
-            :class:`OnlineAccuracy` per model.
-        gamma_bits_per_pixel: from encoded sizes (eq. 2), None without sizes.
-    """
-
-    window_s: float
-    pipelines: Mapping[str, PipelineEstimate]
-    latency_by_source_s: Mapping[str, float]
-    latency_s: float
-    accuracy_by_source: Mapping[str, float]
-    accuracy: float | None
-    f1_by_quality: Mapping[tuple[str, int], tuple[float, int]]
-    gamma_bits_per_pixel: float | None
-
-
-def estimate_slot(
-    observations: Sequence[FrameObservation],
-    window_s: float,
-    *,
-    stages: Collection[str] | None = None,
-    idle_quantile: float = 0.1,
-) -> SlotEstimate:
-    """Estimate per-pipeline service rate, processing time and queueing from one window.
-
-    Processing time per stage is the mean of ``busy_s`` when stages measured it. Otherwise
-    it is the ``idle_quantile`` of the in-stage times: the fastest frames are those that
-    found the stage idle, so they took only their processing time (biased low under heavy
-    load, where almost no frame finds it idle). Queueing is reported twice: as measured
-    (in-stage time minus processing) and as the M/G/1 prediction at the measured
-    utilisation (eq. 1's ``T_E = Load/C`` under load).
-
-    Args:
-        observations: processed frames of the window.
-        window_s: window length, seconds (> 0).
-        stages: stages whose service the pipeline shares (default: every stage observed).
-        idle_quantile: quantile of in-stage times taken as processing time.
-    """
-    if window_s <= 0:
-        msg = f"estimate_slot: window must be > 0 s, got {window_s}"
-        raise ModelError(msg)
-    by_pipeline: dict[str, list[FrameObservation]] = defaultdict(list)
-    latency_by_source: dict[str, list[float]] = defaultdict(list)
-    f1_by_source: dict[str, list[float]] = defaultdict(list)
-    f1_by_quality: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for ob in observations:
-        by_pipeline[ob.pipeline].append(ob)
-        latency_by_source[ob.source].append(ob.latency_s)
-        if ob.f1 is not None:
-            f1_by_source[ob.source].append(ob.f1)
-            f1_by_quality[(ob.pipeline, ob.quality_px)].append(ob.f1)
-    pipelines = {
-        p: _estimate_pipeline(p, obs, window_s, stages, idle_quantile)
-        for p, obs in sorted(by_pipeline.items())
-    }
-    gamma = estimate_gamma(
-        (ob.quality_px, ob.encoded_bytes) for ob in observations if ob.encoded_bytes
-    )
-    accuracy = slot_mean_accuracy(f1_by_source) if f1_by_source else None
-    return SlotEstimate(
-        window_s=window_s,
-        pipelines=pipelines,
-        latency_by_source_s={s: float(np.mean(v)) for s, v in latency_by_source.items()},
-        latency_s=slot_mean_latency_s(latency_by_source),
-        accuracy_by_source={s: float(np.mean(v)) for s, v in f1_by_source.items()},
-        accuracy=accuracy,
-        f1_by_quality={k: (float(np.mean(v)), len(v)) for k, v in f1_by_quality.items()},
-        gamma_bits_per_pixel=gamma,
-    )
-
-
-def _estimate_pipeline(
-    pipeline: str,
-    obs: Sequence[FrameObservation],
-    window_s: float,
-    stages: Collection[str] | None,
-    idle_quantile: float,
-) -> PipelineEstimate:
-    names = sorted({s for ob in obs for s in ob.stage_s if stages is None or s in stages})
-    stage_mean: dict[str, float] = {}
-    processing: dict[str, float] = {}
-    cv2: dict[str, float] = {}
-    for name in names:
-        inside = np.asarray([ob.stage_s[name] for ob in obs if name in ob.stage_s])
-        busy = np.asarray(
-            [ob.busy_s[name] for ob in obs if ob.busy_s is not None and name in ob.busy_s]
-        )
-        stage_mean[name] = float(inside.mean())
-        if busy.size:
-            processing[name] = float(busy.mean())
-            cv2[name] = float(busy.var() / busy.mean() ** 2) if busy.mean() > 0 else 0.0
-        else:
-            processing[name] = float(np.quantile(inside, idle_quantile))
-            cv2[name] = 1.0  # unknown variability: assume exponential (M/M/1)
-    transfer_keys = sorted({k for ob in obs for k in ob.transfer_s})
-    transfer = {
-        k: float(np.mean([ob.transfer_s[k] for ob in obs if k in ob.transfer_s]))
-        for k in transfer_keys
-    }
-    arrival_fps = len(obs) / window_s
-    bottleneck = max(names, key=lambda n: processing[n]) if names else ""
-    service_s = processing[bottleneck] if names else 0.0
-    service_fps = 1.0 / service_s if service_s > 0 else math.inf
-    rho = arrival_fps / service_fps
-    cv2_b = cv2.get(bottleneck, 1.0)
-    # M/G/1 (Pollaczek-Khinchine) waiting time W = rho (1 + cv2) / 2 * s / (1 - rho)
-    wait_model = rho * (1.0 + cv2_b) / 2.0 * service_s / (1.0 - rho) if rho < 1 else math.inf
-    return PipelineEstimate(
-        pipeline=pipeline,
-        frames=len(obs),
-        arrival_fps=arrival_fps,
-        bottleneck=bottleneck,
-        service_s=service_s,
-        service_fps=service_fps,
-        processing_s=sum(processing.values()),
-        service_cv2=cv2_b,
-        utilisation=rho,
-        wait_measured_s=sum(max(stage_mean[n] - processing[n], 0.0) for n in names),
-        wait_model_s=wait_model,
-        stage_s=stage_mean,
-        transfer_s=transfer,
-        latency_s=float(np.mean([ob.latency_s for ob in obs])),
-    )
