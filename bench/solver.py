@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tierflow.operators.planning.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.planning.accuracy_model import AccuracyCurve
+from tierflow.operators.planning.network import Node
 from tierflow.operators.planning.quality import (
     Deployment,
     Pipeline,
@@ -34,6 +35,7 @@ from tierflow.operators.planning.quality import (
     assign,
     options_for_topology,
 )
+from tierflow.operators.planning.queueing import QueueCurve
 from tierflow.operators.planning.workflow import Tier
 
 QUALITIES = (608, 512, 416, 320, 224)

@@ -12,7 +12,7 @@ solves it:
   (``busy_s``), so the node cannot be planned beyond ``sum(fps * cpu_s) <= cores``;
 * the zero-load processing time is the measured busy time of resize, detect and draw plus
   the measured transfers (eq. 1-2); waiting is the M/G/1 curve of
-  ``tierflow.operators.planning.models``;
+  ``tierflow.operators.planning.queueing``;
 * accuracy per quality is fitted online from measured F1 (eq. 4's ``E(fr, d)``), with a
   prior until frames with ground truth arrive.
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tierflow.operators.planning.accuracy_model import OnlineAccuracy
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.models import FrameObservation, OnlineAccuracy, QueueCurve
 from tierflow.operators.planning.quality import (
     AssignmentResult,
     Choice,
@@ -48,6 +48,7 @@ from tierflow.operators.planning.quality import (
     Source,
     assign,
 )
+from tierflow.operators.planning.queueing import QueueCurve
 
 DETECT = "detect"
 
@@ -60,6 +61,34 @@ def pipeline_id(quality: int) -> str:
 def cpu_link(node: str) -> str:
     """The id of a node's shared CPU in the assignment problem."""
     return f"cpu:{node}"
+
+
+@dataclass(frozen=True)
+class FrameObservation:
+    """What one processed frame tells the loop (broker-free copy of a metrics record).
+
+    Attributes:
+        source: camera id.
+        quality_px: frame side, pixels.
+        pipeline: the pipeline that served it.
+        stage_s: seconds inside each stage, queueing included (``<stage>.out - .in``).
+        transfer_s: seconds of transfer into each stage (eq. 2's ``Trans``).
+        latency_s: end-to-end latency, capture to outcome (eq. 1).
+        f1: measured accuracy when audited, else None.
+        encoded_bytes: size of the encoded frame sent, bytes, when known (eq. 2's ``S``;
+            recorded for the metrics, the loop does not use it).
+        busy_s: processing time per stage without queueing, when the stage measured it.
+    """
+
+    source: str
+    quality_px: int
+    pipeline: str
+    stage_s: Mapping[str, float]
+    transfer_s: Mapping[str, float]
+    latency_s: float
+    f1: float | None = None
+    encoded_bytes: int | None = None
+    busy_s: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ Model (the same formulas in every policy, so they are comparable):
   option's path (eq. 2, ``S = gamma*fr^2``). Waiting models ``T_E = Load/C`` under load: every
   pipeline and link ``r`` is a server with utilisation ``u_r`` (pipelines: ``sum fps / C``; links:
   ``sum fps*S / w``) and a convex piecewise-linear curve ``L_q,r(u_r)`` of frames waiting
-  (:class:`tierflow.operators.planning.models.QueueCurve`). By Little's law the frames' total
+  (:class:`tierflow.operators.planning.queueing.QueueCurve`). By Little's law the frames' total
   waiting per second is ``sum_r L_q,r(u_r)``, linear in the counts through an epigraph variable per
   resource — exact, not an approximation of the curve.
 * Objective: the mean latency over frames (eq. 3; with one frame rate for all sources, as in
@@ -34,7 +34,7 @@ Model (the same formulas in every policy, so they are comparable):
 * Nodes enter through the pipelines and links: a pipeline is placed on a node and its
   capacity is that node's share; links are the nodes' uplinks (edge -> fog -> cloud, eq. 2),
   so an option's links depend on the source's site. :func:`options_for_topology` builds the
-  options from :class:`tierflow.operators.planning.models.Node` trees.
+  options from :class:`tierflow.operators.planning.network.Node` trees.
 
 Preference rule (Algorithm 1 steps 10-12, :class:`PreferenceRule`). The paper compares both
 quantities with one operator ``Delta``: ``Delta(L) < 10`` (ms) and ``Delta(A) >= 20%`` where
@@ -85,7 +85,8 @@ import numpy.typing as npt
 
 from tierflow.errors import TierflowError
 from tierflow.operators.planning.highs import Rows, SolveStatus, absorb_banner, new_model, status_of
-from tierflow.operators.planning.models import Node, QueueCurve, frame_bits, route
+from tierflow.operators.planning.network import Node, frame_bits, route
+from tierflow.operators.planning.queueing import QueueCurve
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -262,7 +263,8 @@ class Problem:
         links: the links the options name.
         a_min: accuracy threshold of eq. 6 (mean over sources), 0..1.
         accuracy_floor: this slot's floor when a long-term budget is kept
-            (:class:`LongTermAccuracy`); None uses ``a_min``.
+            (:class:`~tierflow.operators.planning.accuracy_model.LongTermAccuracy`);
+            None uses ``a_min``.
         objective: latency (Algorithm 1) or utility (eq. 5).
         theta_per_s: ``Theta`` of eq. 5, accuracy per second of latency.
         preference: Algorithm 1's 10 ms / 20 % rule; None to switch it off.
@@ -325,30 +327,6 @@ class Problem:
     def floor(self) -> float:
         """The accuracy this slot must reach."""
         return self.a_min if self.accuracy_floor is None else self.accuracy_floor
-
-
-@dataclass
-class LongTermAccuracy:
-    """Eq. 6's long-term constraint as a per-slot floor.
-
-    The running mean of slot accuracies must stay >= ``a_min``; surplus banked in earlier
-    slots may be spent, but never more than ``max_credit`` below ``a_min`` in one slot.
-    """
-
-    a_min: float = 0.5
-    max_credit: float = 0.0
-    slots: int = 0
-    total: float = 0.0
-
-    def floor(self) -> float:
-        """The accuracy the next slot needs (pass as ``Problem.accuracy_floor``)."""
-        needed = (self.slots + 1) * self.a_min - self.total
-        return min(1.0, max(needed, self.a_min - self.max_credit, 0.0))
-
-    def record(self, accuracy: float) -> None:
-        """Add a finished slot's mean accuracy (eq. 4)."""
-        self.slots += 1
-        self.total += accuracy
 
 
 @dataclass(frozen=True)

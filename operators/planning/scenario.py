@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tierflow.errors import TierflowError
-from tierflow.operators.planning.models import Node
+from tierflow.operators.planning.network import Node
 from tierflow.operators.planning.quality import (
     Deployment,
     Objective,

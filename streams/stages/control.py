@@ -23,10 +23,10 @@ from tierflow.operators.planning.controller import (
     ControlLoop,
     Decision,
     DetectorInfo,
+    FrameObservation,
     LoopConfig,
     pipeline_id,
 )
-from tierflow.operators.planning.models import FrameObservation
 from tierflow.operators.planning.placement import place
 from tierflow.operators.planning.quality import Objective
 from tierflow.operators.planning.workflow import (

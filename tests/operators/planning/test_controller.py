@@ -6,11 +6,11 @@ from tierflow.operators.planning.controller import (
     Arrival,
     ControlLoop,
     DetectorInfo,
+    FrameObservation,
     LoopConfig,
     cpu_link,
 )
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.models import FrameObservation
 
 QUALITIES = (320, 416, 512)
 # CPU seconds per frame as measured for Haar on this kind of machine (bench/scene_f1.py)

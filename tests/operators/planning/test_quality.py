@@ -11,15 +11,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tierflow.operators.planning.accuracy_model import AccuracyCurve, LongTermAccuracy
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.models import AccuracyCurve, Node, QueueCurve
+from tierflow.operators.planning.network import Node
 from tierflow.operators.planning.quality import (
     POLICY_NAMES,
     AssignmentResult,
     Choice,
     Deployment,
     Link,
-    LongTermAccuracy,
     Objective,
     Option,
     Pipeline,
@@ -32,6 +32,7 @@ from tierflow.operators.planning.quality import (
     distribution_count,
     options_for_topology,
 )
+from tierflow.operators.planning.queueing import QueueCurve
 from tierflow.operators.planning.workflow import Tier
 
 QUALITIES = (512, 416, 320)

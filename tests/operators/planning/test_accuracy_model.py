@@ -1,81 +1,20 @@
+"""eq. 4's accuracy curve, its fit and its online estimate."""
+
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tierflow.operators.planning.models import (
+from tierflow.operators.planning.accuracy_model import (
     AccuracyCurve,
-    ModelError,
-    Node,
     OnlineAccuracy,
-    QueueCurve,
     fit_accuracy_curve,
-    frame_bits,
-    route,
 )
-from tierflow.operators.planning.workflow import Tier
-
-# Table II of the paper: edge-fog 30 Mbit/s, fog-cloud 10 Gbit/s
-NODES = {
-    "e1": Node("e1", Tier.EDGE, "f1", 30.0, 0.004),
-    "e2": Node("e2", Tier.EDGE, "f1", 30.0, 0.004),
-    "f1": Node("f1", Tier.FOG, "c1", 10_000.0, 0.005),
-    "c1": Node("c1", Tier.CLOUD),
-}
-
-
-def test_frame_size_is_gamma_times_side_squared() -> None:
-    assert frame_bits(512, 2.0) == 2.0 * 512 * 512
-    with pytest.raises(ModelError, match="must be > 0"):
-        frame_bits(0, 2.0)
-
-
-def test_edge_to_cloud_transfer_passes_through_the_fog() -> None:
-    assert route(NODES, "e1", "c1") == ("e1", "f1")
-
-
-def test_sideways_or_downward_route_is_not_a_path() -> None:
-    assert route(NODES, "e1", "e2") is None
-    assert route(NODES, "c1", "e1") is None
-
-
-def test_queue_curve_matches_pollaczek_khinchine_at_its_breakpoints() -> None:
-    curve = QueueCurve.pollaczek_khinchine(cv2=1.0, max_utilisation=0.9, pieces=8)
-    for u, q in zip(curve.utilisation, curve.waiting_frames, strict=True):
-        assert q == pytest.approx(u * u / (1 - u))  # M/M/1 L_q
-    mid = 0.5 * (curve.utilisation[3] + curve.utilisation[4])
-    assert curve.waiting(mid) >= mid * mid / (1 - mid)  # chords of a convex curve lie above
-    assert curve.waiting(0.95) == math.inf
-    assert curve.wait_s(0.5, 10.0) == pytest.approx(curve.waiting(0.5) / 10.0)  # Little
-    assert curve.wait_s(0.0, 0.0) == 0.0
-
-
-@given(st.floats(0.0, 0.9), st.floats(0.0, 2.0))
-def test_queue_curve_pieces_give_the_same_value_as_interpolation(u: float, cv2: float) -> None:
-    curve = QueueCurve.pollaczek_khinchine(cv2=cv2, max_utilisation=0.9)
-    slopes, intercepts = curve.pieces()
-    assert float(np.max(slopes * u + intercepts)) == pytest.approx(curve.waiting(u), abs=1e-9)
-
-
-@pytest.mark.parametrize(
-    ("utilisation", "waiting", "problem"),
-    [
-        ((0.0, 0.5, 0.9), (0.0, 1.0, 1.2), "convex"),
-        ((0.1, 0.5), (0.0, 1.0), "start at"),
-        ((0.0, 0.5, 0.4), (0.0, 1.0, 2.0), "increase"),
-        ((0.0,), (0.0,), "two breakpoints"),
-    ],
-)
-def test_queue_curve_rejects_shapes_a_milp_cannot_hold(
-    utilisation: tuple[float, ...], waiting: tuple[float, ...], problem: str
-) -> None:
-    with pytest.raises(ModelError, match=problem):
-        QueueCurve(utilisation, waiting)
+from tierflow.operators.planning.errors import ModelError
 
 
 def test_accuracy_curve_is_increasing_and_concave_in_quality() -> None:
