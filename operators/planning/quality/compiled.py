@@ -1,0 +1,235 @@
+"""The compiled form of a quality problem and the one model every policy scores with.
+
+The model of Houmani et al. (SBAC-PAD 2021) §IV, eq. 1-5, the same formulas in every
+policy so that they are comparable:
+
+* Sources are grouped into classes of interchangeable ones (same site, frame rate and
+  allowed qualities). Variables are integer counts ``x[c, o]`` of class ``c`` on option
+  ``o`` = (quality, pipeline[, site]); Algorithm 1's distributions ``B`` are exactly these
+  counts (its ``beta * q_l``) once pipelines and sites are added. Counts are mapped back to
+  sources afterwards with rotation (:mod:`.driver`).
+* Per-frame latency of a source on option ``o`` = zero-load part + waiting. The zero-load
+  part is eq. 1-2: ``mu*T_reduce`` (quality below the source's native one) + the pipeline's
+  processing time (its stages' ``T_E`` for one frame) + ``sum S/w + delay`` over the links
+  of the option's path (eq. 2, ``S = gamma*fr^2``). Waiting models ``T_E = Load/C`` under
+  load: every pipeline and link ``r`` is a server with utilisation ``u_r`` (pipelines:
+  ``sum fps / C``; links: ``sum fps*S / w``) and a convex piecewise-linear curve
+  ``L_q,r(u_r)`` of frames waiting (:class:`tierflow.operators.planning.queueing.QueueCurve`).
+  By Little's law the frames' total waiting per second is ``sum_r L_q,r(u_r)``, linear in
+  the counts through an epigraph variable per resource — exact, not an approximation of the
+  curve.
+* Objective: the mean latency over frames (eq. 3; with one frame rate for all sources, as
+  in the paper, this is eq. 3's mean over sources) or eq. 5's utility with eq. 4's mean
+  accuracy over sources. Capacity: ``u_r <= max utilisation`` (the curve's last breakpoint).
+
+:func:`compile_problem` builds the columns and resources (per-option arrays are computed
+once per problem in a :class:`Catalogue`); :func:`evaluate` scores count vectors with the
+model. Times are seconds, rates frames/s, accuracies 0..1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tierflow.operators.planning.highs import SolveStatus
+from tierflow.operators.planning.quality.problem import Link, Option, Problem, Source
+from tierflow.operators.planning.queueing import QueueCurve
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+TOL = 1e-7
+"""Feasibility tolerance shared with HiGHS, so that both judge a solution alike."""
+
+
+OptionFilter = Callable[[Source, Option], bool]
+"""Which options a policy lets a source use (``all-max``: its native quality only)."""
+
+
+@dataclass(frozen=True)
+class _Class:
+    """Interchangeable sources: same site, frame rate and allowed qualities."""
+
+    members: tuple[Source, ...]  # sorted by id
+    fps: float
+    native: int
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A problem's sources as classes x options (columns ``V``) and its resources (``R``).
+
+    Shapes: ``C`` classes, ``V`` columns (a class on one of its options), ``R`` resources
+    (pipelines, then links). Times in seconds, rates in frames/s.
+    """
+
+    problem: Problem
+    classes: tuple[_Class, ...]
+    var_class: IntArray  # (V,)
+    var_option: tuple[Option, ...]  # (V,)
+    count: FloatArray  # (C,) sources per class
+    fps: FloatArray  # (V,) frames/s of one source of the column's class
+    base_s: FloatArray  # (V,) zero-load latency per frame
+    acc: FloatArray  # (V,)
+    resources: tuple[tuple[str, str, QueueCurve], ...]  # (kind, id, curve) per resource
+    load: FloatArray  # (R, V) utilisation added by one source on the column
+
+    @property
+    def sources(self) -> int:
+        """Number of sources compiled (``K`` of eq. 3-4)."""
+        return int(self.count.sum())
+
+    @property
+    def frames_fps(self) -> float:
+        """Frames per second of all compiled sources together."""
+        return float(sum(c.fps * len(c.members) for c in self.classes))
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Per-option arrays of one problem, computed once and shared by every compile."""
+
+    options: tuple[Option, ...]
+    by_site: Mapping[str | None, tuple[int, ...]]  # option indices per site (None: all)
+    quality: IntArray  # (O,)
+    fixed_s: FloatArray  # (O,) processing + extra + transfer (eq. 2) + delays, per frame
+    reduce_s: FloatArray  # (O,) T_reduce when below the source's native quality
+    unit_load: FloatArray  # (R, O) utilisation added per frame/s
+    resources: tuple[tuple[str, str, QueueCurve], ...]  # (kind, id, curve)
+
+    @classmethod
+    def of(cls, problem: Problem) -> Catalogue:
+        """Fixed times (eq. 1-2) and unit loads of every option of ``problem``."""
+        pipes = {p.id: p for p in problem.pipelines}
+        links = {lk.id: lk for lk in problem.links}
+        resources = [("pipeline", p.id, p.queue) for p in problem.pipelines] + [
+            ("link", lk.id, lk.queue) for lk in problem.links
+        ]
+        index = {(kind, rid): r for r, (kind, rid, _) in enumerate(resources)}
+        unit = np.zeros((len(resources), len(problem.options)), dtype=np.float64)
+        fixed = np.zeros(len(problem.options), dtype=np.float64)
+        by_site: dict[str | None, list[int]] = {}
+        for i, o in enumerate(problem.options):
+            by_site.setdefault(o.site, []).append(i)
+            pipe = pipes[o.pipeline]
+            unit[index["pipeline", o.pipeline], i] = 1.0 / pipe.capacity_fps
+            fixed[i] = pipe.processing_s + o.extra_s
+            for lk in o.links:
+                link = links[lk]
+                fixed[i] += _transfer_s(o.bits_per_frame, link) + link.delay_s
+                if not math.isinf(link.bandwidth_mbps):
+                    unit[index["link", lk], i] += o.bits_per_frame / (link.bandwidth_mbps * 1e6)
+        return cls(
+            options=tuple(problem.options),
+            by_site={k: tuple(v) for k, v in by_site.items()},
+            quality=np.asarray([o.quality for o in problem.options], dtype=np.int64),
+            fixed_s=fixed,
+            reduce_s=np.asarray([o.reduce_s for o in problem.options], dtype=np.float64),
+            unit_load=unit,
+            resources=tuple(resources),
+        )
+
+    def serving(self, source: Source, allow: OptionFilter) -> list[int]:
+        """Indices of the options ``source`` may use, in the problem's order."""
+        ids = sorted(self.by_site.get(None, ()) + self.by_site.get(source.site, ()))
+        return [i for i in ids if self.options[i].serves(source) and allow(source, self.options[i])]
+
+
+def compile_problem(
+    problem: Problem, cat: Catalogue, sources: Sequence[Source], allow: OptionFilter
+) -> Compiled:
+    """``sources`` of ``problem`` as classes on the options ``allow`` lets them use."""
+    groups: dict[tuple[str, float, tuple[int, ...]], list[Source]] = {}
+    for s in sources:
+        groups.setdefault((s.site, s.fps, tuple(sorted(set(s.qualities)))), []).append(s)
+    classes: list[_Class] = []
+    var_class: list[int] = []
+    var_index: list[int] = []
+    for key in sorted(groups):
+        members = tuple(sorted(groups[key], key=lambda s: s.id))
+        opts = cat.serving(members[0], allow)
+        var_class += [len(classes)] * len(opts)
+        var_index += opts
+        classes.append(_Class(members, members[0].fps, members[0].native))
+    vc = np.asarray(var_class, dtype=np.int64)
+    vi = np.asarray(var_index, dtype=np.int64)
+    fps = np.asarray([c.fps for c in classes], dtype=np.float64)[vc]
+    native = np.asarray([c.native for c in classes], dtype=np.int64)[vc]
+    # eq. 1: mu*T_reduce counts only below the source's native quality
+    base = cat.fixed_s[vi] + np.where(cat.quality[vi] < native, cat.reduce_s[vi], 0.0)
+    return Compiled(
+        problem=problem,
+        classes=tuple(classes),
+        var_class=vc,
+        var_option=tuple(cat.options[i] for i in var_index),
+        count=np.asarray([len(c.members) for c in classes], dtype=np.float64),
+        fps=fps,
+        base_s=base,
+        acc=np.asarray([cat.options[i].accuracy for i in var_index], dtype=np.float64),
+        resources=cat.resources,
+        load=cat.unit_load[:, vi] * fps[None, :],
+    )
+
+
+def _transfer_s(bits: float, link: Link) -> float:
+    """``S / w`` of eq. 2 over one link, seconds."""
+    return 0.0 if math.isinf(link.bandwidth_mbps) else bits / (link.bandwidth_mbps * 1e6)
+
+
+@dataclass(frozen=True)
+class Eval:
+    """Scores of ``D`` count vectors: feasibility, eq. 3-5 means, resource use."""
+
+    feasible: BoolArray  # (D,)
+    latency_s: FloatArray  # (D,) mean over frames
+    accuracy: FloatArray  # (D,) mean over sources
+    utility: FloatArray  # (D,)
+    utilisation: FloatArray  # (D, R)
+    waiting: FloatArray  # (D, R) frames waiting L_q
+
+
+def evaluate(comp: Compiled, x: IntArray) -> Eval:
+    """Score count vectors ``x`` (D, V) with the model every policy shares."""
+    xf = x.astype(np.float64)
+    util = xf @ comp.load.T
+    waiting = np.zeros_like(util)
+    cap_ok = np.ones(x.shape[0], dtype=np.bool_)
+    for r, (_, _, curve) in enumerate(comp.resources):
+        cap_ok &= util[:, r] <= curve.max_utilisation + TOL
+        waiting[:, r] = curve.waiting_array(np.minimum(util[:, r], curve.max_utilisation))
+    k, frames = max(comp.sources, 1), max(comp.frames_fps, 1e-300)
+    latency = (xf @ (comp.fps * comp.base_s) + waiting.sum(axis=1)) / frames
+    accuracy = xf @ comp.acc / k
+    acc_ok = accuracy >= comp.problem.floor - TOL
+    utility = accuracy - comp.problem.theta_per_s * latency
+    return Eval(cap_ok & acc_ok, latency, accuracy, utility, util, waiting)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a policy's core found: a status and, when feasible, the counts per column."""
+
+    status: SolveStatus
+    counts: IntArray | None = None
+    rule: str = ""
+    message: str = ""
+    gap: float = 0.0  # proven relative gap of the counts' objective
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a solve may spend: a deadline, an optimality gap and an enumeration limit."""
+
+    deadline: float  # time.perf_counter() value
+    gap: float  # relative optimality gap accepted (milp)
+    exact_limit: int  # most distributions exact enumerates
+
+
+Core = Callable[[Compiled, Budget], Outcome]
+"""A policy's solver: compiled problem and budget in, outcome out."""
