@@ -50,7 +50,7 @@ def test_the_wheel_carries_every_subpackage_and_its_data_files(wheel: zipfile.Zi
         "tierflow/infra/kafka/pom.xml",
         "tierflow/infra/prometheus/prometheus.yml",
         "tierflow/grafana/dashboards/tierflow-pipeline.json",
-        "tierflow/operators/planning/default_workflow.toml",
+        "tierflow/operators/planning/workflow/default_workflow.toml",
     ):
         assert data in names
     # every Python file of the folders is in the wheel under tierflow/
