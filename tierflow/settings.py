@@ -233,6 +233,15 @@ class ControlSettings(_Section):
         default=20.0, gt=0, description="Seconds of per-frame records the models look at."
     )
     a_min: float = Field(default=0.5, ge=0, le=1, description="Accuracy floor (eq. 6).")
+    accuracy_credit: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Most one slot's accuracy floor may fall below a_min while earlier slots' surplus "
+            "is banked (eq. 6 holds a_min for the mean over slots); 0: never below a_min."
+        ),
+    )
     objective: Literal["latency", "utility"] = Field(
         default="utility",
         description=(

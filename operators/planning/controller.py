@@ -14,7 +14,15 @@ solves it:
   the measured transfers (eq. 1-2); waiting is the M/G/1 curve of
   ``tierflow.operators.planning.queueing``;
 * accuracy per quality is fitted online from measured F1 (eq. 4's ``E(fr, d)``), with a
-  prior until frames with ground truth arrive.
+  prior until frames with ground truth arrive;
+* the accuracy floor is eq. 6's long-term constraint,
+  ``lim_{t->+inf} (1/T) sum_{t=1}^T a_t >= a_min``: the mean over slots, not each slot.
+  The loop keeps a :class:`~tierflow.operators.planning.accuracy_model.LongTermAccuracy`;
+  each decision asks for its ``floor()`` (above ``a_min`` after a slot that fell short,
+  at most ``accuracy_credit`` below it while surplus is banked) and then records the slot's
+  accuracy ``a_t``: the mean measured F1 of the frames processed since the previous
+  decision when any had ground truth, else the new plan's estimated accuracy when it was
+  solved (nothing is recorded without either).
 
 Anti-flapping: a source keeps a new quality for ``min_dwell_slots`` slots; between rotation
 slots the solver is asked to keep sources where they are (``Rotation.STICKY``), and on
@@ -34,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tierflow.operators.planning.accuracy_model import OnlineAccuracy
+from tierflow.operators.planning.accuracy_model import LongTermAccuracy, OnlineAccuracy
 from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality import (
     AssignmentResult,
@@ -128,7 +136,10 @@ class LoopConfig:
 
     Attributes:
         qualities: qualities cameras may be assigned (the topic catalogue's).
-        a_min: accuracy floor of eq. 6.
+        a_min: accuracy floor of eq. 6 (long-term: the mean over slots), 0..1.
+        accuracy_credit: most one slot's floor may fall below ``a_min`` while earlier
+            slots' surplus is banked (``LongTermAccuracy.max_credit``), 0..1; 0 keeps every
+            slot's floor at ``a_min`` or above.
         policy: quality policy name (``tierflow.operators.planning.quality.POLICY_NAMES``).
         objective: utility (eq. 5, the default: accuracy is kept unless latency costs more
             than it is worth) or latency (Algorithm 1 as written: the fastest assignment
@@ -145,6 +156,7 @@ class LoopConfig:
 
     qualities: tuple[int, ...]
     a_min: float = 0.5
+    accuracy_credit: float = 0.0
     policy: str = "milp"
     objective: Objective = Objective.UTILITY
     theta_per_s: float = 1.0
@@ -207,6 +219,8 @@ class ControlLoop:
         self.changed_at: dict[str, int] = {}
         self.refused: set[str] = set()
         self.slot = 0
+        self.long_term = LongTermAccuracy(config.a_min, config.accuracy_credit)
+        self._slot_f1: list[float] = []  # measured F1 of the frames since the last decision
 
     def observe(self, arrival: Arrival) -> bool:
         """Record a frame outcome; True when its source was never seen (a joining source)."""
@@ -217,6 +231,7 @@ class ControlLoop:
         """Record a processed frame's measurements (and its F1 when audited)."""
         self.processed.append(_Seen(time_s, observation, model))
         if observation.f1 is not None:
+            self._slot_f1.append(observation.f1)
             fit = self.accuracy.setdefault(model, OnlineAccuracy())
             fit.observe(observation.quality_px, observation.f1)
 
@@ -380,6 +395,7 @@ class ControlLoop:
             pipelines=pipelines,
             links=links,
             a_min=self.config.a_min,
+            accuracy_floor=self.long_term.floor(),
             objective=self.config.objective,
             theta_per_s=self.config.theta_per_s,
             rotation=Rotation.ROTATE if rotate else Rotation.STICKY,
@@ -387,8 +403,17 @@ class ControlLoop:
         )
         result = assign(problem, self.config.policy, time_limit_s=self.config.time_limit_s)
         decision = self._apply(result, sources, trigger, problem)
+        self._record_accuracy(result)
         self.slot += 1
         return decision
+
+    def _record_accuracy(self, result: AssignmentResult) -> None:
+        """Record this slot's ``a_t`` for eq. 6: measured F1, else the solved plan's estimate."""
+        if self._slot_f1:
+            self.long_term.record(float(np.mean(self._slot_f1)))
+        elif result.solved and math.isfinite(result.accuracy):
+            self.long_term.record(result.accuracy)
+        self._slot_f1.clear()
 
     def _apply(
         self, result: AssignmentResult, sources: Sequence[Source], trigger: str, problem: Problem

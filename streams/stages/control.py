@@ -99,6 +99,7 @@ class ControlAgent:
             LoopConfig(
                 qualities=settings.topics.qualities,
                 a_min=c.a_min,
+                accuracy_credit=c.accuracy_credit,
                 policy=c.policy,
                 objective=Objective(c.objective),
                 theta_per_s=c.theta_per_s,

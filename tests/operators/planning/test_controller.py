@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import pytest
+
 from tierflow.operators.planning.controller import (
     Arrival,
     ControlLoop,
@@ -23,7 +27,12 @@ def detectors(node: str = "n1") -> list[DetectorInfo]:
 
 
 def feed(
-    loop: ControlLoop, sources: dict[str, int], fps: float, seconds: float, t0: float = 0.0
+    loop: ControlLoop,
+    sources: dict[str, int],
+    fps: float,
+    seconds: float,
+    t0: float = 0.0,
+    f1: Mapping[int, float | None] = F1,
 ) -> float:
     """Frames of each source at its quality for ``seconds``; returns the end time."""
     steps = int(seconds * fps)
@@ -38,7 +47,7 @@ def feed(
                 stage_s={"detect": CPU_S[q] * 2},
                 transfer_s={"detect": 0.002},
                 latency_s=0.2,
-                f1=F1[q],
+                f1=f1[q],
                 busy_s={"detect": CPU_S[q], "draw": 0.003},
             )
             loop.observe_processed(t, ob, "haar:face")
@@ -126,3 +135,45 @@ def test_old_observations_leave_the_window() -> None:
     loop = ControlLoop(LoopConfig(QUALITIES, window_s=5.0))
     feed(loop, {"cam-0": 512}, fps=5.0, seconds=5.0)
     assert loop.latency_p99_s(100.0) is None
+
+
+def test_measured_f1_below_a_min_raises_the_next_slots_floor() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, a_min=0.5))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0, f1={512: 0.4})
+    first = loop.decide(now, detectors(), {"n1": 2.0})
+    assert first is not None and first.problem is not None
+    assert first.problem.floor == pytest.approx(0.5)  # nothing recorded before slot 0
+    second = loop.decide(now + 1.0, detectors(), {"n1": 2.0})
+    assert second is not None and second.problem is not None
+    # eq. 6: slot 0 measured 0.4, so slot 1 needs 2 * 0.5 - 0.4 for the mean to reach a_min
+    assert second.problem.floor > 0.5
+    assert second.problem.floor == pytest.approx(0.6)
+
+
+def test_banked_accuracy_lets_the_floor_dip_below_a_min_by_at_most_the_credit() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, a_min=0.5, accuracy_credit=0.1))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)  # measured F1 0.95
+    loop.decide(now, detectors(), {"n1": 2.0})
+    decision = loop.decide(now + 1.0, detectors(), {"n1": 2.0})
+    assert decision is not None and decision.problem is not None
+    # 0.45 banked, but one slot may spend only the credit
+    assert 0.5 - 0.1 - 1e-9 <= decision.problem.floor < 0.5
+    assert decision.problem.floor == pytest.approx(0.4)
+
+
+def test_without_credit_measured_f1_above_a_min_keeps_the_floor_at_a_min() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
+    for k in range(3):
+        decision = loop.decide(now + k, detectors(), {"n1": 2.0})
+        assert decision is not None and decision.problem is not None
+        assert decision.problem.floor == pytest.approx(0.5)
+
+
+def test_without_ground_truth_the_plans_estimate_is_the_slots_accuracy() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, accuracy_credit=0.1))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0, f1={512: None})
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None and decision.result.solved
+    assert loop.long_term.slots == 1
+    assert loop.long_term.total == pytest.approx(decision.result.accuracy)
