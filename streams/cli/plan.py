@@ -6,13 +6,19 @@ import argparse
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from tierflow.settings import Settings
 from tierflow.streams.cli.common import Subparsers, add, stdout
+
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts without the solvers
+    from tierflow.operators.planning.placement import PlacementResult
+    from tierflow.operators.planning.quality import AssignmentResult
+    from tierflow.operators.planning.scenario import Scenario
 
 
 def _round(value: float) -> float | None:
@@ -21,12 +27,39 @@ def _round(value: float) -> float | None:
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     """Solve the scenario's quality assignment (and placement); exit 1 when unsolved."""
-    from tierflow.operators.planning.placement import place
-    from tierflow.operators.planning.quality import assign
     from tierflow.operators.planning.scenario import Scenario
 
     scenario = Scenario.load(args.scenario)
-    result = assign(scenario.problem, args.policy, time_limit_s=args.time_limit)
+    result = _solve(scenario, args)
+    summary = _summary(scenario, result, _place(scenario, args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _render(result, summary)
+    return 0 if result.solved else 1
+
+
+def _solve(scenario: Scenario, args: argparse.Namespace) -> AssignmentResult:
+    """The quality assignment of the scenario's slot with the policy and budget asked for."""
+    from tierflow.operators.planning.quality import assign
+
+    return assign(scenario.problem, args.policy, time_limit_s=args.time_limit)
+
+
+def _place(scenario: Scenario, args: argparse.Namespace) -> PlacementResult | None:
+    """The workflow's placement when the scenario has one and a policy is named."""
+    from tierflow.operators.planning.placement import place
+
+    workflow_policy = args.placement or scenario.placement_policy
+    if scenario.workflow is None or not workflow_policy:
+        return None
+    return place(scenario.workflow, policy=workflow_policy)
+
+
+def _summary(
+    scenario: Scenario, result: AssignmentResult, placed: PlacementResult | None
+) -> dict[str, Any]:
+    """The JSON document of ``--json``: the decision, and the placement when there is one."""
     summary: dict[str, Any] = {
         "scenario": scenario.origin,
         "policy": result.policy,
@@ -54,9 +87,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             {"source": r.source, "reason": r.reason, "detail": r.detail} for r in result.refused
         ],
     }
-    workflow_policy = args.placement or scenario.placement_policy
-    if scenario.workflow is not None and workflow_policy:
-        placed = place(scenario.workflow, policy=workflow_policy)
+    if placed is not None:
         summary["placement"] = {
             "policy": placed.policy,
             "status": placed.status.value,
@@ -68,39 +99,40 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             },
             "unplaced": [{"instance": u.instance, "reason": u.reason} for u in placed.unplaced],
         }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        table = Table(
-            "source",
-            "quality",
-            "pipeline",
-            "latency s",
-            "accuracy",
-            title=(
-                f"{result.policy}: {result.status.value} ({result.rule}) - mean latency "
-                f"{result.latency_s:.3f} s, accuracy {result.accuracy:.3f}, "
-                f"{result.solve_time_s * 1000:.1f} ms"
-            ),
+    return summary
+
+
+def _render(result: AssignmentResult, summary: Mapping[str, Any]) -> None:
+    """The decision as a table, then the placement's instances, on the console."""
+    table = Table(
+        "source",
+        "quality",
+        "pipeline",
+        "latency s",
+        "accuracy",
+        title=(
+            f"{result.policy}: {result.status.value} ({result.rule}) - mean latency "
+            f"{result.latency_s:.3f} s, accuracy {result.accuracy:.3f}, "
+            f"{result.solve_time_s * 1000:.1f} ms"
+        ),
+    )
+    for a in result.assignments:
+        table.add_row(
+            a.source, str(a.quality), a.pipeline, f"{a.latency_s:.3f}", f"{a.accuracy:.2f}"
         )
-        for a in result.assignments:
-            table.add_row(
-                a.source, str(a.quality), a.pipeline, f"{a.latency_s:.3f}", f"{a.accuracy:.2f}"
-            )
-        for r in result.refused:
-            table.add_row(r.source, "-", "refused", r.reason, r.detail)
-        stdout().print(table)
-        if "placement" in summary:
-            p = summary["placement"]
+    for r in result.refused:
+        table.add_row(r.source, "-", "refused", r.reason, r.detail)
+    stdout().print(table)
+    if "placement" in summary:
+        p = summary["placement"]
+        stdout().print(
+            f"placement ({p['policy']}): {p['status']}, {len(p['instances'])} instances, "
+            f"{len(p['unplaced'])} unplaced"
+        )
+        for instance, where in p["instances"].items():
             stdout().print(
-                f"placement ({p['policy']}): {p['status']}, {len(p['instances'])} instances, "
-                f"{len(p['unplaced'])} unplaced"
+                f"  {instance} -> {where['node']} ({where['tier']}, share {where['share']})"
             )
-            for instance, where in p["instances"].items():
-                stdout().print(
-                    f"  {instance} -> {where['node']} ({where['tier']}, share {where['share']})"
-                )
-    return 0 if result.solved else 1
 
 
 def register(sub: Subparsers) -> None:
