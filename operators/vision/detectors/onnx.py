@@ -8,21 +8,19 @@ shape. A model with a fixed batch (often 1) is fed that many images per run.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 
-from tierflow.operators.vision.codec import Image
-from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.detectors.base import DetectorError
 from tierflow.operators.vision.detectors.yolo import (
     Batch,
+    ChunkedYolo,
     YoloDecoder,
     YoloLayout,
-    detect_in_chunks,
     image_size_from_metadata,
     names_from_metadata,
 )
@@ -30,7 +28,7 @@ from tierflow.operators.vision.detectors.yolo import (
 _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
-class OnnxDetector:
+class OnnxDetector(ChunkedYolo):
     """A YOLO ONNX model run in-process with onnxruntime (CPU).
 
     Args:
@@ -106,43 +104,22 @@ class OnnxDetector:
             msg = f"{path}: output {outputs[0].name!r}: {exc}"
             raise DetectorError(msg) from None
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """Detect objects in each image; blocking.
-
-        Args:
-            images: BGR uint8 arrays, normally ``input_size`` x ``input_size`` pixels; other
-                sizes are letterboxed.
-
-        Returns:
-            One Detections per image, boxes in pixels of that image.
-
-        Raises:
-            DetectorError: the detector is closed, an image is not an image, or the model
-                failed or produced an output of an unexpected shape.
-        """
+    def _runner(self) -> Callable[[Batch], npt.NDArray[np.generic]]:
         session = self._session
         if session is None:
-            msg = f"{self.name} is closed"
+            msg = "the detector is closed"
             raise DetectorError(msg)
-        return detect_in_chunks(
-            images,
-            self.input_size,
-            self._decoder,
-            lambda chunk: self._run(session, chunk),
-            dtype=self._dtype,
-            max_batch=self._max_batch,
-            fixed_batch=self._fixed_batch,
-        )
+        return lambda chunk: self._run(session, chunk)
 
     def _run(self, session: ort.InferenceSession, chunk: Batch) -> npt.NDArray[np.generic]:
         try:
             (output,) = session.run([self._output_name], {self._input_name: chunk})
         # onnxruntime's errors derive from Exception directly (Fail, InvalidArgument...).
         except Exception as exc:
-            msg = f"{self.name}: onnxruntime failed on a batch of shape {chunk.shape}: {exc}"
+            msg = f"onnxruntime failed on a batch of shape {chunk.shape}: {exc}"
             raise DetectorError(msg) from exc
         if not isinstance(output, np.ndarray):
-            msg = f"{self.name}: output {self._output_name!r} is {type(output).__name__}"
+            msg = f"output {self._output_name!r} is {type(output).__name__}"
             raise DetectorError(msg)
         return output
 

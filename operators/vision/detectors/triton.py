@@ -16,21 +16,19 @@ connections belong to the thread that made them, so each calling thread gets its
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
-from tierflow.operators.vision.codec import Image
-from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.detectors.base import DetectorError
 from tierflow.operators.vision.detectors.yolo import (
     Batch,
+    ChunkedYolo,
     YoloDecoder,
     YoloLayout,
-    detect_in_chunks,
 )
 
 TransportName = Literal["grpc", "http"]
@@ -175,7 +173,7 @@ def _output(result: Any, name: str) -> npt.NDArray[Any]:
     return array
 
 
-class TritonDetector:
+class TritonDetector(ChunkedYolo):
     """A YOLO model served by Triton or another KServe-v2 server, over gRPC or HTTP.
 
     Args:
@@ -252,6 +250,7 @@ class TritonDetector:
                     binary_data = _speaks_binary(transport)
                 self.binary_data = transport.binary_data = binary_data
             self._tensor, shape = self._pick_tensors(metadata, input_name, output_name)
+            self._dtype = self._tensor.dtype
             self.input_size = self._input_side(shape, input_size)
             fixed = shape[0] if shape[0] > 0 else None
             self._fixed_batch = fixed
@@ -329,20 +328,7 @@ class TritonDetector:
             raise DetectorError(msg)
         return requested
 
-    def detect(self, images: Sequence[Image]) -> list[Detections]:
-        """Detect objects in each image; blocking (one request per batch).
-
-        Args:
-            images: BGR uint8 arrays, normally ``input_size`` x ``input_size`` pixels; other
-                sizes are letterboxed.
-
-        Returns:
-            One Detections per image, boxes in pixels of that image.
-
-        Raises:
-            DetectorError: the detector is closed, the server failed or is unreachable, or
-                the output's shape is not the expected one.
-        """
+    def _runner(self) -> Callable[[Batch], npt.NDArray[np.generic]]:
         transport = self._transport
         if transport is None:
             msg = f"{self.name} is closed"
@@ -355,19 +341,10 @@ class TritonDetector:
                 msg = f"inference on a batch of shape {chunk.shape} failed: {exc}"
                 raise DetectorError(msg) from exc
 
-        try:
-            return detect_in_chunks(
-                images,
-                self.input_size,
-                self._decoder,
-                run,
-                dtype=self._tensor.dtype,
-                max_batch=self._max_batch,
-                fixed_batch=self._fixed_batch,
-            )
-        except DetectorError as exc:
-            msg = f"{self._where}: {exc}"
-            raise DetectorError(msg) from exc
+        return run
+
+    def _context(self) -> str:
+        return self._where
 
     def close(self) -> None:
         """Close the connections; ``detect`` fails afterwards."""

@@ -429,3 +429,60 @@ def detect_in_chunks(
         output = run(chunk)[: part.stop - part.start]
         results.extend(decoder.decode(output, boxes[part]))
     return results
+
+
+class ChunkedYolo:
+    """What the ONNX and Triton backends share: letterbox, infer in model-sized chunks, decode.
+
+    A subclass sets the attributes below and implements :meth:`_runner`.
+
+    Attributes:
+        name: backend and model.
+        input_size: side in pixels of the images :meth:`detect` expects.
+        labels: the class names.
+    """
+
+    name: str
+    input_size: int
+    labels: tuple[str, ...]
+    _decoder: YoloDecoder
+    _dtype: npt.DTypeLike
+    _max_batch: int | None
+    _fixed_batch: int | None
+
+    def _runner(self) -> Callable[[Batch], npt.NDArray[np.generic]]:
+        """One inference call on a (N, 3, S, S) batch; DetectorError when closed."""
+        raise NotImplementedError
+
+    def _context(self) -> str:
+        """What an inference error is prefixed with (where the model runs)."""
+        return self.name
+
+    def detect(self, images: Sequence[Image]) -> list[Detections]:
+        """Detect objects in each image; blocking (one call per chunk).
+
+        Args:
+            images: BGR uint8 arrays, normally ``input_size`` x ``input_size`` pixels; other
+                sizes are letterboxed.
+
+        Returns:
+            One Detections per image, boxes in pixels of that image.
+
+        Raises:
+            DetectorError: the detector is closed, an image is not an image, or the model
+                failed, is unreachable or produced an output of an unexpected shape.
+        """
+        run = self._runner()
+        try:
+            return detect_in_chunks(
+                images,
+                self.input_size,
+                self._decoder,
+                run,
+                dtype=self._dtype,
+                max_batch=self._max_batch,
+                fixed_batch=self._fixed_batch,
+            )
+        except DetectorError as exc:
+            msg = f"{self._context()}: {exc}"
+            raise DetectorError(msg) from exc
