@@ -165,8 +165,8 @@ class Scene:
     """A deterministic moving scene: ``render(t)`` gives a frame and its true boxes.
 
     Construction loads the photographs and precomputes the background and every sprite at
-    its scale (tens of milliseconds); ``render`` only copies and pastes (a few milliseconds
-    for a 1024 px frame).
+    its scale (tens of milliseconds); ``render`` only copies and pastes (a fraction of a
+    millisecond for a 1024 px frame), and ``render_at`` does so at a camera's quality.
     """
 
     def __init__(self, config: SceneConfig | None = None) -> None:
@@ -181,6 +181,7 @@ class Scene:
         # Nearer objects (larger faces) are pasted last, over the farther ones.
         sprites.sort(key=lambda s: s.depth)
         self._movers = [self._mover(rng, sprite) for sprite in sprites]
+        self._layers: dict[int, _Layer] = {}
 
     def _mover(self, rng: np.random.Generator, sprite: _Sprite) -> _Mover:
         h, w = sprite.pixels.shape[:2]
@@ -204,20 +205,58 @@ class Scene:
             A BGR uint8 frame of ``size`` x ``size`` pixels, and its truth: boxes in pixels of
             that frame, confidence 1, labels ``face`` or ``person``.
         """
+        return self.render_at(t_s, self.config.size)
+
+    def render_at(self, t_s: float, quality: int) -> tuple[Image, Detections]:
+        """The frame at ``t_s`` seconds as a camera of ``quality`` pixels sends it.
+
+        Below the canonical size the background and every sprite are scaled once (area
+        interpolation, cached per quality) and pasted at scaled positions, so a camera
+        pays for a paste of its own size, not for a full-size render and a resize. The
+        truth is laid out at the canonical size and scaled, like :func:`at_quality`.
+
+        Raises:
+            ValueError: ``quality`` is not a positive number of pixels.
+        """
+        if quality <= 0:
+            msg = f"quality must be a positive side in pixels, got {quality}"
+            raise ValueError(msg)
         size = self.config.size
+        layer = self._layer(quality)
+        k = quality / size
+        origin, corners = self._layout(t_s)
+        ox, oy = round(origin[0] * k), round(origin[1] * k)
+        frame = layer.background[oy : oy + quality, ox : ox + quality].copy()
+        for pixels, (x, y) in zip(layer.sprites, corners, strict=True):
+            x, y = round(x * k), round(y * k)
+            h, w = pixels.shape[:2]
+            x1, y1 = max(x, 0), max(y, 0)
+            x2, y2 = min(x + w, quality), min(y + h, quality)
+            if x2 > x1 and y2 > y1:
+                frame[y1:y2, x1:x2] = pixels[y1 - y : y2 - y, x1 - x : x2 - x]
+        truth = self._truth(corners)
+        return frame, truth if quality == size else truth.scaled_to((quality, quality))
+
+    def truth_at(self, t_s: float, quality: int) -> Detections:
+        """The true boxes of the frame at ``t_s`` at ``quality`` pixels, without its pixels."""
+        truth = self._truth(self._layout(t_s)[1])
+        return truth if quality == self.config.size else truth.scaled_to((quality, quality))
+
+    def _layout(self, t_s: float) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+        """The pan offset and each sprite's top-left at ``t_s``, canonical pixels."""
         margin = 2 * self.config.pan_margin_px
         ox = round(_bounce(self._pan_start[0] + self._pan_velocity[0] * t_s, margin))
         oy = round(_bounce(self._pan_start[1] + self._pan_velocity[1] * t_s, margin))
-        frame = self._background[oy : oy + size, ox : ox + size].copy()
+        return (ox, oy), [mover.position(t_s) for mover in self._movers]
+
+    def _truth(self, corners: list[tuple[int, int]]) -> Detections:
+        """The visible true boxes for sprites at ``corners``, canonical pixels."""
+        size = self.config.size
         placed: list[tuple[int, int, int, int]] = []  # sprite rectangles, far to near
         boxes: list[tuple[str, float, float, float, float]] = []
         owners: list[int] = []
-        for k, mover in enumerate(self._movers):
-            x, y = mover.position(t_s)
-            pixels = mover.sprite.pixels
-            h, w = pixels.shape[:2]
-            x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
-            frame[y1:y2, x1:x2] = pixels[y1 - y : y2 - y, x1 - x : x2 - x]
+        for k, (mover, (x, y)) in enumerate(zip(self._movers, corners, strict=True)):
+            h, w = mover.sprite.pixels.shape[:2]
             placed.append((x, y, x + w, y + h))
             for label, bx1, by1, bx2, by2 in mover.sprite.boxes:
                 boxes.append((label, x + bx1, y + by1, x + bx2, y + by2))
@@ -227,16 +266,42 @@ class Scene:
             for (label, x1, y1, x2, y2), k in zip(boxes, owners, strict=True)
             if _occluded((x1, y1, x2, y2), placed[k + 1 :]) <= self.config.max_occluded
         ]
-        truth = Detections.from_lists(
+        return Detections.from_lists(
             [[min(max(v, 0.0), size) for v in box[1:]] for box in keep],
             [box[0] for box in keep],
             (size, size),
         )
-        return frame, truth
 
-    def render_at(self, t_s: float, quality: int) -> tuple[Image, Detections]:
-        """The frame at ``t_s`` seconds as a camera of ``quality`` sends it; see `at_quality`."""
-        return at_quality(*self.render(t_s), quality)
+    def _layer(self, quality: int) -> _Layer:
+        """Background and sprites at ``quality`` pixels (the canonical ones at full size)."""
+        layer = self._layers.get(quality)
+        if layer is None:
+            k = quality / self.config.size
+            bg = self._background
+            side = round(bg.shape[0] * k)
+            layer = _Layer(
+                _resize(bg, side, side) if k != 1 else bg,
+                tuple(
+                    _resize(
+                        m.sprite.pixels,
+                        max(1, round(m.sprite.pixels.shape[1] * k)),
+                        max(1, round(m.sprite.pixels.shape[0] * k)),
+                    )
+                    if k != 1
+                    else m.sprite.pixels
+                    for m in self._movers
+                ),
+            )
+            self._layers[quality] = layer
+        return layer
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A scene's pictures at one quality: the panned background and the sprites."""
+
+    background: Image
+    sprites: tuple[Image, ...]
 
 
 def at_quality(frame: Image, truth: Detections, quality: int) -> tuple[Image, Detections]:

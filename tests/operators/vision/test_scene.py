@@ -68,14 +68,17 @@ def test_occluded_objects_leave_the_truth() -> None:
     assert dropped > 0
 
 
-def test_a_frame_at_a_quality_is_resized_with_its_truth(scene: Scene) -> None:
+def test_a_frame_at_a_quality_is_the_scene_drawn_at_that_size(scene: Scene) -> None:
     frame, truth = scene.render(4.0)
     small, small_truth = scene.render_at(4.0, 320)
     assert small.shape == (320, 320, 3)
     assert small_truth.image_size == (320, 320)
     np.testing.assert_allclose(small_truth.xyxy, truth.xyxy * 320 / scene.config.size, rtol=1e-5)
-    same, _ = at_quality(frame, truth, 320)
-    np.testing.assert_array_equal(small, same)
+    # Pasted from pictures scaled once instead of resized after a full-size render: the
+    # same picture up to a pixel of placement at the sprites' edges.
+    resized, _ = at_quality(frame, truth, 320)
+    difference = np.abs(small.astype(np.int16) - resized.astype(np.int16))
+    assert difference.mean() < 6 and np.median(difference) <= 2
 
 
 @pytest.mark.parametrize(
