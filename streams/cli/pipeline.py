@@ -10,13 +10,15 @@ import signal
 import threading
 import uuid
 from pathlib import Path
+from typing import get_args
 
 from tierflow.errors import ConfigError
-from tierflow.settings import Settings
+from tierflow.settings import DetectorSettings, Settings
 from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster
 from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
+BACKENDS = list(get_args(DetectorSettings.model_fields["backend"].annotation))
 
 
 def _with(settings: Settings, section: str, **values: object) -> Settings:
@@ -211,7 +213,9 @@ def register(sub: Subparsers) -> None:
         "--qualities", type=int, nargs="+", help="qualities that get a detector (default all)"
     )
     up.add_argument(
-        "--backend", choices=["haar", "onnx", "triton"], help="detector backend (default haar)"
+        "--backend",
+        choices=BACKENDS,
+        help="detector backend (default haar; null finds nothing, to measure the data plane)",
     )
     up.add_argument("--seed", type=int, default=0, help="scene seed of the first camera")
     up.add_argument(
@@ -243,7 +247,7 @@ def register(sub: Subparsers) -> None:
     worker.add_argument(
         "--input-size", type=int, help="detect: model input side in pixels (default: the quality)"
     )
-    worker.add_argument("--backend", choices=["haar", "onnx", "triton"], help="detect: backend")
+    worker.add_argument("--backend", choices=BACKENDS, help="detect: backend")
     worker.add_argument("--model", type=Path, help="detect: ONNX model file (backend onnx)")
 
     camera = add(

@@ -51,6 +51,10 @@ def make_detector(
 
         cv2.setNumThreads(inner)  # process-wide: the detect service is this process
         return HaarDetector(input_size or quality, settings.haar_cascades)
+    if settings.backend == "null":
+        from tierflow.operators.vision.detectors.null import NullDetector
+
+        return NullDetector(input_size or quality)
     if settings.backend == "onnx":
         from tierflow.operators.vision.detectors.onnx import OnnxDetector
 
