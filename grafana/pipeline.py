@@ -103,6 +103,10 @@ def pipeline() -> dashboard.Dashboard:
                     ),
                     "deadletter: {{stage}}",
                 ),
+                Query(
+                    sum_rate("tierflow_undrawn_frames_total"),
+                    "processed, not drawn (draw behind its lag bound)",
+                ),
             ],
         ),
         graph(

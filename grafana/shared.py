@@ -10,7 +10,7 @@ from tierflow.settings import ControlSettings, DataPlaneSettings
 
 PROCESSED = 'outcome="processed"'
 PRODUCED = 'outcome="produced"'
-NOT_PRODUCED = 'outcome!="produced"'  # a camera's drop policies
+NOT_PRODUCED = 'outcome!~"produced|sampled"'  # a camera's drop policies (sampled is none)
 
 
 def _default(model: type[ControlSettings | DataPlaneSettings], field: str) -> float:

@@ -17,12 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from tierflow.operators.vision.accuracy import CarryForward
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_record
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 5.0
+CARRY_HORIZON_S = 15.0
+"""A frame's carry-forward score is final once a frame captured this much later is seen:
+frames older than the deadline plus the slowest record's delivery cannot still arrive."""
 MEMORY = 100_000
 """Latencies and sequence numbers kept per source: a camera at 25 fps fills it in about an
 hour; percentiles are then over the latest frames, and duplicates are looked for among
@@ -80,13 +84,23 @@ class QualityTally:
 
 @dataclass
 class SourceTally:
-    """Outcomes of one source's frames seen on ``metrics.frames``."""
+    """Outcomes of one source's frames seen on ``metrics.frames``.
+
+    ``carried`` scores every captured frame with ground truth by carry-forward (a frame not
+    analysed takes the detections of the last analysed one); ``f1`` is over analysed frames.
+    ``controlled_latencies_s`` are those of frames captured under a control-plane epoch (the
+    camera had followed an assignment), ``lag_s`` each stage's wait in front of it.
+    """
 
     processed: int = 0
+    sampled: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     deadlettered: Counter[str] = field(default_factory=Counter)
     latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
+    controlled_latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
+    lag_s: dict[str, deque[float]] = field(default_factory=dict)
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
+    carried: CarryForward = field(default_factory=CarryForward)
     sequences: RecentSet = field(default_factory=RecentSet)
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
@@ -94,8 +108,13 @@ class SourceTally:
 
     @property
     def accounted(self) -> int:
-        """Frames with an outcome."""
-        return self.processed + sum(self.dropped.values()) + sum(self.deadlettered.values())
+        """Frames with an outcome (sampled ones included: the camera skipped them on purpose)."""
+        return (
+            self.processed
+            + self.sampled
+            + sum(self.dropped.values())
+            + sum(self.deadlettered.values())
+        )
 
     def add(self, record: FrameRecord, now_s: float) -> None:
         """Fold one record in; a second record for the same sequence counts as a duplicate."""
@@ -104,9 +123,16 @@ class SourceTally:
             return
         self.sequences.add(record.sequence)
         self.last_quality = record.quality
-        if record.outcome is Outcome.PROCESSED:
+        self._carry(record)
+        for stage, waited in record.transfer_s.items():
+            self.lag_s.setdefault(stage, deque(maxlen=MEMORY)).append(waited)
+        if record.outcome is Outcome.SAMPLED:
+            self.sampled += 1
+        elif record.outcome is Outcome.PROCESSED:
             self.processed += 1
             self.latencies_s.append(record.latency_s)
+            if record.epoch > 0:
+                self.controlled_latencies_s.append(record.latency_s)
             self.recent.append(now_s)
             tally = self.by_quality.setdefault(record.quality, QualityTally())
             tally.processed += 1
@@ -119,15 +145,28 @@ class SourceTally:
         else:
             self.deadlettered[record.reason or "unknown"] += 1
 
+    def _carry(self, record: FrameRecord) -> None:
+        """Feed the carry-forward score; frames older than its horizon are final."""
+        found = record.found if record.outcome is Outcome.PROCESSED else None
+        self.carried.add(
+            record.sequence,
+            record.capture_ns,
+            record.truth.detections() if record.truth is not None else None,
+            found.detections() if found is not None else None,
+            found.classes if found is not None else None,
+        )
+        self.carried.resolve(before_ns=record.capture_ns - int(CARRY_HORIZON_S * 1e9))
+
     def fps_out(self, now_s: float) -> float:
         """Processed frames per second over the last few seconds."""
         while self.recent and self.recent[0] < now_s - RATE_WINDOW_S:
             self.recent.popleft()
         return len(self.recent) / RATE_WINDOW_S
 
-    def percentile_s(self, q: float) -> float | None:
-        """The ``q``-th percentile of end-to-end latency in seconds."""
-        return float(np.percentile(self.latencies_s, q)) if self.latencies_s else None
+    def percentile_s(self, q: float, latencies_s: deque[float] | None = None) -> float | None:
+        """The ``q``-th percentile of end-to-end latency (or of ``latencies_s``), seconds."""
+        values = self.latencies_s if latencies_s is None else latencies_s
+        return float(np.percentile(values, q)) if values else None
 
     @property
     def f1(self) -> float | None:
@@ -139,14 +178,23 @@ class SourceTally:
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able summary of this source (without camera-side counts)."""
+        self.carried.resolve()  # the run is over: no earlier frame can still arrive
+        controlled = self.controlled_latencies_s
         return {
             "processed": self.processed,
+            "sampled": self.sampled,
             "dropped": dict(self.dropped),
             "deadlettered": sum(self.deadlettered.values()),
             "deadletter_reasons": dict(self.deadlettered),
             "latency_p50_s": _round(self.percentile_s(50)),
             "latency_p99_s": _round(self.percentile_s(99)),
+            "controlled_latency_p99_s": _round(self.percentile_s(99, controlled)),
+            "lag_p99_s": {
+                stage: _round(self.percentile_s(99, waits))
+                for stage, waits in sorted(self.lag_s.items())
+            },
             "f1": _round(self.f1),
+            "f1_carry_forward": _round(self.carried.f1),
             "by_quality": {
                 str(q): {"processed": t.processed, "f1": _round(t.f1)}
                 for q, t in sorted(self.by_quality.items())

@@ -25,14 +25,16 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from tierflow.errors import FrameFormatError
+from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.resize import resize_square
 from tierflow.streams.capture import CaptureError, FrameSource, Reconnecting
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
-from tierflow.topics.envelope import FrameMeta, producer_headers
+from tierflow.topics.envelope import DetectionsJson, FrameMeta, producer_headers
 from tierflow.topics.follow_thread import ThreadFollower
-from tierflow.topics.records import Assignment
+from tierflow.topics.records import Assignment, FrameRecord, Outcome
+from tierflow.topics.stages import StageName
 from tierflow.topics.tables import LatestTable
 
 log = logging.getLogger(__name__)
@@ -79,16 +81,46 @@ def publish_assignment(producer: Producer, contract: Contract, assignment: Assig
     producer.flush(10)
 
 
+class Sampler:
+    """Which ticks of a camera's native frame clock it sends at an assigned rate.
+
+    The sent frames are spread evenly: each tick adds ``rate / native`` to a credit and a
+    tick whose credit reaches one frame is sent (10 of 25 fps sends ticks 2, 4, 7, 9, 12...).
+
+    Args:
+        native_fps: the camera's own frame rate, frames per second.
+    """
+
+    def __init__(self, native_fps: float) -> None:
+        self.native_fps = native_fps
+        self.fps = native_fps
+        self._credit = 0.0
+
+    def assign(self, fps: float | None) -> None:
+        """Send ``fps`` frames per second from now on (None or above native: every frame)."""
+        self.fps = self.native_fps if fps is None else min(fps, self.native_fps)
+
+    def take(self) -> bool:
+        """Whether this tick's frame is sent (True) or sampled out (False)."""
+        self._credit += self.fps / self.native_fps
+        if self._credit >= 1.0 - 1e-9:
+            self._credit -= 1.0
+            return True
+        return False
+
+
 @dataclass
 class CameraStats:
     """What a camera did, for its summary and metrics.
 
     Attributes:
-        captured: frames read from the source.
+        captured: frames read from the source, sent or not (the offered frames).
+        sampled: frames skipped at the assigned frame rate whose ``sampled`` record the
+            broker acknowledged (an outcome of their own, not a drop).
         sent: frames handed to the producer.
         produced: frames the broker acknowledged.
         dropped: frames lost on the camera by policy (``queue-full``, ``delivery-failed``,
-            ``encode-error``).
+            ``encode-error``, ``record-failed`` for a sampled frame's record).
         skipped_ticks: ticks of the frame clock missed because capture was slower than fps.
         refused_ticks: ticks not captured because the controller refused the source.
         switches: quality changes made on assignment.
@@ -96,6 +128,7 @@ class CameraStats:
     """
 
     captured: int = 0
+    sampled: int = 0
     sent: int = 0
     produced: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
@@ -104,9 +137,15 @@ class CameraStats:
     switches: int = 0
     admitted: bool = True
     quality: int = 0
+    fps: float = 0.0
     epoch: int = 0
     produced_sequences: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
     """The latest acknowledged sequence numbers (bounded: a camera may run for days)."""
+
+    @property
+    def accounted_on_topic(self) -> int:
+        """Frames whose outcome ``metrics.frames`` must show: produced ones and sampled ones."""
+        return self.produced + self.sampled
 
 
 class Camera:
@@ -118,7 +157,8 @@ class Camera:
         source: where frames come from.
         producer: a confluent-kafka producer (thread-safe; cameras of a process share one).
         follower: assignments to follow, or None to keep ``quality``.
-        fps: target frames per second.
+        fps: the native frame rate of the camera's clock, frames per second; assignments may
+            lower the rate it sends at.
         quality: starting quality (side in pixels).
         max_frames: stop after capturing this many frames.
     """
@@ -141,7 +181,8 @@ class Camera:
         self.follower = follower
         self.fps = fps
         self.max_frames = max_frames
-        self.stats = CameraStats(quality=quality)
+        self.stats = CameraStats(quality=quality, fps=fps)
+        self.sampler = Sampler(fps)
         self._lock = threading.Lock()
         METRICS.camera_quality.labels(source_id).set(quality)
         METRICS.camera_epoch.labels(source_id).set(0)
@@ -169,17 +210,21 @@ class Camera:
             )
             self.stats.epoch = assignment.epoch
             return
-        if assignment.quality != self.stats.quality:
+        self.sampler.assign(assignment.fps)
+        if (assignment.quality, self.sampler.fps) != (self.stats.quality, self.stats.fps):
             self.stats.switches += 1
             log.info(
-                "%s: quality %d -> %d (epoch %d: %s)",
+                "%s: %d px at %g fps -> %d px at %g fps (epoch %d: %s)",
                 self.source_id,
                 self.stats.quality,
+                self.stats.fps,
                 assignment.quality,
+                self.sampler.fps,
                 assignment.epoch,
                 assignment.reason,
             )
         self.stats.quality = assignment.quality
+        self.stats.fps = self.sampler.fps
         self.stats.epoch = assignment.epoch
         METRICS.camera_quality.labels(self.source_id).set(assignment.quality)
         METRICS.camera_epoch.labels(self.source_id).set(assignment.epoch)
@@ -194,18 +239,33 @@ class Camera:
                 self._drop("delivery-failed")
                 log.warning("%s: delivery failed: %s", self.source_id, err)
 
+    def _sampled(self, err: KafkaError | None, _message: Message) -> None:
+        with self._lock:
+            if err is None:
+                self.stats.sampled += 1
+                METRICS.camera_frames.labels(self.source_id, "sampled").inc()
+            else:
+                self._drop("record-failed")
+                log.warning("%s: a sampled frame's record failed: %s", self.source_id, err)
+
     def _drop(self, policy: str) -> None:
         self.stats.dropped[policy] += 1
         METRICS.camera_frames.labels(self.source_id, policy).inc()
 
     def capture_one(self, index: int, t_s: float) -> bool:
-        """Capture, encode and enqueue the frame at ``index``; False at end of input."""
+        """Capture the frame at ``index``: send it, or sample it out; False at end of input."""
         self._follow()
         if not self.stats.admitted:
             self.stats.refused_ticks += 1
             return True
+        quality = self.stats.quality
         try:
-            captured = self.source.read(index, t_s)
+            if not self.sampler.take():
+                skipped = self.source.skip(index, t_s, quality)
+                if skipped is not None:
+                    self._record_sampled(index, quality, skipped.truth)
+                return skipped is not None
+            captured = self.source.read(index, t_s, quality)
         except CaptureError as exc:
             log.error("%s: %s", self.source_id, exc)
             return False
@@ -213,7 +273,6 @@ class Camera:
             return False
         capture_ns = time.time_ns()
         self.stats.captured += 1
-        quality = self.stats.quality
         image = resize_square(captured.image, quality)
         truth = captured.truth
         meta = FrameMeta(
@@ -246,6 +305,31 @@ class Camera:
             self._drop("queue-full")
         self.producer.poll(0)
         return True
+
+    def _record_sampled(self, index: int, quality: int, truth: Detections | None) -> None:
+        """Account a frame skipped at the assigned rate: a ``sampled`` record, with its truth."""
+        self.stats.captured += 1
+        record = FrameRecord(
+            source=self.source_id,
+            sequence=index,
+            quality=quality,
+            epoch=self.stats.epoch,
+            capture_ns=time.time_ns(),
+            outcome=Outcome.SAMPLED,
+            stage=StageName.CAMERA,
+            latency_s=0.0,
+            truth=DetectionsJson.of(truth) if truth is not None else None,
+        )
+        try:
+            self.producer.produce(
+                self.contract.names.metrics_frames,
+                key=self.source_id.encode(),
+                value=record.to_bytes(),
+                on_delivery=self._sampled,
+            )
+        except BufferError:
+            self._drop("record-failed")
+        self.producer.poll(0)
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> CameraStats:
         """Capture at ``fps`` until ``stop``, ``duration_s``, ``max_frames`` or end of input.

@@ -13,9 +13,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import cv2
+import numpy as np
 
 from tierflow.errors import TierflowError
 from tierflow.operators.vision.codec import Image
@@ -23,6 +24,7 @@ from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.scene import Scene, SceneConfig
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -43,6 +45,17 @@ class Captured:
     truth: Detections | None = None
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A frame passed over at the camera's assigned rate: its truth, when the source knows it.
+
+    Attributes:
+        truth: the true objects, in pixels of the frame the camera would have sent.
+    """
+
+    truth: Detections | None = None
+
+
 class FrameSource(Protocol):
     """A camera's input."""
 
@@ -50,8 +63,22 @@ class FrameSource(Protocol):
     live: bool
     """True for streams and devices: a failure means reconnect, not end of input."""
 
-    def read(self, index: int, t_s: float) -> Captured | None:
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """The frame at ``index`` (``t_s`` seconds into the stream); None at end of input.
+
+        Args:
+            index: frame number of the camera's clock.
+            t_s: seconds into the stream.
+            quality: the side the camera will send, in pixels: a source that can render at
+                that size does (the camera resizes whatever else it gets).
+
+        Raises:
+            CaptureError: a live source failed (the caller reconnects).
+        """
+        ...
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
+        """Pass over the frame at ``index`` without decoding it; None at end of input.
 
         Raises:
             CaptureError: a live source failed (the caller reconnects).
@@ -72,10 +99,14 @@ class SceneSource:
         self.scene = Scene(SceneConfig.for_size(seed, size))
         self.description = f"scene:{seed}"
 
-    def read(self, index: int, t_s: float) -> Captured:
-        """Render the scene at ``t_s`` seconds (the index does not matter: time does)."""
-        image, truth = self.scene.render(t_s)
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured:
+        """Render the scene at ``t_s`` seconds (time matters, not the index), at ``quality``."""
+        image, truth = self.scene.render_at(t_s, quality or self.scene.config.size)
         return Captured(image, truth)
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped:
+        """The truth at ``t_s`` seconds; nothing is drawn."""
+        return Skipped(self.scene.truth_at(t_s, quality))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -94,7 +125,7 @@ class FolderSource:
         self.loop = loop
         self.description = f"folder:{folder}"
 
-    def read(self, index: int, t_s: float) -> Captured | None:
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """The ``index``-th image; unreadable files are skipped with a warning."""
         if index >= len(self.files) and not self.loop:
             return None
@@ -104,6 +135,10 @@ class FolderSource:
             log.warning("skipping unreadable image %s", path)
             return self.read(index + 1, t_s) if index + 1 < len(self.files) or self.loop else None
         return Captured(image)
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
+        """Pass over the ``index``-th image (it is not read)."""
+        return None if index >= len(self.files) and not self.loop else Skipped()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -128,24 +163,36 @@ class VideoSource:
             raise CaptureError(msg)
         self._capture = capture
 
-    def read(self, index: int, t_s: float) -> Captured | None:
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """The next frame; None at the end of a file; CaptureError when a live stream fails."""
+        image = self._next(decode=True)
+        return None if image is None else Captured(image)
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
+        """Pass over the next frame (grabbed, not decoded), so the stream keeps its pace."""
+        return None if self._next(decode=False) is None else Skipped()
+
+    def _next(self, decode: bool) -> Image | None:
+        """The next frame (an empty array when not decoded); None at the end of a file."""
         if self._capture is None:
             self._open()
         capture = self._capture
         if capture is None:  # pragma: no cover - _open sets it or raises
             return None
-        ok, image = capture.read()
-        if ok:
-            return Captured(image)
-        if self.live:
-            self.close()
-            msg = f"lost {self.target!r}"
-            raise CaptureError(msg)
-        if self.loop:
+        for attempt in range(2):  # a looping file gets one rewind
+            if decode:
+                ok, image = capture.read()
+            else:
+                ok, image = capture.grab(), np.zeros(0, np.uint8)
+            if ok:
+                return image
+            if self.live:
+                self.close()
+                msg = f"lost {self.target!r}"
+                raise CaptureError(msg)
+            if not self.loop or attempt:
+                return None
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = capture.read()
-            return Captured(image) if ok else None
         return None
 
     def close(self) -> None:
@@ -205,12 +252,19 @@ class Reconnecting:
         self.description = self.source.description
         self.live = self.source.live
 
-    def read(self, index: int, t_s: float) -> Captured | None:
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """Read, reconnecting live sources as long as it takes (or until stopped)."""
+        return self._retrying(lambda source: source.read(index, t_s, quality))
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
+        """Pass over a frame, reconnecting live sources like :meth:`read`."""
+        return self._retrying(lambda source: source.skip(index, t_s, quality))
+
+    def _retrying(self, step: Callable[[FrameSource], _T | None]) -> _T | None:
         backoff = self.initial_backoff_s
         while not self.stop.is_set():
             try:
-                return self.source.read(index, t_s)
+                return step(self.source)
             except CaptureError as exc:
                 if not self.source.live:
                     raise

@@ -16,6 +16,7 @@ tierflow_stage_busy_seconds                CPU time a stage spent per frame {sta
 tierflow_end_to_end_seconds                capture to outcome {quality, outcome}
 tierflow_stage_bytes_total                 frame bytes a stage sent on {stage}
 tierflow_batch_frames                      frames per inference call {quality}
+tierflow_undrawn_frames_total              processed frames draw recorded without drawing
 tierflow_consumer_lag_messages             records behind the high watermark {group, topic, part.}
 tierflow_consumer_lag_seconds              age of the record being consumed {group, topic, part.}
 tierflow_detections_tp_total               true positives {source, quality}; also _fp_, _fn_
@@ -62,6 +63,7 @@ class Metrics(NamedTuple):
     end_to_end: Histogram
     stage_bytes: Counter
     batch_frames: Histogram
+    undrawn: Counter
     lag_messages: Gauge
     lag_seconds: Gauge
     tp: Counter
@@ -115,6 +117,10 @@ def _create(prefix: str = "tierflow") -> Metrics:
         stage_bytes=Counter(name("stage_bytes"), "Frame bytes a stage sent on.", ["stage"]),
         batch_frames=Histogram(
             name("batch_frames"), "Frames per inference call.", ["quality"], buckets=BATCH_BUCKETS
+        ),
+        undrawn=Counter(
+            name("undrawn_frames"),
+            "Processed frames draw recorded without an annotated copy (behind its lag bound).",
         ),
         lag_messages=Gauge(
             name("consumer_lag_messages"),

@@ -39,7 +39,7 @@ from tierflow.streams.outcomes import Outcomes, latency_s
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
 from tierflow.topics.records import DropPolicy, ServiceAnnouncement
-from tierflow.topics.stages import StageName
+from tierflow.topics.stages import PIPELINE, StageName
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -222,12 +222,13 @@ class Service:
 
         self.app.agent(channel, name=name)(agent)
 
-    async def admit(self, event: Event, deadline: bool = True) -> FrameMeta | None:
+    async def admit(self, event: Event, may_drop: bool = True) -> FrameMeta | None:
         """Read a record's frame metadata as it enters this stage, or account for it.
 
         Returns the metadata stamped ``<stage>.in``; None when the record was sent to
-        deadletter (unreadable headers) or dropped (older than ``dataplane.deadline_s``,
-        when ``deadline``).
+        deadletter (unreadable headers) or, when ``may_drop``, dropped: older than
+        ``dataplane.deadline_s`` (policy ``deadline``) or waiting in front of this stage
+        longer than ``dataplane.max_lag_s`` (policy ``lag``).
         """
         enter = time.time_ns()
         try:
@@ -236,10 +237,22 @@ class Service:
             await self.outcomes.deadletter(event, exc.problem.value, exc.detail)
             return None
         METRICS.stage_frames.labels(self.stage, str(meta.quality)).inc()
-        if deadline and latency_s(meta, enter) > self.settings.dataplane.deadline_s:
+        if may_drop and latency_s(meta, enter) > self.settings.dataplane.deadline_s:
             await self.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
             return None
+        if may_drop and self.lagging(meta):
+            await self.outcomes.dropped(event, meta, DropPolicy.LAG)
+            return None
         return meta
+
+    def lagging(self, meta: FrameMeta) -> bool:
+        """Whether the frame waited in front of this stage longer than ``dataplane.max_lag_s``.
+
+        The wait is from the previous stage's ``out`` stamp (the camera's for resize) to this
+        stage's ``in``: the time the frame sat in the topic between them.
+        """
+        waited_s = wait_before(meta, self.stage)
+        return waited_s is not None and waited_s > self.settings.dataplane.max_lag_s
 
     async def events(self, stream: faust.StreamT[bytes]) -> AsyncIterator[Event]:
         """The stream's events, acknowledged by the caller, with their lag recorded."""
@@ -294,3 +307,15 @@ async def serve_until_signalled(service: Service) -> None:
 def _exit_stuck(stage: str, timeout_s: float) -> None:
     log.error("%s service did not stop within %.0f s; exiting", stage, timeout_s)
     os._exit(1)
+
+
+def wait_before(meta: FrameMeta, stage: StageName) -> float | None:
+    """Seconds ``meta``'s frame waited between the stage before ``stage`` and ``stage``.
+
+    None when either stamp is missing (a stage outside the pipeline, a hand-made frame).
+    """
+    if stage not in PIPELINE or stage is PIPELINE[0]:
+        return None
+    previous = PIPELINE[PIPELINE.index(stage) - 1]
+    out, enter = meta.stamps.get(f"{previous}.out"), meta.stamps.get(f"{stage}.in")
+    return None if out is None or enter is None else (enter - out) / 1e9

@@ -234,7 +234,7 @@ async def _drain(
     cams: list[CameraRun], collector: MetricsCollector, drain_s: float, console: Console
 ) -> bool:
     """Wait until every produced frame has an outcome (or ``drain_s``), with a progress bar."""
-    expected = {run.camera.source_id: run.camera.stats.produced for run in cams}
+    expected = {run.camera.source_id: run.camera.stats.accounted_on_topic for run in cams}
     with Progress(
         TextColumn("frames with an outcome"),
         BarColumn(),
@@ -296,13 +296,20 @@ def _summary(
     for run in cams:
         stats = run.camera.stats
         tally = collector.tallies.get(run.camera.source_id, SourceTally())
-        entry = {"produced": stats.produced, **tally.summary()}
-        entry["unaccounted"] = max(0, stats.produced - tally.accounted)
+        entry = {
+            "captured": stats.captured,
+            "sent": stats.sent,
+            "produced": stats.produced,
+            **tally.summary(),
+        }
+        entry["unaccounted"] = max(0, stats.accounted_on_topic - tally.accounted)
         entry["camera_dropped"] = dict(stats.dropped)
         entry["quality"] = stats.quality
         entry["switches"] = stats.switches
         entry["refused_ticks"] = stats.refused_ticks
+        entry["fps"] = stats.fps
         entry["fps_in"] = round(stats.produced / max(elapsed_s, 1e-9), 2)
+        entry["fps_out"] = round(tally.processed / max(elapsed_s, 1e-9), 2)
         sources[run.camera.source_id] = entry
     return {
         "sources": sources,

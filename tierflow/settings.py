@@ -154,7 +154,10 @@ class WorkerSettings(_Section):
 class DetectorSettings(_Section):
     """Which detector backend the detect services run, and how it batches."""
 
-    backend: Literal["haar", "onnx", "triton"] = "haar"
+    backend: Literal["haar", "onnx", "triton", "null"] = Field(
+        default="haar",
+        description="null finds nothing at no cost: it measures the data plane alone.",
+    )
     haar_cascades: tuple[str, ...] = Field(
         default=("face",), description="Haar cascades to run (face, upper_body, full_body)."
     )
@@ -178,6 +181,14 @@ class DataPlaneSettings(_Section):
 
     deadline_s: float = Field(
         default=5.0, gt=0, description="Frames older than this at a stage are dropped."
+    )
+    max_lag_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Longest a frame may wait in front of a stage: resize and detect drop it (policy "
+            "'lag'); draw records its detections without drawing it."
+        ),
     )
     supersede: bool = Field(
         default=True,

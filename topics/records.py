@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import TierflowError
-from tierflow.topics.envelope import FrameMeta
+from tierflow.topics.envelope import DetectionsJson, FrameMeta
 from tierflow.topics.stages import PIPELINE, StageName
 
 
@@ -67,11 +67,16 @@ def parse_record(kind: type[R], data: bytes | None) -> R:
 
 
 class Outcome(enum.StrEnum):
-    """How a frame left the pipeline: every frame ends in exactly one of these."""
+    """How a captured frame ended: every frame ends in exactly one of these."""
 
     PROCESSED = "processed"
+    """Analysed by a detector and drawn (or, behind the lag bound, recorded undrawn)."""
+    SAMPLED = "sampled"
+    """Not sent: the camera skipped it to capture at its assigned frame rate (not a drop)."""
     DROPPED = "dropped"
+    """Dropped on purpose by a named :class:`DropPolicy`."""
     DEADLETTER = "deadletter"
+    """Malformed, unroutable or failed; the original bytes went to ``deadletter``."""
 
 
 class DropPolicy(enum.StrEnum):
@@ -81,6 +86,8 @@ class DropPolicy(enum.StrEnum):
     """Older than ``dataplane.deadline_s`` when a stage picked it up."""
     SUPERSEDED = "superseded"
     """A newer frame of the same source was waiting for the same detector."""
+    LAG = "lag"
+    """It waited in front of a stage longer than ``dataplane.max_lag_s``."""
 
 
 class FrameRecord(Record):
@@ -115,6 +122,12 @@ class FrameRecord(Record):
     """CPU seconds each stage spent on the frame: its cost, queueing excluded."""
     frame_bytes: int | None = None
     """Size of the encoded frame the detector received, bytes (eq. 2's S)."""
+    truth: DetectionsJson | None = None
+    """The frame's true objects (generated scenes), so any reader can score carry-forward."""
+    found: DetectionsJson | None = None
+    """What the detector found (processed frames), boxes in pixels of its input."""
+    drawn: bool | None = None
+    """Processed frames: False when draw skipped the annotated copy to keep its lag bound."""
 
     @classmethod
     def of(
@@ -158,6 +171,7 @@ class FrameRecord(Record):
             stage_s=stage_times_s(stamps),
             transfer_s=transfer_times_s(stamps),
             busy_s={k: v / 1e9 for k, v in meta.busy_ns.items()},
+            truth=DetectionsJson.of(meta.truth) if meta.truth is not None else None,
             **fields,
         )
 
@@ -275,14 +289,16 @@ class PlacementRecord(Record):
 
 
 class Assignment(Record):
-    """The quality a source must capture at, versioned by ``epoch`` (control.assignments).
+    """The quality and frame rate a source must capture at, versioned by ``epoch``.
 
-    ``admitted`` False is Algorithm 1's refusal (steps 7-8): the source must not publish
-    until a newer epoch admits it; ``reason`` says why.
+    ``fps`` is the frames per second it sends (None: its own rate); the frames it skips for
+    it are ``sampled``. ``admitted`` False is Algorithm 1's refusal (steps 7-8): the source
+    must not publish until a newer epoch admits it; ``reason`` says why.
     """
 
     source: str
     quality: int = Field(gt=0)
+    fps: float | None = Field(default=None, gt=0)
     epoch: int = Field(ge=0)
     pipeline: str = ""
     reason: str = ""

@@ -117,3 +117,66 @@ class F1Score:
     def reset(self) -> None:
         """Forget every frame seen so far."""
         self.counts = MatchCounts(0, 0, 0)
+
+
+class CarryForward:
+    """F1 over every captured frame of one source, by carry-forward.
+
+    A frame that was not analysed (sampled out at the camera, dropped, deadlettered) takes
+    the detections of the last analysed frame before it, as a user of the stream would see
+    it; an analysed frame takes its own. Frames arrive in any order; each is scored, in
+    sequence order, once :meth:`resolve` is told that no earlier frame can still arrive.
+    Before the first analysed frame nothing is detected: its true objects are misses.
+
+    Args:
+        iou: minimum IoU of a true positive.
+
+    Attributes:
+        counts: TP, FP, FN summed over the frames scored so far.
+        frames: frames scored so far (those with ground truth).
+    """
+
+    def __init__(self, iou: float = IOU_THRESHOLD) -> None:
+        self.iou = iou
+        self.counts = MatchCounts(0, 0, 0)
+        self.frames = 0
+        self._pending: dict[int, tuple[int, Detections | None, Detections | None]] = {}
+        self._last: Detections | None = None
+        self._labels: Sequence[str] | None = None
+
+    def add(
+        self,
+        sequence: int,
+        time_ns: int,
+        truth: Detections | None,
+        found: Detections | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        """One captured frame: ``found`` when it was analysed (with the ``labels`` that count)."""
+        self._pending[sequence] = (time_ns, truth, found)
+        if found is not None and labels is not None:
+            self._labels = tuple(labels)
+
+    def resolve(self, before_ns: int | None = None) -> None:
+        """Score, in sequence order, the frames captured before ``before_ns`` (all when None)."""
+        ready = sorted(
+            seq for seq, (t, _, _) in self._pending.items() if before_ns is None or t < before_ns
+        )
+        for seq in ready:
+            _, truth, found = self._pending.pop(seq)
+            if found is not None:
+                self._last = found
+            if truth is None:
+                continue
+            used = self._last
+            if used is None:
+                kept = truth if self._labels is None else truth.with_labels(self._labels)
+                self.counts = self.counts + MatchCounts(0, 0, len(kept))
+            else:
+                self.counts = self.counts + match(used, truth, self.iou, self._labels)
+            self.frames += 1
+
+    @property
+    def f1(self) -> float | None:
+        """F1 over the frames scored so far; None before any frame with truth was scored."""
+        return self.counts.f1 if self.frames else None

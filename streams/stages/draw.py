@@ -13,15 +13,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierflow.errors import FrameFormatError, FrameProblem
-from tierflow.operators.vision.accuracy import MatchCounts, match
+from tierflow.errors import FrameFormatError
+from tierflow.operators.vision.accuracy import match
 from tierflow.operators.vision.codec import ContentType, encode_image
+from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.draw import BoxAnnotator
 from tierflow.settings import Settings
 from tierflow.streams.app import Event
-from tierflow.streams.metrics import observe_stage
+from tierflow.streams.metrics import METRICS, observe_stage
 from tierflow.streams.service import Service
-from tierflow.topics.envelope import FrameMeta, Headers
+from tierflow.topics.envelope import DetectionsJson, FrameMeta, Headers
 from tierflow.topics.headers import H_DETECTIONS
 from tierflow.topics.records import FrameRecord, Outcome
 from tierflow.topics.stages import StageName
@@ -32,14 +33,11 @@ STAGE = StageName.DRAW
 
 @dataclass(frozen=True)
 class Drawn:
-    """What drawing one frame produced."""
+    """What drawing one frame produced: the annotated message and the meta it carries."""
 
     value: bytes
     headers: Headers
     meta: FrameMeta
-    detections: int
-    counts: MatchCounts | None
-    """TP, FP, FN against the ground truth; None when the frame has none."""
 
 
 def frame_path(output_dir: Path, meta: FrameMeta) -> Path:
@@ -49,21 +47,14 @@ def frame_path(output_dir: Path, meta: FrameMeta) -> Path:
 
 
 def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: FrameMeta) -> Drawn:
-    """Decode, annotate, score, store and re-encode one frame (blocking).
+    """Decode, annotate, store and re-encode one frame that carries detections (blocking).
 
     Raises:
-        FrameFormatError: the frame cannot be decoded or carries no detections.
+        FrameFormatError: the frame cannot be decoded.
     """
-    detections = meta.detections
-    if detections is None:
-        msg = f"header {H_DETECTIONS!r} is missing: the frame did not pass a detector"
-        raise FrameFormatError(FrameProblem.MISSING_HEADER, msg)
-    counts = None
-    if meta.truth is not None:
-        counts = match(detections, meta.truth, labels=meta.classes)
     cpu_started = time.thread_time_ns()
     image = service.contract.codec.decode_pixels(value, meta)
-    annotated = annotator.annotate(image, detections)
+    annotated = annotator.annotate(image, meta.detections or Detections.empty(image.shape[1::-1]))
     done = time.time_ns()
     out_meta = meta.stamped(f"{STAGE}.out", done).worked(STAGE, time.thread_time_ns() - cpu_started)
     value_out, headers_out = service.contract.codec.encode(annotated, out_meta)
@@ -76,7 +67,34 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
             else encode_image(annotated, ContentType.JPEG, service.contract.codec.jpeg_quality)
         )
         path.write_bytes(jpeg)
-    return Drawn(value_out, headers_out, out_meta, len(detections), counts)
+    return Drawn(value_out, headers_out, out_meta)
+
+
+def processed_record(meta: FrameMeta, frame_bytes: int, drawn: bool) -> FrameRecord:
+    """The outcome record of a frame whose detections arrived: counts and F1 when it has truth.
+
+    F1 is the paper's (IoU >= 0.5, same label, §IV-B) over the labels the detector can
+    report.
+    """
+    detections = meta.detections
+    if detections is None:  # the caller checked
+        msg = "processed_record needs a frame with detections"
+        raise ValueError(msg)
+    counts = None if meta.truth is None else match(detections, meta.truth, labels=meta.classes)
+    return FrameRecord.of(
+        meta,
+        Outcome.PROCESSED,
+        STAGE,
+        detector=meta.detector,
+        detections=len(detections),
+        tp=counts.tp if counts else None,
+        fp=counts.fp if counts else None,
+        fn=counts.fn if counts else None,
+        f1=counts.f1 if counts else None,
+        frame_bytes=frame_bytes,
+        found=DetectionsJson.of(detections, meta.classes),
+        drawn=drawn,
+    )
 
 
 def build_draw(settings: Settings) -> Service:
@@ -91,27 +109,27 @@ def build_draw(settings: Settings) -> Service:
 
     async def handle(event: Event) -> None:
         # No deadline here: dropping a frame whose detections exist would only waste them.
-        meta = await service.admit(event, deadline=False)
+        meta = await service.admit(event, may_drop=False)
         if meta is None:
+            return
+        if meta.detections is None:
+            detail = f"header {H_DETECTIONS!r} is missing: the frame did not pass a detector"
+            await service.outcomes.deadletter(event, "missing-header", detail, meta)
+            return
+        if service.lagging(meta):
+            # Behind the lag bound the annotated copy is skipped, not the frame: its
+            # detections and score are recorded, so draw catches up without losing work.
+            out = meta.stamped(f"{STAGE}.out", time.time_ns())
+            record = processed_record(out, len(event.value), drawn=False)
+            service.outcomes.ack_after([event], [await service.outcomes.record(record)])
+            METRICS.undrawn.inc()
             return
         try:
             drawn = await service.offload(draw_frame, service, annotator, event.value, meta)
         except FrameFormatError as exc:
             await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
             return
-        counts = drawn.counts
-        record = FrameRecord.of(
-            drawn.meta,
-            Outcome.PROCESSED,
-            STAGE,
-            detector=meta.detector,
-            detections=drawn.detections,
-            tp=counts.tp if counts else None,
-            fp=counts.fp if counts else None,
-            fn=counts.fn if counts else None,
-            f1=counts.f1 if counts else None,
-            frame_bytes=len(event.value),
-        )
+        record = processed_record(drawn.meta, len(event.value), drawn=True)
         deliveries = [
             await sink.send(key=event.key, value=drawn.value, headers=drawn.headers),
             await service.outcomes.record(record),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from typing import Any
 
 from confluent_kafka import Producer
 
 from tierflow.settings import Settings
-from tierflow.streams.camera import Camera
+from tierflow.streams.camera import Camera, Sampler
 from tierflow.streams.capture import SceneSource
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import Assignment
@@ -23,9 +25,21 @@ class Fixed:
         return self.by_source.get(source)
 
 
-def _unreachable_producer(queue_kbytes: int) -> Producer:
+class CountingProducer(Producer):
+    """A producer that remembers the topic of everything handed to it."""
+
+    def __init__(self, config: dict[str, object]) -> None:
+        super().__init__(config)
+        self.topics: list[str] = []
+
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        self.topics.append(topic)
+        super().produce(topic, *args, **kwargs)
+
+
+def _unreachable_producer(queue_kbytes: int) -> CountingProducer:
     # Nothing listens on port 1: every frame stays queued, as when the broker is away.
-    return Producer(
+    return CountingProducer(
         {
             "bootstrap.servers": "127.0.0.1:1",
             "queue.buffering.max.kbytes": queue_kbytes,
@@ -111,3 +125,45 @@ def test_an_assignment_to_a_quality_without_topics_is_ignored(settings: Settings
     )
     camera.run(threading.Event())
     assert camera.stats.quality == 416 and camera.stats.epoch == 1
+
+
+def test_the_sampler_spreads_the_assigned_rate_over_the_native_ticks() -> None:
+    sampler = Sampler(25.0)
+    sampler.assign(10.0)
+    sent = [i for i in range(50) if sampler.take()]
+    assert len(sent) == 20
+    gaps = {b - a for a, b in itertools.pairwise(sent)}
+    assert gaps <= {2, 3}  # evenly spread, never a burst
+    sampler.assign(None)
+    assert all(sampler.take() for _ in range(10))
+    sampler.assign(100.0)  # above the native rate: every frame, not more
+    assert sampler.fps == 25.0
+
+
+def test_frames_above_the_assigned_rate_are_sampled_out_with_a_record_each(
+    settings: Settings,
+) -> None:
+    producer = _unreachable_producer(queue_kbytes=65536)
+    follower = Fixed(Assignment(source="cam", quality=320, fps=5.0, epoch=2, reason="load"))
+    camera = Camera(
+        Contract.of(settings),
+        "cam",
+        SceneSource(0, 1024),
+        producer,
+        follower,
+        fps=50.0,
+        quality=512,
+        max_frames=50,
+    )
+    stats = camera.run(threading.Event())
+    assert (stats.quality, stats.fps) == (320, 5.0)
+    assert stats.captured + stats.skipped_ticks == 50
+    assert 1 <= stats.sent <= stats.captured / 10 + 1  # 5 of 50 fps
+    # every captured frame queued one message: the frame, or a sampled frame's record for
+    # metrics.frames (none is delivered: the broker is unreachable, so none counts yet)
+    names = Contract.of(settings).names
+    assert (
+        producer.topics.count(names.raw(320)) + producer.topics.count(names.raw(512)) == stats.sent
+    )
+    assert producer.topics.count(names.metrics_frames) == stats.captured - stats.sent
+    assert stats.sampled == 0

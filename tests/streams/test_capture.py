@@ -13,6 +13,7 @@ from tierflow.streams.capture import (
     FolderSource,
     Reconnecting,
     SceneSource,
+    Skipped,
     VideoSource,
     open_source,
 )
@@ -78,12 +79,15 @@ class FlakyStream:
     def __init__(self, failures: list[int]) -> None:
         self.failures = failures
 
-    def read(self, index: int, t_s: float) -> Captured | None:
+    def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         if self.failures[0] > 0:
             self.failures[0] -= 1
             msg = "stream lost"
             raise CaptureError(msg)
         return Captured(np.zeros((8, 8, 3), np.uint8))
+
+    def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
+        return None if self.read(index, t_s) is None else Skipped()
 
     def close(self) -> None:
         pass

@@ -11,6 +11,7 @@ import contextlib
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
+from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.draw import label_colour
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally
@@ -27,7 +29,7 @@ from tierflow.streams.stages import build_stage
 from tierflow.topics.clients import consumer_config, producer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, encode_headers, producer_headers
-from tierflow.topics.records import Assignment
+from tierflow.topics.records import Assignment, DropPolicy, FrameRecord, Outcome
 from tierflow.topics.stages import StageName
 
 pytestmark = pytest.mark.kafka
@@ -218,3 +220,51 @@ async def test_malformed_frames_go_to_deadletter_with_the_reason(
     assert missing["tf-dl-stage"] == b"resize"
     assert missing["tf-dl-topic"] == names.raw(512).encode()
     assert b"tf-seq" in missing["tf-dl-error"]
+
+
+async def test_frames_behind_the_lag_bound_are_dropped_at_resize_and_undrawn_at_draw(
+    kafka_topics: Settings, tmp_path: Path
+) -> None:
+    settings = _settings(kafka_topics, tmp_path)
+    settings = settings.model_copy(
+        update={"dataplane": settings.dataplane.model_copy(update={"max_lag_s": 1.0})}
+    )
+    contract = Contract.of(settings)
+    names, codec = contract.names, contract.codec
+    collector = MetricsCollector(contract, {"late"})
+    await collector.start()
+    producer = Producer(producer_config(contract, client_id="test-late"))
+    now = time.time_ns()
+    image = np.zeros((512, 512, 3), np.uint8)
+    # sent by its camera 3 s ago (well inside the 30 s deadline), so 3 s in front of resize
+    stale = FrameMeta("late", 0, now, 512, stamps={"camera.out": now - 3_000_000_000})
+    value, headers = codec.encode(image, stale)
+    producer.produce(names.raw(512), key=b"late", value=value, headers=producer_headers(headers))
+    # detected 3 s ago: draw records it but does not draw it
+    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
+    detected = FrameMeta("late", 1, now, 512, stamps={"detect.out": now - 3_000_000_000}).detected(
+        found, "haar:face", ("face",)
+    )
+    value, headers = codec.encode(image, replace(detected, truth=found))
+    producer.produce(
+        names.detections(512), key=b"late", value=value, headers=producer_headers(headers)
+    )
+    producer.flush(10)
+    records: list[FrameRecord] = []
+    collector.on_record = records.append
+    async with contextlib.AsyncExitStack() as stack:
+        for service in (
+            build_stage(settings, StageName.DETECT, 512),
+            build_stage(settings, StageName.DRAW),
+            build_stage(settings, StageName.RESIZE),
+        ):
+            await stack.enter_async_context(service.run())
+        assert await collector.wait_for({"late": 2}, 60)
+    await collector.stop()
+    by_sequence = {r.sequence: r for r in records}
+    assert (by_sequence[0].outcome, by_sequence[0].policy) == (Outcome.DROPPED, DropPolicy.LAG)
+    assert by_sequence[0].stage == "resize"
+    undrawn = by_sequence[1]
+    assert (undrawn.outcome, undrawn.drawn, undrawn.f1) == (Outcome.PROCESSED, False, 1.0)
+    assert undrawn.found is not None and len(undrawn.found.boxes) == 1
+    assert not (tmp_path / "annotated" / "late").exists()  # nothing was stored for it

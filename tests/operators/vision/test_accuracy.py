@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tierflow.operators.vision.accuracy import F1Score, MatchCounts, f1_score, match
+from tierflow.operators.vision.accuracy import CarryForward, F1Score, MatchCounts, f1_score, match
 from tierflow.operators.vision.detections import Detections
 
 SIZE = (100, 100)
@@ -130,3 +130,28 @@ def test_f1_score_ignores_truth_the_detector_cannot_report() -> None:
     pred = _dets([FACE], ["face"])
     assert F1Score(labels=("face",)).update(pred, truth).compute() == 1.0
     assert F1Score().update(pred, truth).compute() == pytest.approx(2 / 3)
+
+
+def test_carry_forward_scores_unanalysed_frames_with_the_last_analysed_detections() -> None:
+    score = CarryForward()
+    moved = [12.0, 12.0, 32.0, 32.0]  # still IoU >= 0.5 with FACE
+    gone = [50.0, 50.0, 70.0, 70.0]  # no longer overlaps
+    # out of order, as records arrive: the analysed frame 0 comes after frames 1 and 2
+    score.add(1, 10, _dets([moved], ["face"]))
+    score.add(2, 20, _dets([gone], ["face"]))
+    score.add(0, 0, _dets([FACE], ["face"]), found=_dets([FACE], ["face"]), labels=["face"])
+    score.resolve()
+    # frame 0: TP; frame 1: the carried box still matches; frame 2: it misses and is an FP
+    assert score.counts == MatchCounts(2, 1, 1)
+    assert score.frames == 3
+
+
+def test_carry_forward_counts_misses_before_the_first_analysed_frame() -> None:
+    score = CarryForward()
+    score.add(0, 0, _dets([FACE, OTHER], ["face", "person"]))
+    score.add(1, 10, _dets([FACE], ["face"]), found=_dets([], [], size=SIZE), labels=["face"])
+    score.resolve(before_ns=5)  # only frame 0 is final
+    assert score.counts == MatchCounts(0, 0, 1)  # the person is not a label the detector has
+    score.resolve()
+    assert score.counts == MatchCounts(0, 0, 2)
+    assert score.f1 == 0.0
