@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,7 @@ class SourceTally:
     deadlettered: Counter[str] = field(default_factory=Counter)
     latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
     controlled_latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
+    """Latencies of the latest frames (bounded: a camera may run for days), seconds."""
     lag_s: dict[str, deque[float]] = field(default_factory=dict)
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
     carried: CarryForward = field(default_factory=CarryForward)
@@ -201,6 +202,31 @@ class SourceTally:
             },
             "duplicates": self.duplicates,
         }
+
+
+def totals(tallies: Iterable[SourceTally]) -> dict[str, Any]:
+    """The summary of several sources together: counts summed, percentiles over every frame."""
+    merged = SourceTally()
+    for tally in tallies:
+        tally.carried.resolve()
+        merged.processed += tally.processed
+        merged.sampled += tally.sampled
+        merged.dropped.update(tally.dropped)
+        merged.deadlettered.update(tally.deadlettered)
+        merged.duplicates += tally.duplicates
+        merged.latencies_s.extend(tally.latencies_s)
+        merged.controlled_latencies_s.extend(tally.controlled_latencies_s)
+        for stage, waits in tally.lag_s.items():
+            merged.lag_s.setdefault(stage, deque(maxlen=None)).extend(waits)
+        for quality, counts in tally.by_quality.items():
+            into = merged.by_quality.setdefault(quality, QualityTally())
+            into.processed += counts.processed
+            into.tp += counts.tp
+            into.fp += counts.fp
+            into.fn += counts.fn
+        merged.carried.counts = merged.carried.counts + tally.carried.counts
+        merged.carried.frames += tally.carried.frames
+    return merged.summary()
 
 
 def _round(value: float | None) -> float | None:

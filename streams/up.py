@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from rich.table import Table
 
 from tierflow.errors import TierflowError
 from tierflow.settings import Settings
-from tierflow.streams.accounting import MetricsCollector, SourceTally
+from tierflow.streams.accounting import MetricsCollector, SourceTally, totals
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.scraping import Scraping
@@ -311,8 +312,19 @@ def _summary(
         entry["fps_in"] = round(stats.produced / max(elapsed_s, 1e-9), 2)
         entry["fps_out"] = round(tally.processed / max(elapsed_s, 1e-9), 2)
         sources[run.camera.source_id] = entry
+    cameras = [run.camera.stats for run in cams]
+    everyone = {
+        **totals(collector.tallies.get(run.camera.source_id, SourceTally()) for run in cams),
+        "captured": sum(s.captured for s in cameras),
+        "sent": sum(s.sent for s in cameras),
+        "produced": sum(s.produced for s in cameras),
+        "unaccounted": sum(entry["unaccounted"] for entry in sources.values()),
+        "camera_dropped": dict(sum((s.dropped for s in cameras), Counter[str]())),
+    }
+    everyone["fps_out"] = round(everyone["processed"] / max(elapsed_s, 1e-9), 2)
     return {
         "sources": sources,
+        "totals": everyone,
         "output_dir": str(output_dir),
         "duration_s": round(elapsed_s, 2),
         "all_accounted": complete,

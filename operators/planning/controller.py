@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tierflow.operators.planning.accuracy_model import LongTermAccuracy, OnlineAccuracy
+from tierflow.operators.planning.frame_rate import Retention
 from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality import (
     AssignmentResult,
@@ -215,6 +216,7 @@ class ControlLoop:
         self.arrivals: deque[Arrival] = deque()
         self.processed: deque[_Seen] = deque()
         self.accuracy: dict[str, OnlineAccuracy] = {}
+        self.retention = Retention()
         self.assigned: dict[str, Choice] = {}
         self.changed_at: dict[str, int] = {}
         self.refused: set[str] = set()
@@ -369,6 +371,7 @@ class ControlLoop:
         self._trim(now_s)
         for fit in self.accuracy.values():
             fit.end_slot()
+        self.retention.end_slot()
         qualities = tuple(sorted({d.quality for d in detectors} & set(self.config.qualities)))
         if not qualities or not self.arrivals:
             return None

@@ -39,6 +39,7 @@ from tierflow.operators.planning.workflow import (
 )
 from tierflow.settings import Settings
 from tierflow.streams.app import cancel
+from tierflow.streams.carry import CarryPairs
 from tierflow.streams.discovery import nodes_reader
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.service import Service
@@ -118,6 +119,7 @@ class ControlAgent:
         self.assignments = self.service.topic(names.assignments)
         self.placement = self.service.topic(names.placement)
         self.decisions: list[Decision] = []
+        self.pairs = CarryPairs()
         self._wake = asyncio.Event()
         self._trigger = "slot"
         self._last_decision = 0.0
@@ -159,6 +161,8 @@ class ControlAgent:
         joining = self.loop.observe(Arrival(record.source, record.quality, now))
         if record.outcome is Outcome.PROCESSED:
             self.loop.observe_processed(now, observation(record), record.detector or "")
+            for pair in self.pairs.add(record):
+                self.loop.retention.observe(pair.lag_s, pair.carried_f1, pair.fresh_f1)
         if joining:
             self._poke("new-source")
 
