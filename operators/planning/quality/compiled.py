@@ -3,24 +3,30 @@
 The model of Houmani et al. (SBAC-PAD 2021) §IV, eq. 1-5, the same formulas in every
 policy so that they are comparable:
 
-* Sources are grouped into classes of interchangeable ones (same site, frame rate and
-  allowed qualities). Variables are integer counts ``x[c, o]`` of class ``c`` on option
-  ``o`` = (quality, pipeline[, site]); Algorithm 1's distributions ``B`` are exactly these
-  counts (its ``beta * q_l``) once pipelines and sites are added. Counts are mapped back to
-  sources afterwards with rotation (:mod:`.driver`).
+* Sources are grouped into classes of interchangeable ones (same site, native frame rate
+  and allowed qualities). Variables are integer counts ``x[c, o]`` of class ``c`` on option
+  ``o`` = (quality, pipeline[, site][, frame rate]); Algorithm 1's distributions ``B`` are
+  exactly these counts (its ``beta * q_l``) once pipelines, sites and rates are added. Counts
+  are mapped back to sources afterwards with rotation (:mod:`.driver`). A column's rate
+  ``f_v`` is its option's ``fps``, or the class's native rate when the option fixes none.
 * Per-frame latency of a source on option ``o`` = zero-load part + waiting. The zero-load
   part is eq. 1-2: ``mu*T_reduce`` (quality below the source's native one) + the pipeline's
   processing time (its stages' ``T_E`` for one frame) + ``sum S/w + delay`` over the links
   of the option's path (eq. 2, ``S = gamma*fr^2``). Waiting models ``T_E = Load/C`` under
   load: every pipeline and link ``r`` is a server with utilisation ``u_r`` (pipelines:
-  ``sum fps / C``; links: ``sum fps*S / w``) and a convex piecewise-linear curve
-  ``L_q,r(u_r)`` of frames waiting (:class:`tierflow.operators.planning.queueing.QueueCurve`).
+  ``sum f / C``; links: ``sum f*S / w``, ``f`` the analysed rates) and a convex
+  piecewise-linear curve ``L_q,r(u_r)`` of frames waiting
+  (:class:`tierflow.operators.planning.queueing.QueueCurve`).
   By Little's law the frames' total waiting per second is ``sum_r L_q,r(u_r)``, linear in
   the counts through an epigraph variable per resource — exact, not an approximation of the
   curve.
-* Objective: the mean latency over frames (eq. 3; with one frame rate for all sources, as
-  in the paper, this is eq. 3's mean over sources) or eq. 5's utility with eq. 4's mean
-  accuracy over sources. Capacity: ``u_r <= max utilisation`` (the curve's last breakpoint).
+* Objective: the mean latency over analysed frames, ``N(x) / D(x)`` with
+  ``N = sum_v x_v f_v b_v + sum_r L_q,r(u_r)`` (frame-seconds per second) and
+  ``D = sum_v x_v f_v`` (frames per second) (eq. 3; with one frame rate for all sources, as
+  in the paper, this is eq. 3's mean over sources), or eq. 5's utility ``a - Theta*N/D``
+  with eq. 4's mean accuracy over sources. ``D`` is a constant unless options fix rates
+  (:attr:`Compiled.variable_rate`); :mod:`.ratio` solves the ratio. Capacity:
+  ``u_r <= max utilisation`` (the curve's last breakpoint).
 
 :func:`compile_problem` builds the columns and resources (per-option arrays are computed
 once per problem in a :class:`Catalogue`); :func:`evaluate` scores count vectors with the
@@ -29,6 +35,7 @@ model. Times are seconds, rates frames/s, accuracies 0..1.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,12 +44,21 @@ import numpy as np
 import numpy.typing as npt
 
 from tierflow.operators.planning.highs import SolveStatus
-from tierflow.operators.planning.quality.problem import Link, Option, Problem, Source
+from tierflow.operators.planning.quality.problem import (
+    RATE_TOL,
+    Choice,
+    Link,
+    Option,
+    Problem,
+    Source,
+)
 from tierflow.operators.planning.queueing import QueueCurve
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+Counts = IntArray | FloatArray
+"""Counts per column: integer, or fractional (an LP relaxation's)."""
 
 TOL = 1e-7
 """Feasibility tolerance shared with HiGHS, so that both judge a solution alike."""
@@ -74,7 +90,8 @@ class Compiled:
     var_class: IntArray  # (V,)
     var_option: tuple[Option, ...]  # (V,)
     count: FloatArray  # (C,) sources per class
-    fps: FloatArray  # (V,) frames/s of one source of the column's class
+    fps: FloatArray  # (V,) frames/s one source of the column's class sends on it
+    native_fps: FloatArray  # (V,) native frames/s of the column's class
     base_s: FloatArray  # (V,) zero-load latency per frame
     acc: FloatArray  # (V,)
     resources: tuple[tuple[str, str, QueueCurve], ...]  # (kind, id, curve) per resource
@@ -87,8 +104,52 @@ class Compiled:
 
     @property
     def frames_fps(self) -> float:
-        """Frames per second of all compiled sources together."""
+        """Frames per second of all compiled sources together at their native rates."""
         return float(sum(c.fps * len(c.members) for c in self.classes))
+
+    @functools.cached_property
+    def variable_rate(self) -> bool:
+        """Whether some column's rate is not its class's native one (``D`` is variable)."""
+        return bool(np.any(np.abs(self.fps - self.native_fps) > RATE_TOL * self.native_fps))
+
+    def frames(self, x: Counts) -> FloatArray:
+        """``D``: analysed frames per second of count vectors ``x`` (D, V)."""
+        if not self.variable_rate:
+            return np.full(x.shape[0], max(self.frames_fps, 1e-300))
+        return np.maximum(x.astype(np.float64) @ self.fps, 1e-300)
+
+    def frame_range(self) -> tuple[float, float]:
+        """Least and most ``D`` any count vector can have (each class all at one extreme)."""
+        lo = np.full(len(self.classes), np.inf)
+        hi = np.zeros(len(self.classes))
+        np.minimum.at(lo, self.var_class, self.fps)
+        np.maximum.at(hi, self.var_class, self.fps)
+        live = np.isfinite(lo)
+        return float(lo[live] @ self.count[live]), float(hi[live] @ self.count[live])
+
+    def previous(self) -> tuple[IntArray, bool]:
+        """The previous slot's counts from the sources' ``current`` choices.
+
+        Returns:
+            counts per column of the sources whose ``current`` names one of their columns
+            (quality, pipeline and rate), and whether that holds for every source.
+        """
+        x = np.zeros(len(self.var_option), dtype=np.int64)
+        complete = True
+        for c, cls in enumerate(self.classes):
+            cols = np.flatnonzero(self.var_class == c)
+            keys = {
+                (self.var_option[v].quality, self.var_option[v].pipeline, float(self.fps[v])): v
+                for v in cols[::-1]
+            }  # the first column wins when options repeat
+            for s in cls.members:
+                cur = s.current
+                v = None if cur is None else keys.get((cur.quality, cur.pipeline, rate_of(cur, s)))
+                if v is None:
+                    complete = False
+                else:
+                    x[v] += 1
+        return x, complete
 
 
 @dataclass(frozen=True)
@@ -98,6 +159,7 @@ class Catalogue:
     options: tuple[Option, ...]
     by_site: Mapping[str | None, tuple[int, ...]]  # option indices per site (None: all)
     quality: IntArray  # (O,)
+    fps: FloatArray  # (O,) the option's rate, NaN when it keeps the source's own
     fixed_s: FloatArray  # (O,) processing + extra + transfer (eq. 2) + delays, per frame
     reduce_s: FloatArray  # (O,) T_reduce when below the source's native quality
     unit_load: FloatArray  # (R, O) utilisation added per frame/s
@@ -129,6 +191,9 @@ class Catalogue:
             options=tuple(problem.options),
             by_site={k: tuple(v) for k, v in by_site.items()},
             quality=np.asarray([o.quality for o in problem.options], dtype=np.int64),
+            fps=np.asarray(
+                [math.nan if o.fps is None else o.fps for o in problem.options], dtype=np.float64
+            ),
             fixed_s=fixed,
             reduce_s=np.asarray([o.reduce_s for o in problem.options], dtype=np.float64),
             unit_load=unit,
@@ -159,7 +224,8 @@ def compile_problem(
         classes.append(_Class(members, members[0].fps, members[0].native))
     vc = np.asarray(var_class, dtype=np.int64)
     vi = np.asarray(var_index, dtype=np.int64)
-    fps = np.asarray([c.fps for c in classes], dtype=np.float64)[vc]
+    native_fps = np.asarray([c.fps for c in classes], dtype=np.float64)[vc]
+    fps = np.where(np.isnan(cat.fps[vi]), native_fps, cat.fps[vi]) if vi.size else native_fps
     native = np.asarray([c.native for c in classes], dtype=np.int64)[vc]
     # eq. 1: mu*T_reduce counts only below the source's native quality
     base = cat.fixed_s[vi] + np.where(cat.quality[vi] < native, cat.reduce_s[vi], 0.0)
@@ -170,11 +236,17 @@ def compile_problem(
         var_option=tuple(cat.options[i] for i in var_index),
         count=np.asarray([len(c.members) for c in classes], dtype=np.float64),
         fps=fps,
+        native_fps=native_fps,
         base_s=base,
         acc=np.asarray([cat.options[i].accuracy for i in var_index], dtype=np.float64),
         resources=cat.resources,
         load=cat.unit_load[:, vi] * fps[None, :],
     )
+
+
+def rate_of(choice: Choice, source: Source) -> float:
+    """Frames/s ``source`` sends on ``choice`` (its native rate when the choice names none)."""
+    return source.fps if choice.fps is None else choice.fps
 
 
 def _transfer_s(bits: float, link: Link) -> float:
@@ -187,14 +259,14 @@ class Eval:
     """Scores of ``D`` count vectors: feasibility, eq. 3-5 means, resource use."""
 
     feasible: BoolArray  # (D,)
-    latency_s: FloatArray  # (D,) mean over frames
+    latency_s: FloatArray  # (D,) mean over analysed frames
     accuracy: FloatArray  # (D,) mean over sources
     utility: FloatArray  # (D,)
     utilisation: FloatArray  # (D, R)
     waiting: FloatArray  # (D, R) frames waiting L_q
 
 
-def evaluate(comp: Compiled, x: IntArray) -> Eval:
+def evaluate(comp: Compiled, x: Counts) -> Eval:
     """Score count vectors ``x`` (D, V) with the model every policy shares."""
     xf = x.astype(np.float64)
     util = xf @ comp.load.T
@@ -203,8 +275,8 @@ def evaluate(comp: Compiled, x: IntArray) -> Eval:
     for r, (_, _, curve) in enumerate(comp.resources):
         cap_ok &= util[:, r] <= curve.max_utilisation + TOL
         waiting[:, r] = curve.waiting_array(np.minimum(util[:, r], curve.max_utilisation))
-    k, frames = max(comp.sources, 1), max(comp.frames_fps, 1e-300)
-    latency = (xf @ (comp.fps * comp.base_s) + waiting.sum(axis=1)) / frames
+    k = max(comp.sources, 1)
+    latency = (xf @ (comp.fps * comp.base_s) + waiting.sum(axis=1)) / comp.frames(x)
     accuracy = xf @ comp.acc / k
     acc_ok = accuracy >= comp.problem.floor - TOL
     utility = accuracy - comp.problem.theta_per_s * latency
@@ -220,6 +292,7 @@ class Outcome:
     rule: str = ""
     message: str = ""
     gap: float = 0.0  # proven relative gap of the counts' objective
+    iterations: int = 0  # programs solved (the frame-rate iteration); 0 when enumerated
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,15 @@ with the reason (accuracy below ``a_min``, or no capacity). A source whose quali
 pipeline serves is refused up front (``no-pipeline``).
 
 Rotation ("the mapping switches periodically between data sources", §V). Within a class,
-sources are ordered for the higher qualities by how reduced they were in the previous slot
-(most reduced first), ties by a round-robin offset ``(index - slot) mod n``; so a source
-degraded in one slot is first in line for full quality in the next, and no camera stays
-degraded while others are not. ``Rotation.STICKY`` instead keeps sources at their previous
-quality (hysteresis). Sources keep their previous pipeline when it still serves the quality.
+the levels a source can be given are (quality, frame rate) pairs, ordered quality first,
+then rate, highest first (with no option fixing a rate, the qualities). Sources are ordered
+for the higher levels by how reduced they were in the previous slot (most reduced first),
+ties by a round-robin offset ``(index - slot) mod n``; so a source degraded in one slot is
+first in line for full quality and rate in the next, and no camera stays degraded while
+others are not. ``Rotation.STICKY`` instead keeps sources at their previous level
+(hysteresis). Sources keep their previous pipeline when it still serves the level.
+
+``all-max`` is the paper's baseline: every source at its native quality and native rate.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from tierflow.operators.planning.quality.compiled import (
     Outcome,
     compile_problem,
     evaluate,
+    rate_of,
 )
 from tierflow.operators.planning.quality.exact import EXACT_LIMIT, exact_core
 from tierflow.operators.planning.quality.milp import milp_core
 from tierflow.operators.planning.quality.problem import (
+    RATE_TOL,
     AssignmentResult,
-    Choice,
     Objective,
     Option,
     Problem,
@@ -65,7 +70,8 @@ def _any_option(_: Source, __: Option) -> bool:
 
 
 def _native_only(source: Source, option: Option) -> bool:
-    return option.quality == source.native
+    native_rate = abs(option.rate(source) - source.fps) <= RATE_TOL * source.fps
+    return option.quality == source.native and native_rate
 
 
 _POLICIES: dict[str, _Policy] = {
@@ -215,7 +221,7 @@ def _result(
         assignments.append(
             SourceAssignment(
                 source.id, o.quality, o.pipeline, float(var_latency[v]), o.accuracy,
-                reduced=o.quality < source.native,
+                reduced=o.quality < source.native, fps=float(comp.fps[v]),
             )
         )  # fmt: skip
     objective = comp.problem.objective
@@ -230,6 +236,7 @@ def _result(
         utility=utility if x.size else math.nan,
         objective=(utility if objective is Objective.UTILITY else latency) if x.size else math.nan,
         rule=out.rule,
+        iterations=out.iterations,
         pipeline_utilisation={
             rid: float(util[r]) for r, (k, rid, _) in enumerate(comp.resources) if k == "pipeline"
         },
@@ -247,28 +254,40 @@ def _map_counts(comp: Compiled, x: IntArray) -> list[tuple[int, Source]]:
     rotate = comp.problem.rotation is Rotation.ROTATE
     slot = comp.problem.slot
     out: list[tuple[int, Source]] = []
+
+    def level(v: int) -> tuple[int, float]:  # (quality, rate) of a column
+        return comp.var_option[v].quality, float(comp.fps[v])
+
     for c, cls in enumerate(comp.classes):
-        levels = sorted({q for s in cls.members for q in s.qualities}, reverse=True)
+        mine = [int(v) for v in np.flatnonzero(comp.var_class == c)]
+        levels = sorted(
+            {(q, cls.fps) for s in cls.members for q in s.qualities} | {level(v) for v in mine},
+            reverse=True,
+        )
         n = len(cls.members)
 
-        def rank(s: Source, levels: list[int] = levels) -> int:
+        def rank(s: Source, levels: list[tuple[int, float]] = levels) -> int:
             cur = s.current
-            return levels.index(cur.quality) if cur is not None and cur.quality in levels else 0
+            at = None if cur is None else (cur.quality, rate_of(cur, s))
+            return levels.index(at) if at in levels else 0
 
         def key(item: tuple[int, Source], n: int = n) -> tuple[int, int]:
             i, s = item
             return (-rank(s), (i - slot) % n) if rotate else (rank(s), i)
 
         queue = [s for _, s in sorted(enumerate(cls.members), key=key)]
-        cols = [int(v) for v in np.flatnonzero(comp.var_class == c) if x[v] > 0]
-        for q in sorted({comp.var_option[v].quality for v in cols}, reverse=True):
-            left = {v: int(x[v]) for v in cols if comp.var_option[v].quality == q}
+        cols = [v for v in mine if x[v] > 0]
+        for at in sorted({level(v) for v in cols}, reverse=True):
+            left = {v: int(x[v]) for v in cols if level(v) == at}
             group, queue = queue[: sum(left.values())], queue[sum(left.values()) :]
             rest: list[Source] = []
-            for s in group:  # keep the previous pipeline when it still serves this quality
+            for s in group:  # keep the previous pipeline when it still serves this level
+                cur = s.current
                 keep = [
                     v for v in left
-                    if left[v] > 0 and s.current == Choice(q, comp.var_option[v].pipeline)
+                    if left[v] > 0 and cur is not None
+                    and (cur.quality, cur.pipeline, rate_of(cur, s))
+                    == (at[0], comp.var_option[v].pipeline, at[1])
                 ]  # fmt: skip
                 if keep:
                     left[keep[0]] -= 1

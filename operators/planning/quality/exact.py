@@ -5,22 +5,29 @@ each of its options, stars and bars), keep those with mean accuracy >= the slot'
 (steps 2-6, eq. 4 and 6) and within every capacity, report infeasibility when none is left
 (steps 7-8), take the fastest (step 9, eq. 3) and let the preference rule replace it, in
 ``B``'s order with ``best`` updated inside the loop (steps 10-12). With the utility
-objective the greatest eq. 5 utility wins. Small instances only: more than ``exact_limit``
-distributions are declined with an ERROR status.
+objective the greatest eq. 5 utility wins. Options that fix a frame rate are more options of
+a class; the mean latency over analysed frames is scored exactly, ratio and all. Small
+instances only: more than ``exact_limit`` distributions are declined with an ERROR status.
+
+:func:`enumerate_distributions` is shared with ``milp``, which enumerates tiny instances
+instead of building a program.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality.compiled import (
+    BoolArray,
     Budget,
     Compiled,
+    FloatArray,
     IntArray,
     Outcome,
     evaluate,
@@ -53,17 +60,31 @@ def distribution_count(comp_sizes: Iterable[tuple[int, int]]) -> int:
     return math.prod(math.comb(n + k - 1, k - 1) if k else int(n == 0) for n, k in comp_sizes)
 
 
-def exact_core(comp: Compiled, budget: Budget) -> Outcome:
-    """Algorithm 1 by enumerating every distribution of ``comp`` (see the module)."""
-    limit = budget.exact_limit  # bounds the work instead of the deadline
-    sizes = [
+def class_sizes(comp: Compiled) -> list[tuple[int, int]]:
+    """(sources, columns) per class of ``comp``: the arguments of :func:`distribution_count`."""
+    return [
         (len(c.members), int(np.count_nonzero(comp.var_class == i)))
         for i, c in enumerate(comp.classes)
     ]
+
+
+@dataclass(frozen=True)
+class Enumerated:
+    """Every distribution of ``B`` scored: eq. 3-5 per distribution, in ``B``'s order."""
+
+    rows: Callable[[IntArray], IntArray]  # counts (D, V) of the distributions at indices
+    feasible: BoolArray  # (M,)
+    latency_s: FloatArray  # (M,)
+    accuracy: FloatArray  # (M,)
+    utility: FloatArray  # (M,)
+
+
+def enumerate_distributions(comp: Compiled, limit: int) -> Enumerated | None:
+    """Score every distribution of ``comp``; None when there are more than ``limit``."""
+    sizes = class_sizes(comp)
     total = distribution_count(sizes)
     if total > limit:
-        msg = f"exact: {total} quality distributions exceed the limit {limit}; use 'milp'"
-        return Outcome(SolveStatus.ERROR, message=msg)
+        return None
     per_class = [_compositions(n, k) for n, k in sizes]
     shape = tuple(len(p) for p in per_class)
 
@@ -71,21 +92,38 @@ def exact_core(comp: Compiled, budget: Budget) -> Outcome:
         parts = np.unravel_index(flat, shape)
         return np.concatenate([p[i] for p, i in zip(per_class, parts, strict=True)], axis=1)
 
-    feasible, latency, accuracy, utility = [], [], [], []
-    for start in range(0, total, _EXACT_CHUNK):  # chunks bound the (D, R) work arrays
-        ev = evaluate(comp, rows(np.arange(start, min(total, start + _EXACT_CHUNK))))
-        feasible.append(ev.feasible)
-        latency.append(ev.latency_s)
-        accuracy.append(ev.accuracy)
-        utility.append(ev.utility)
-    ok = np.flatnonzero(np.concatenate(feasible))  # steps 2-6: keep b with A >= a_min
+    scores = [
+        evaluate(comp, rows(np.arange(start, min(total, start + _EXACT_CHUNK))))
+        for start in range(0, total, _EXACT_CHUNK)  # chunks bound the (D, R) work arrays
+    ]
+    return Enumerated(
+        rows,
+        np.concatenate([e.feasible for e in scores]),
+        np.concatenate([e.latency_s for e in scores]),
+        np.concatenate([e.accuracy for e in scores]),
+        np.concatenate([e.utility for e in scores]),
+    )
+
+
+NO_DISTRIBUTION = "no distribution meets every constraint"
+
+
+def exact_core(comp: Compiled, budget: Budget) -> Outcome:
+    """Algorithm 1 by enumerating every distribution of ``comp`` (see the module)."""
+    limit = budget.exact_limit  # bounds the work instead of the deadline
+    scored = enumerate_distributions(comp, limit)
+    if scored is None:
+        total = distribution_count(class_sizes(comp))
+        msg = f"exact: {total} quality distributions exceed the limit {limit}; use 'milp'"
+        return Outcome(SolveStatus.ERROR, message=msg)
+    ok = np.flatnonzero(scored.feasible)  # steps 2-6: keep b with A >= a_min
     if ok.size == 0:  # steps 7-8
-        return Outcome(SolveStatus.INFEASIBLE, message="no distribution meets every constraint")
-    lat, acc = np.concatenate(latency), np.concatenate(accuracy)
+        return Outcome(SolveStatus.INFEASIBLE, message=NO_DISTRIBUTION)
+    lat, acc = scored.latency_s, scored.accuracy
     problem = comp.problem
     if problem.objective is Objective.UTILITY:
-        best = int(ok[np.argmax(np.concatenate(utility)[ok])])
-        return Outcome(SolveStatus.OPTIMAL, rows(np.asarray([best]))[0], "max-utility")
+        best = int(ok[np.argmax(scored.utility[ok])])
+        return Outcome(SolveStatus.OPTIMAL, scored.rows(np.asarray([best]))[0], "max-utility")
     best = int(ok[np.argmin(lat[ok])])  # step 9
     rule = "min-latency"
     pref = problem.preference
@@ -99,4 +137,4 @@ def exact_core(comp: Compiled, budget: Budget) -> Outcome:
         for i in ok[acc[ok] >= need - 1e-9]:
             if pref.prefers(float(lat[i] - lat[best]), float(acc[best]), float(acc[i])):
                 best, rule = int(i), pref.name
-    return Outcome(SolveStatus.OPTIMAL, rows(np.asarray([best]))[0], rule)
+    return Outcome(SolveStatus.OPTIMAL, scored.rows(np.asarray([best]))[0], rule)

@@ -7,6 +7,15 @@ floor of eq. 6, the objective (eq. 3 latency or eq. 5 utility) and the preferenc
 :class:`AssignmentResult` is the decision: a quality and pipeline per admitted source, the
 refused sources with reasons, and the estimated eq. 3-5 quantities.
 
+Frame rate (issue 9). An option may fix the rate a source captures and sends at
+(:attr:`Option.fps`); ``None`` keeps the source's own rate (:attr:`Source.fps`, its native
+rate). An option whose rate is above a source's native rate does not serve that source (it is
+not clamped: its accuracy estimate is for the rate it names, and a clamped copy would
+duplicate the native-rate option under another accuracy). :attr:`Option.accuracy` is the
+caller's estimate over *all captured* frames at that quality and rate (skipped frames carry
+the last analysed frame's detections forward), so eq. 4 and 6 stay a mean over sources; load,
+transfer and waiting count the analysed frames only.
+
 Preference rule (Algorithm 1 steps 10-12, :class:`PreferenceRule`). The paper compares both
 quantities with one operator ``Delta``: ``Delta(L) < 10`` (ms) and ``Delta(A) >= 20%`` where
 accuracies are percentages (F1 71.19 %), so ``20%`` is read as 20 percentage points, an
@@ -30,6 +39,9 @@ from dataclasses import dataclass, field
 from tierflow.errors import TierflowError
 from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.queueing import QueueCurve
+
+RATE_TOL = 1e-9
+"""Relative tolerance when frame rates are compared (an option's with a source's)."""
 
 
 class SolverError(TierflowError):
@@ -56,10 +68,17 @@ class Rotation(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Choice:
-    """A source's quality (pixels) and pipeline id."""
+    """A source's quality (pixels), pipeline id and analysed frame rate.
+
+    Attributes:
+        quality: frame side, pixels.
+        pipeline: pipeline id.
+        fps: frames/s the source sends; None: its native rate (:attr:`Source.fps`).
+    """
 
     quality: int
     pipeline: str
+    fps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,9 +87,12 @@ class Source:
 
     Attributes:
         id: source id.
-        fps: frame rate, frames/s.
+        fps: native (offered) frame rate, frames/s: the most it can capture and send.
         qualities: qualities it can capture at (pixels); the highest is its native one.
-        current: its assignment in the previous slot, None if it has none yet.
+        current: its assignment in the previous slot, None if it has none yet. It keeps the
+            source there when counts allow (rotation, hysteresis) and, for every source
+            together, is the warm start of the ``milp`` policy (the first denominator of the
+            frame-rate iteration and a first incumbent).
         joining: it is asking to join (Algorithm 1 may refuse it).
         site: the edge node it sits on (selects site-specific options).
     """
@@ -130,17 +152,22 @@ class Link:
 
 @dataclass(frozen=True)
 class Option:
-    """One way to serve a source: a quality on a pipeline, over some links.
+    """One way to serve a source: a quality and frame rate on a pipeline, over some links.
 
     Attributes:
         quality: frame side, pixels.
         pipeline: pipeline id.
-        accuracy: ``E(q, d)`` of the pipeline's model at this quality (eq. 4), 0..1.
+        accuracy: ``E(q, d)`` of the pipeline's model at this quality (eq. 4), 0..1; with
+            ``fps`` set, the estimate over all captured frames at that rate (skipped frames
+            take the last analysed frame's detections).
         bits_per_frame: ``S = gamma*q^2`` sent over each link, bits.
         links: link ids on the path from the source to the pipeline (eq. 2).
         extra_s: any other fixed per-frame time, seconds.
         reduce_s: ``T_reduce`` when the quality is below the source's native one (eq. 1).
         site: only for sources on this site; None for every site.
+        fps: frames/s a source captures and sends on this option (its load, transfer and
+            waiting count these); None: the source's own rate. Above a source's rate the
+            option does not serve it.
     """
 
     quality: int
@@ -151,10 +178,24 @@ class Option:
     extra_s: float = 0.0
     reduce_s: float = 0.0
     site: str | None = None
+    fps: float | None = None
 
     def serves(self, source: Source) -> bool:
-        """Whether ``source`` may use this option."""
-        return self.quality in source.qualities and self.site in (None, source.site)
+        """Whether ``source`` may use this option (quality, site and rate allow it)."""
+        return (
+            self.quality in source.qualities
+            and self.site in (None, source.site)
+            and (self.fps is None or self.fps <= source.fps * (1.0 + RATE_TOL))
+        )
+
+    def rate(self, source: Source) -> float:
+        """Frames/s ``source`` sends on this option."""
+        return source.fps if self.fps is None else self.fps
+
+    @property
+    def label(self) -> str:
+        """``quality@pipeline`` (with ``/fps`` when the option fixes a rate), for messages."""
+        return f"{self.quality}@{self.pipeline}" + ("" if self.fps is None else f"/{self.fps:g}fps")
 
 
 @dataclass(frozen=True)
@@ -233,14 +274,16 @@ class Problem:
         links = {lk.id for lk in self.links}
         for o in self.options:
             if o.pipeline not in pipes:
-                problems.append(f"option {o.quality}@{o.pipeline}: unknown pipeline")
+                problems.append(f"option {o.label}: unknown pipeline")
             if set(o.links) - links:
-                problems.append(f"option {o.quality}@{o.pipeline}: unknown links {o.links}")
+                problems.append(f"option {o.label}: unknown links {o.links}")
             if not 0.0 <= o.accuracy <= 1.0 or o.bits_per_frame < 0:
-                problems.append(f"option {o.quality}@{o.pipeline}: accuracy or bits out of range")
+                problems.append(f"option {o.label}: accuracy or bits out of range")
+            if o.fps is not None and not o.fps > 0:
+                problems.append(f"option {o.label}: fps must be > 0")
         problems += [f"source {s.id}: fps must be > 0" for s in self.sources if s.fps <= 0]
         problems += [f"source {s.id}: no qualities" for s in self.sources if not s.qualities]
-        problems += [f"option {o.quality}@{o.pipeline}: quality must be > 0"
+        problems += [f"option {o.label}: quality must be > 0"
                      for o in self.options if o.quality <= 0]  # fmt: skip
         if self.theta_per_s < 0:
             problems.append(f"theta_per_s must be >= 0, got {self.theta_per_s}")
@@ -264,7 +307,17 @@ class Problem:
 
 @dataclass(frozen=True)
 class SourceAssignment:
-    """One source's quality and pipeline with its estimated latency (s) and accuracy."""
+    """One source's quality, pipeline and rate with its estimated latency and accuracy.
+
+    Attributes:
+        source: source id.
+        quality: frame side, pixels.
+        pipeline: pipeline id.
+        latency_s: estimated mean latency of its analysed frames, seconds.
+        accuracy: the option's accuracy (over all captured frames), 0..1.
+        reduced: its quality is below its native one (eq. 1's ``mu = 1``).
+        fps: frames/s it captures and sends (its native rate unless the option fixes one).
+    """
 
     source: str
     quality: int
@@ -272,6 +325,12 @@ class SourceAssignment:
     latency_s: float
     accuracy: float
     reduced: bool
+    fps: float
+
+    @property
+    def choice(self) -> Choice:
+        """The assignment as a :class:`Choice`, the ``current`` of the next slot's source."""
+        return Choice(self.quality, self.pipeline, self.fps)
 
 
 @dataclass(frozen=True)
@@ -293,11 +352,14 @@ class AssignmentResult:
             TIME_LIMIT that found a feasible point.
         assignments: per admitted source.
         refused: sources not admitted, with reasons.
-        latency_s: estimated mean latency over frames (eq. 3), NaN without assignments.
+        latency_s: estimated mean latency over analysed frames (eq. 3), NaN without
+            assignments.
         accuracy: estimated mean accuracy over sources (eq. 4).
         utility: eq. 5 with the problem's ``Theta``.
         objective: the optimised value (latency_s or utility).
         rule: what chose it: ``min-latency``, ``max-utility``, the preference rule's name.
+        iterations: programs solved over the frame-rate iteration (``milp``: 1 when no
+            option fixes a rate; 0 when enumerated).
         solve_time_s: wall time of the whole call, seconds.
         pipeline_utilisation: per pipeline id, 0..1.
         link_utilisation: per link id, 0..1.
@@ -316,6 +378,7 @@ class AssignmentResult:
     utility: float = math.nan
     objective: float = math.nan
     rule: str = ""
+    iterations: int = 0
     solve_time_s: float = 0.0
     pipeline_utilisation: Mapping[str, float] = field(default_factory=dict)
     link_utilisation: Mapping[str, float] = field(default_factory=dict)
