@@ -87,10 +87,8 @@ def _milp_solve(comp: Compiled, model: Program, budget: Budget) -> Outcome:
     # Preference rule, lexicographically: the most accurate point less than 10 ms slower.
     first = evaluate(comp, x[None, :])
     lat1, acc1 = float(first.latency_s[0]), float(first.accuracy[0])
-    # Bounds first: every source on its most accurate option, then the LP of stage two.
-    best_acc = np.full(len(comp.classes), -np.inf)
-    np.maximum.at(best_acc, comp.var_class, comp.acc)
-    if not pref.prefers(0.0, acc1, float(best_acc @ comp.count) / max(comp.sources, 1) + 1e-9):
+    # Bounds first: a Lagrangian bound of the window without waiting, then stage two's LP.
+    if not pref.prefers(0.0, acc1, _accuracy_bound(comp, lat1 + pref.latency_s) + 1e-9):
         return _outcome(status, x, rule, gap1, iterations)
     model.limit_latency(lat1 + pref.latency_s)
     if comp.variable_rate:  # tie-breaking latency as the tangent at the first stage's point
@@ -111,6 +109,22 @@ def _milp_solve(comp: Compiled, model: Program, budget: Budget) -> Outcome:
     if status2 is SolveStatus.TIME_LIMIT:
         status = status2
     return _outcome(status, x, rule, gap1, iterations)
+
+
+def _accuracy_bound(comp: Compiled, latency_s: float) -> float:
+    """An upper bound on eq. 4's mean accuracy with eq. 3's mean below ``latency_s``.
+
+    Waiting only adds to ``N``, so the window implies ``sum_v c_v x_v <= 0`` with
+    ``c_v = f_v (b_v - latency_s)``; for any ``mu >= 0`` each class may then take its best
+    ``acc_v - mu*c_v`` (weak duality), and the least over a grid of ``mu`` is the bound
+    (``mu = 0``: every source on its most accurate option).
+    """
+    cost = comp.fps * (comp.base_s - latency_s)
+    scale = max(float(np.abs(cost).max(initial=0.0)), 1e-12)
+    mus = np.concatenate([[0.0], np.geomspace(1e-4, 1e2, 40)]) / scale
+    starts = np.flatnonzero(np.r_[True, np.diff(comp.var_class) != 0])
+    best = np.maximum.reduceat(comp.acc[None, :] - mus[:, None] * cost[None, :], starts, axis=1)
+    return float((best @ comp.count[comp.var_class[starts]]).min()) / max(comp.sources, 1)
 
 
 def _outcome(status: SolveStatus, x: IntArray, rule: str, gap: float, iterations: int) -> Outcome:

@@ -13,7 +13,8 @@ program with the latency term ``lambda + (N - lambda*D) / D_k``, the tangent of 
 current iterate ``(lambda, D_k)`` = (its mean latency, its analysed rate) — exact where
 ``D = D_k``, linear, so the step is a MILP of the same shape as without rates. The start is
 the previous slot's assignment (the sources' ``current``) when it covers every source, else
-``lambda = 0`` with ``D_k`` = all sources at their native rate. The iteration runs first on
+all sources at their native rate (``D_k``; ``lambda`` the mean of their fastest zero-load
+times). The iteration runs first on
 the LP relaxation (cheap: only costs change, HiGHS keeps its basis) until the denominator
 changes by < 0.1 %, then on the MILP, at most :data:`MAX_ITERATIONS` (3) programs.
 
@@ -81,8 +82,8 @@ def minimise(comp: Compiled, model: Program, goal: Goal, budget: Budget) -> Stag
         return Stage(status, x, model.proven_gap, 1)
     if complete and previous.any():
         lam, frames = _mean(comp, previous)
-    else:  # all sources at their native rate
-        lam, frames = 0.0, comp.frames_fps
+    else:  # all sources at their native rate, each on its fastest option at zero load
+        lam, frames = _native_start(comp), comp.frames_fps
     bounds = _Bounds(comp, goal, budget.gap)
     for _ in range(_LP_ROUNDS):
         model.set_goal(goal, lam, frames)
@@ -191,6 +192,18 @@ def _mean(comp: Compiled, x: IntArray | FloatArray) -> tuple[float, float]:
     """Eq. 3's mean latency (s) and ``D`` (frames/s) at counts ``x`` (fractional allowed)."""
     rows = x[None, :]
     return float(evaluate(comp, rows).latency_s[0]), float(comp.frames(rows)[0])
+
+
+def _native_start(comp: Compiled) -> float:
+    """Eq. 3's mean with every source at its native rate on its fastest option, unloaded."""
+    native = np.abs(comp.fps - comp.native_fps) <= 1e-9 * comp.native_fps
+    fastest = np.full(len(comp.classes), np.inf)
+    np.minimum.at(fastest, comp.var_class[native], comp.base_s[native])
+    rates = np.zeros(len(comp.classes))
+    np.maximum.at(rates, comp.var_class, comp.native_fps)
+    weight = comp.count * rates * np.isfinite(fastest)
+    total = max(float(weight.sum()), 1e-300)
+    return float(weight @ np.where(np.isfinite(fastest), fastest, 0.0)) / total
 
 
 def _close(new: float, old: float) -> bool:
