@@ -5,7 +5,8 @@ Quality assignment (Algorithm 1 of seed 000 as a MILP, :mod:`.quality`) and plac
 
 - :func:`new_model`, a silent instance, and :func:`absorb_banner`, which keeps the banner
   HiGHS prints for a process's first instance off stdout;
-- :func:`columns`, the indices of ``addBinaries`` / ``addVariables`` results;
+- :func:`columns`, the indices of ``addBinaries`` / ``addVariables`` results, and
+  :func:`add_columns`, bounded columns from arrays without a Python object each;
 - :class:`Rows`, constraints gathered as numpy-built sparse rows and passed in one
   ``addRows`` call (building thousands of ``highs_linear_expression`` objects costs more
   than solving the models we build), and :func:`set_costs`;
@@ -100,6 +101,26 @@ def new_model() -> highspy.Highs:
     h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ bare
     h.setOptionValue("output_flag", False)
     return h
+
+
+def add_columns(
+    h: highspy.Highs, lower: npt.ArrayLike, upper: npt.ArrayLike, *, integer: bool = False
+) -> None:
+    """Append columns with bounds and no cost or entries, from numpy arrays.
+
+    ``addVariables`` builds a Python object per column, which costs more than the solve of
+    a few thousand columns; this passes the bounds as arrays.
+    """
+    lo = np.asarray(lower, dtype=np.float64).reshape(-1)
+    hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), lo.shape)
+    hi = np.minimum(hi, highspy.kHighsInf)
+    n = lo.size
+    first = h.getNumCol()
+    empty = np.zeros(0, dtype=np.int32)
+    h.addCols(n, np.zeros(n), lo, hi, 0, np.zeros(n, dtype=np.int32), empty, np.zeros(0))
+    if integer:
+        kind = np.full(n, 1, dtype=np.uint8)  # HighsVarType.kInteger
+        h.changeColsIntegrality(n, np.arange(first, first + n, dtype=np.int32), kind)
 
 
 def columns(array: object) -> ColumnIndices:

@@ -19,7 +19,7 @@ import time
 import highspy
 import numpy as np
 
-from tierflow.operators.planning.highs import Rows, SolveStatus, status_of
+from tierflow.operators.planning.highs import Rows, SolveStatus, add_columns, status_of
 from tierflow.operators.planning.quality.compiled import TOL, Compiled, FloatArray, IntArray
 from tierflow.operators.planning.quality.moves import Moves
 
@@ -68,11 +68,11 @@ class Program:
         self.frames = max(comp.frames_fps, 1e-300)
         self.ub = comp.count[comp.var_class]
         self.x_idx = np.arange(n_x, dtype=np.int32)
-        h.addVariables(n_x, lb=0.0, ub=self.ub.tolist(), type=highspy.HighsVarType.kInteger)
+        add_columns(h, np.zeros(n_x), self.ub, integer=True)
         active = [r for r in range(len(comp.resources)) if np.any(comp.load[r] > 0)]
         if active:
             caps = [comp.resources[r][2].max_utilisation for r in active]
-            h.addVariables(len(active), lb=0.0, ub=caps)
+            add_columns(h, np.zeros(len(active)), caps)
         queued = [
             (j, r) for j, r in enumerate(active) if max(comp.resources[r][2].waiting_frames) > 0
         ]
@@ -88,7 +88,7 @@ class Program:
         self.bound = -math.inf  # of the last solve: a lower bound on the program's optimum
         self._moves: Moves | None = None  # built on first use: most solves never need it
         if queued:
-            h.addVariables(len(queued), lb=0.0)
+            add_columns(h, np.zeros(len(queued)), math.inf)
         self.z_idx = np.arange(n_x + self.n_u, n_x + self.n_u + self.n_z, dtype=np.int32)
         rows = Rows()
         # Sum over options = sources of the class: one quality, pipeline and rate each
@@ -174,7 +174,7 @@ class Program:
             rows = Rows()
             if comp.variable_rate:  # d = D(x), frames/s
                 d = self.n_x + self.n_u + self.n_z
-                self.h.addVariables(1, lb=0.0)
+                add_columns(self.h, np.zeros(1), math.inf)
                 rows.add(np.append(self.x_idx, d), np.append(comp.fps, -1.0), 0.0, 0.0)
                 rows.add(np.append(cols, d), np.concatenate([base, values, [-1e3 * bound]]))
             else:
