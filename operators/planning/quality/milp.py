@@ -13,8 +13,8 @@ restricted to the box ``[floor, ceil]`` of the LP point; a best-improvement loca
 ``gap`` (default 0.1 % of the objective) of the LP bound it is the answer, otherwise the full
 MIP starts from it. ``optimal`` therefore means "proven within ``gap``"; at the time limit
 the best feasible point is returned as ``time-limit`` with its proven gap. Instances with at
-most :data:`ENUMERATE_BELOW` distributions are enumerated instead (a fraction of a
-millisecond, and exact).
+most :data:`ENUMERATE_BELOW` distributions are enumerated instead: exact, and on the bench's
+small instances 1-10 ms where HiGHS took 20-90 ms.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tierflow.operators.planning.quality.problem import Objective
 from tierflow.operators.planning.quality.program import Goal, Program
 from tierflow.operators.planning.quality.ratio import minimise
 
-ENUMERATE_BELOW = 2_000
+ENUMERATE_BELOW = 50_000
 """``milp`` enumerates instances with at most this many distributions instead of solving."""
 
 
