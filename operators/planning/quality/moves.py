@@ -74,6 +74,7 @@ class Moves:
         latency: tuple[FloatArray, float],
         deadline: float,
         exact: tuple[float | None] | None = None,
+        moves: int | None = None,
     ) -> IntArray:
         """Apply improving moves that keep every constraint until none is left (or time).
 
@@ -88,6 +89,7 @@ class Moves:
             exact: score moves by the true objective instead of the program's, ``(None,)``
                 for eq. 3's mean ``N/D`` over analysed frames, ``(Theta,)`` for eq. 5's
                 utility (``Theta`` per second); ``cost_x`` and ``cost_r`` are then unused.
+            moves: most moves (None: four per source, plus ten).
         """
         x = x.copy()
         if self.src.size == 0:
@@ -101,7 +103,7 @@ class Moves:
         waiting = float(self._q(all_r, u)[self.queued].sum())
         level = float(lat_x @ x) + 1e3 * waiting
         frame_s, frames = float(self.frame_s @ x) + waiting, float(self.fps @ x)  # N, D
-        for _ in range(4 * int(x.sum()) + 10):
+        for _ in range(4 * int(x.sum()) + 10 if moves is None else moves):
             if time.perf_counter() >= deadline:
                 break
             cand = np.flatnonzero((x[self.src] > 0) & (acc_sum + self.dacc >= floor_sum))

@@ -122,7 +122,9 @@ def _milp_steps(
     status = SolveStatus.OPTIMAL
     iterations = 0
     while iterations < MAX_ITERATIONS:
-        if best is not None and goal is Goal.LATENCY:  # prove the best, or beat it
+        # the first step at the LP's iterate (a warm start may be far from it: it is the
+        # incumbent then), the next ones at the best less the gap: prove it, or beat it
+        if iterations and best is not None and goal is Goal.LATENCY:
             lam_best, frames = _mean(comp, best)
             lam = lam_best * (1.0 - budget.gap)
         model.set_goal(goal, lam, frames)
