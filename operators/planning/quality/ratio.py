@@ -7,6 +7,8 @@ second; by Little's law the waiting is exact and linear through the epigraphs) a
 is a constant and the program of :mod:`.program` is solved once, as before. With them ``D``
 is a decision, and we keep the exact mean over analysed frames (it is what a camera's
 frames experience, and what eq. 5 prices) rather than a mean over sources: it is a ratio.
+(It weighs each camera by its rate, so lowering the rate of a camera on a slow path also
+lowers the mean; the accuracy floor of eq. 4/6 is what bounds that.)
 
 Decision: a Dinkelbach / fixed-point iteration on the denominator. Each step solves the
 program with the latency term ``lambda + (N - lambda*D) / D_k``, the tangent of ``N/D`` at the
@@ -14,9 +16,13 @@ current iterate ``(lambda, D_k)`` = (its mean latency, its analysed rate) — ex
 ``D = D_k``, linear, so the step is a MILP of the same shape as without rates. The start is
 the previous slot's assignment (the sources' ``current``) when it covers every source, else
 all sources at their native rate (``D_k``; ``lambda`` the mean of their fastest zero-load
-times). The iteration runs first on
-the LP relaxation (cheap: only costs change, HiGHS keeps its basis) until the denominator
-changes by < 0.1 %, then on the MILP, at most :data:`MAX_ITERATIONS` (3) programs.
+times). The iteration runs first on the LP relaxation (cheap: only costs change, HiGHS
+keeps its basis) until the denominator and the mean change by < 0.1 %, then on the MILP,
+at most :data:`MAX_ITERATIONS` (3) programs, each followed by a short local search on the
+true ratio (:meth:`.Program.polish`). The ``-lambda*D`` term is what makes this Dinkelbach:
+with the denominator merely held at ``D_k`` the step would minimise ``N`` alone, whose
+minimiser does not depend on ``D_k`` (it sends every source to its lowest rate the floor
+allows), so that iteration would stop at once, away from the least mean.
 
 * Latency objective: minimising ``N - lambda*D`` is Dinkelbach's method, exact at
   convergence: if no point has ``N - lambda*D < 0`` then no point has a mean below
