@@ -142,6 +142,13 @@ def pipeline() -> dashboard.Dashboard:
             ],
         ),
         graph(
+            "Wait in front of each stage p99",
+            "Seconds frames sat in the topic before a stage took them: the lag each stage "
+            "bounds (dataplane.max_lag_s).",
+            SECONDS,
+            [Query(quantile(0.99, "tierflow_stage_wait_seconds", ("stage",)), "p99 {{stage}}")],
+        ),
+        graph(
             "CPU time per frame by stage",
             "Mean CPU seconds a stage spends on one frame (for detect: a batch's CPU time "
             "divided among its frames).",

@@ -20,7 +20,7 @@ import numpy as np
 from tierflow.operators.vision.accuracy import CarryForward
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
-from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_record
+from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_frame_records
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 5.0
@@ -263,16 +263,18 @@ class MetricsCollector:
 
     def _apply(self, _key: bytes | None, value: bytes | None) -> None:
         try:
-            record = parse_record(FrameRecord, value)
+            records = parse_frame_records(value)
         except RecordError as exc:
             log.warning("ignoring a malformed metrics record: %s", exc)
             return
-        if self.sources is not None and record.source not in self.sources:
-            return
-        self.records += 1
-        self.tallies.setdefault(record.source, SourceTally()).add(record, time.monotonic())
-        if self.on_record is not None:
-            self.on_record(record)
+        now = time.monotonic()
+        for record in records:
+            if self.sources is not None and record.source not in self.sources:
+                continue
+            self.records += 1
+            self.tallies.setdefault(record.source, SourceTally()).add(record, now)
+            if self.on_record is not None:
+                self.on_record(record)
 
     def accounted(self, expected: dict[str, int]) -> int:
         """Outcomes seen so far, counting at most ``expected[source]`` per source."""

@@ -33,11 +33,15 @@ from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import DetectionsJson, FrameMeta, producer_headers
 from tierflow.topics.follow_thread import ThreadFollower
-from tierflow.topics.records import Assignment, FrameRecord, Outcome
+from tierflow.topics.records import Assignment, FrameRecord, Outcome, frame_records_bytes
 from tierflow.topics.stages import StageName
 from tierflow.topics.tables import LatestTable
 
 log = logging.getLogger(__name__)
+SAMPLED_BATCH = 50
+"""Most ``sampled`` records one message gathers."""
+SAMPLED_BATCH_S = 0.5
+"""Longest a ``sampled`` record waits to be sent, seconds."""
 
 
 class Assignments(Protocol):
@@ -161,6 +165,9 @@ class Camera:
             lower the rate it sends at.
         quality: starting quality (side in pixels).
         max_frames: stop after capturing this many frames.
+        initial_fps: frames/s sent until the first assignment, for at most
+            ``slow_start_s`` (None: the native rate from the start).
+        slow_start_s: seconds without an assignment after which the native rate holds.
     """
 
     def __init__(
@@ -173,6 +180,8 @@ class Camera:
         fps: float,
         quality: int,
         max_frames: int | None = None,
+        initial_fps: float | None = None,
+        slow_start_s: float = 30.0,
     ) -> None:
         self.contract = contract
         self.source_id = source_id
@@ -181,8 +190,13 @@ class Camera:
         self.follower = follower
         self.fps = fps
         self.max_frames = max_frames
-        self.stats = CameraStats(quality=quality, fps=fps)
+        self.stats = CameraStats(quality=quality, fps=min(initial_fps or fps, fps))
         self.sampler = Sampler(fps)
+        self._batch: list[FrameRecord] = []
+        self._batch_due = time.monotonic() + SAMPLED_BATCH_S
+        self.sampler.assign(initial_fps)
+        slow = initial_fps is not None and follower is not None
+        self._slow_start_until = time.monotonic() + slow_start_s if slow else None
         self._lock = threading.Lock()
         METRICS.camera_quality.labels(source_id).set(quality)
         METRICS.camera_epoch.labels(source_id).set(0)
@@ -191,8 +205,14 @@ class Camera:
         if self.follower is None:
             return
         assignment = self.follower.get(self.source_id)
+        slow = self._slow_start_until
+        if assignment is None and slow is not None and time.monotonic() >= slow:
+            self._slow_start_until = None  # nobody assigns anything: the native rate
+            self.sampler.assign(None)
+            self.stats.fps = self.sampler.fps
         if assignment is None or assignment.epoch <= self.stats.epoch:
             return
+        self._slow_start_until = None
         if assignment.admitted != self.stats.admitted:
             log.warning(
                 "%s: %s by the controller: %s",
@@ -239,18 +259,18 @@ class Camera:
                 self._drop("delivery-failed")
                 log.warning("%s: delivery failed: %s", self.source_id, err)
 
-    def _sampled(self, err: KafkaError | None, _message: Message) -> None:
+    def _sampled(self, count: int, err: KafkaError | None, _message: Message) -> None:
         with self._lock:
             if err is None:
-                self.stats.sampled += 1
-                METRICS.camera_frames.labels(self.source_id, "sampled").inc()
+                self.stats.sampled += count
+                METRICS.camera_frames.labels(self.source_id, "sampled").inc(count)
             else:
-                self._drop("record-failed")
-                log.warning("%s: a sampled frame's record failed: %s", self.source_id, err)
+                self._drop("record-failed", count)
+                log.warning("%s: %d sampled frames' records failed: %s", self.source_id, count, err)
 
-    def _drop(self, policy: str) -> None:
-        self.stats.dropped[policy] += 1
-        METRICS.camera_frames.labels(self.source_id, policy).inc()
+    def _drop(self, policy: str, count: int = 1) -> None:
+        self.stats.dropped[policy] += count
+        METRICS.camera_frames.labels(self.source_id, policy).inc(count)
 
     def capture_one(self, index: int, t_s: float) -> bool:
         """Capture the frame at ``index``: send it, or sample it out; False at end of input."""
@@ -307,9 +327,14 @@ class Camera:
         return True
 
     def _record_sampled(self, index: int, quality: int, truth: Detections | None) -> None:
-        """Account a frame skipped at the assigned rate: a ``sampled`` record, with its truth."""
+        """Account a frame skipped at the assigned rate: a ``sampled`` record, with its truth.
+
+        The records are gathered and sent as one message every ``SAMPLED_BATCH_S`` (or
+        ``SAMPLED_BATCH`` frames): a message per skipped frame would cost the broker and
+        every reader more than the frames the camera does send.
+        """
         self.stats.captured += 1
-        record = FrameRecord(
+        self._batch.append(FrameRecord(
             source=self.source_id,
             sequence=index,
             quality=quality,
@@ -319,16 +344,25 @@ class Camera:
             stage=StageName.CAMERA,
             latency_s=0.0,
             truth=DetectionsJson.of(truth) if truth is not None else None,
-        )
+        ))  # fmt: skip
+        if len(self._batch) >= SAMPLED_BATCH or time.monotonic() >= self._batch_due:
+            self.flush_sampled()
+
+    def flush_sampled(self) -> None:
+        """Send the gathered ``sampled`` records now (also at the end of a run)."""
+        batch, self._batch = self._batch, []
+        self._batch_due = time.monotonic() + SAMPLED_BATCH_S
+        if not batch:
+            return
         try:
             self.producer.produce(
                 self.contract.names.metrics_frames,
                 key=self.source_id.encode(),
-                value=record.to_bytes(),
-                on_delivery=self._sampled,
+                value=frame_records_bytes(batch),
+                on_delivery=functools.partial(self._sampled, len(batch)),
             )
         except BufferError:
-            self._drop("record-failed")
+            self._drop("record-failed", len(batch))
         self.producer.poll(0)
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> CameraStats:
@@ -356,6 +390,7 @@ class Camera:
                 index += behind
                 due = start + index * period
             stop.wait(max(0.0, due - time.monotonic()))
+        self.flush_sampled()
         return self.stats
 
 

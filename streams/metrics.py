@@ -13,6 +13,7 @@ tierflow_stage_frames_total                frames that entered a stage {stage, q
 tierflow_frames_total                      frames that ended {stage, quality, outcome, reason}
 tierflow_stage_seconds                     time inside a stage, queueing included {stage, quality}
 tierflow_stage_busy_seconds                CPU time a stage spent per frame {stage, quality}
+tierflow_stage_wait_seconds                wait in front of a stage, since the previous one {stage}
 tierflow_end_to_end_seconds                capture to outcome {quality, outcome}
 tierflow_stage_bytes_total                 frame bytes a stage sent on {stage}
 tierflow_batch_frames                      frames per inference call {quality}
@@ -60,6 +61,7 @@ class Metrics(NamedTuple):
     frames: Counter
     stage_seconds: Histogram
     busy_seconds: Histogram
+    stage_wait: Histogram
     end_to_end: Histogram
     stage_bytes: Counter
     batch_frames: Histogram
@@ -106,6 +108,12 @@ def _create(prefix: str = "tierflow") -> Metrics:
             name("stage_busy_seconds"),
             "CPU seconds a stage spent on one frame.",
             ["stage", "quality"],
+            buckets=LATENCY_BUCKETS_S,
+        ),
+        stage_wait=Histogram(
+            name("stage_wait_seconds"),
+            "Seconds a frame waited in front of a stage since the previous stage sent it.",
+            ["stage"],
             buckets=LATENCY_BUCKETS_S,
         ),
         end_to_end=Histogram(

@@ -28,8 +28,45 @@ def _meminfo_mb() -> tuple[float, float]:
     return total, total - available
 
 
-def local_node(settings: Settings, now_ns: int) -> NodeAnnouncement:
-    """The announcement of the machine this process runs on."""
+class CpuMeter:
+    """Cores busy on this machine since the last reading, from ``/proc/stat``.
+
+    The control plane plans a node's cores with what its frames cost; what else runs there
+    (the broker, the cameras, the services' own event loops) is this measure minus that.
+    Where ``/proc/stat`` is missing, the 1-minute load average stands in.
+    """
+
+    def __init__(self) -> None:
+        self._last = _cpu_jiffies()
+
+    def used_cores(self) -> float:
+        """Busy cores averaged since the previous call (or since construction)."""
+        now = _cpu_jiffies()
+        last, self._last = self._last, now
+        if now is None or last is None or now[1] <= last[1]:
+            return os.getloadavg()[0]
+        idle, total = now[0] - last[0], now[1] - last[1]
+        return (1.0 - idle / total) * float(os.cpu_count() or 1)
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(idle, total) jiffies of every CPU since boot; None where /proc/stat is missing."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return idle, sum(fields)
+
+
+def local_node(settings: Settings, now_ns: int, meter: CpuMeter | None = None) -> NodeAnnouncement:
+    """The announcement of the machine this process runs on.
+
+    Args:
+        settings: where the node sits (tier, declared latency and bandwidth).
+        now_ns: the time of the announcement.
+        meter: measures the busy cores since its last reading (load average without one).
+    """
     dp = settings.dataplane
     total_mb, used_mb = _meminfo_mb()
     return NodeAnnouncement(
@@ -39,7 +76,7 @@ def local_node(settings: Settings, now_ns: int) -> NodeAnnouncement:
         memory_mb=total_mb,
         latency_ms=dp.latency_ms,
         bandwidth_mbps=dp.bandwidth_mbps,
-        used_cores=os.getloadavg()[0],
+        used_cores=meter.used_cores() if meter is not None else os.getloadavg()[0],
         used_memory_mb=used_mb,
         heartbeat_ns=now_ns,
         ttl_s=dp.registry_ttl_s,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -34,7 +35,7 @@ from tierflow.streams.app import (
 )
 from tierflow.streams.discovery import Announcer, RegistryView, TableReader, registry_reader
 from tierflow.streams.metrics import METRICS
-from tierflow.streams.nodes import local_node
+from tierflow.streams.nodes import CpuMeter, local_node
 from tierflow.streams.outcomes import Outcomes, latency_s
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
@@ -149,7 +150,7 @@ class Service:
         node = Announcer(
             self.topic(names.nodes),
             self.settings.dataplane.node,
-            lambda now: local_node(self.settings, now),
+            functools.partial(local_node, self.settings, meter=CpuMeter()),
             heartbeat,
             tombstone=False,
         )
@@ -237,10 +238,13 @@ class Service:
             await self.outcomes.deadletter(event, exc.problem.value, exc.detail)
             return None
         METRICS.stage_frames.labels(self.stage, str(meta.quality)).inc()
+        waited_s = wait_before(meta, self.stage)
+        if waited_s is not None:
+            METRICS.stage_wait.labels(self.stage).observe(max(waited_s, 0.0))
         if may_drop and latency_s(meta, enter) > self.settings.dataplane.deadline_s:
             await self.outcomes.dropped(event, meta, DropPolicy.DEADLINE)
             return None
-        if may_drop and self.lagging(meta):
+        if may_drop and waited_s is not None and waited_s > self.settings.dataplane.max_lag_s:
             await self.outcomes.dropped(event, meta, DropPolicy.LAG)
             return None
         return meta

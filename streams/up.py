@@ -197,6 +197,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
                     follower,
                     options.fps or settings.camera.fps,
                     start_quality,
+                    initial_fps=settings.camera.initial_fps if options.control else None,
                 )
             )
             for i, source_id in enumerate(ids)

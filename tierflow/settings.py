@@ -227,7 +227,16 @@ class DataPlaneSettings(_Section):
 class CameraSettings(_Section):
     """Defaults of ``tierflow camera`` and the generated cameras of ``tierflow up``."""
 
-    fps: float = Field(default=25.0, gt=0)
+    fps: float = Field(default=25.0, gt=0, description="Native frame rate of a camera.")
+    initial_fps: float | None = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Frames/s a camera that follows control.assignments sends until its first "
+            "assignment (a slow start: it joins without flooding the detectors); None: its "
+            "native rate."
+        ),
+    )
     quality: PositiveInt = 512
     queue_kbytes: PositiveInt = Field(
         default=65536, description="Producer queue; frames beyond it are dropped, not waited on."
@@ -261,9 +270,13 @@ class ControlSettings(_Section):
         ),
     )
     theta_per_s: float = Field(
-        default=1.0,
+        default=0.2,
         ge=0,
-        description="Theta of eq. 5: accuracy worth one second of latency (1.0: 0.1 per 0.1 s).",
+        description=(
+            "Theta of eq. 5: accuracy worth one second of latency (0.2: 0.02 of F1 per "
+            "0.1 s). Latency is bounded by slo_p99_s; within it, accuracy over every "
+            "captured frame is what is maximised."
+        ),
     )
     policy: str = Field(default="milp", description="Quality policy: milp, exact, all-max.")
     placement_policy: str = Field(
@@ -274,9 +287,16 @@ class ControlSettings(_Section):
         default=2, ge=1, description="Slots a source keeps a quality before it may change."
     )
     slo_p99_s: float = Field(
-        default=2.0, gt=0, description="A window p99 latency above this triggers a decision."
+        default=1.0, gt=0, description="A window p99 latency above this triggers a decision."
     )
     max_utilisation: float = Field(default=0.85, gt=0, lt=1)
+    fps_ladder: tuple[Annotated[float, Field(gt=0)], ...] = Field(
+        default=(25.0, 15.0, 10.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0),
+        description=(
+            "Frame rates a camera may be told to send at besides its own; the frames it "
+            "skips are 'sampled'. Empty: quality is the only knob (the seed paper)."
+        ),
+    )
     workflow: Path | None = Field(
         default=None, description="Workflow TOML; the paper's use case when unset."
     )

@@ -21,9 +21,10 @@ from __future__ import annotations
 import enum
 import itertools
 import time
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tierflow.errors import TierflowError
 from tierflow.topics.envelope import DetectionsJson, FrameMeta
@@ -64,6 +65,32 @@ def parse_record(kind: type[R], data: bytes | None) -> R:
         )
         msg = f"malformed {kind.__name__}: {fields}"
         raise RecordError(msg) from exc
+
+
+def parse_frame_records(data: bytes | None) -> list[FrameRecord]:
+    """The frame records of one ``metrics.frames`` value: a JSON object, or an array (a batch).
+
+    Cameras gather the records of the frames they sample out into one message; stages send
+    one per frame. Each element is validated as :class:`FrameRecord`.
+
+    Raises:
+        RecordError: naming the record (and its index in a batch) and the fields at fault.
+    """
+    if data is not None and data.lstrip()[:1] == b"[":
+        try:
+            return _FRAME_BATCH.validate_json(data)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+            )
+            msg = f"malformed batch of FrameRecord: {fields}"
+            raise RecordError(msg) from exc
+    return [parse_record(FrameRecord, data)]
+
+
+def frame_records_bytes(records: Sequence[FrameRecord]) -> bytes:
+    """One ``metrics.frames`` value holding ``records`` (a JSON array)."""
+    return b"[" + b",".join(record.to_bytes() for record in records) + b"]"
 
 
 class Outcome(enum.StrEnum):
@@ -176,6 +203,9 @@ class FrameRecord(Record):
         )
 
 
+_FRAME_BATCH = TypeAdapter(list[FrameRecord])
+
+
 def stage_times_s(stamps: dict[str, int]) -> dict[str, float]:
     """Seconds spent in each stage (``<stage>.out - <stage>.in``) from envelope stamps (ns)."""
     return {
@@ -250,7 +280,7 @@ class NodeAnnouncement(Heartbeat):
         accelerator_memory_mb: its memory, MB.
         latency_ms: latency from the data sources to the node, ms.
         bandwidth_mbps: bandwidth from the data sources to the node, Mbit/s.
-        used_cores: cores busy (1-minute load average).
+        used_cores: cores busy on the machine since its previous announcement (/proc/stat).
         used_memory_mb: memory in use, MB.
     """
 

@@ -60,6 +60,10 @@ from tierflow.operators.planning.quality import (
 from tierflow.operators.planning.queueing import QueueCurve
 
 DETECT = "detect"
+NATIVE_MARGIN = 0.95
+"""A ladder rate is offered only below this share of a source's measured native rate: at
+the native rate the source's own option (``fps`` None) stands, and a measured 24.8 fps
+camera must not be told 25."""
 
 
 def pipeline_id(quality: int) -> str:
@@ -153,6 +157,8 @@ class LoopConfig:
         default_service_s: inference time per frame at 512 px before any is measured, s.
         accuracy_prior: accuracy per quality until F1 is measured; by default linear in the
             side, ``q / max(qualities)``.
+        fps_ladder: frame rates a source may be told to send at, besides its own (empty:
+            quality is the only knob, as in the seed paper).
     """
 
     qualities: tuple[int, ...]
@@ -167,6 +173,7 @@ class LoopConfig:
     max_utilisation: float = 0.85
     default_service_s: float = 0.07
     accuracy_prior: Mapping[int, float] | None = None
+    fps_ladder: tuple[float, ...] = ()
 
     def prior(self, quality: int) -> float:
         """The accuracy assumed for ``quality`` before any is measured."""
@@ -201,6 +208,18 @@ class Decision:
     rule: str = ""
 
 
+def _load(problem: Problem, choice: Choice | None) -> float:
+    """CPU per second ``choice`` asks of its node: frames/s times CPU per frame (µs/s).
+
+    Unknown choices (no option of that quality) weigh infinitely: they are never lighter.
+    """
+    if choice is None:
+        return math.inf
+    native = max(s.fps for s in problem.sources)
+    costs = [o.bits_per_frame for o in problem.options if o.quality == choice.quality]
+    return (choice.fps or native) * costs[0] if costs else math.inf
+
+
 @dataclass(frozen=True)
 class _Seen:
     time_s: float
@@ -217,6 +236,8 @@ class ControlLoop:
         self.processed: deque[_Seen] = deque()
         self.accuracy: dict[str, OnlineAccuracy] = {}
         self.retention = Retention()
+        self._used_cores: Mapping[str, float] = {}
+        self._background: dict[str, float] = {}
         self.assigned: dict[str, Choice] = {}
         self.changed_at: dict[str, int] = {}
         self.refused: set[str] = set()
@@ -316,17 +337,44 @@ class ControlLoop:
             cost[q] = measured[anchor] * (q / anchor) ** 2
             # A service cannot run more frames at once than its inference threads.
             capacity = announced[q] or threads[q] / cost[q]
-            curve = QueueCurve.pollaczek_khinchine(cv2.get(q, 1.0), self.config.max_utilisation)
+            # A local detector's frames queue for the node's cores, which the node's CPU link
+            # models; its own curve would count that wait twice. A remote one queues here.
+            curve = (
+                QueueCurve.pollaczek_khinchine(cv2.get(q, 1.0), self.config.max_utilisation)
+                if announced[q]
+                else QueueCurve.no_wait(self.config.max_utilisation)
+            )
             pipelines.append(Pipeline(pipeline_id(q), capacity, path_s.get(q, cost[q]), curve))
         links = [
             Link(
                 cpu_link(node),
-                bandwidth_mbps=cores.get(node, 1.0),
+                bandwidth_mbps=self._free_cores(node, cores.get(node, 1.0), node_of),
                 queue=QueueCurve.pollaczek_khinchine(1.0, self.config.max_utilisation),
             )
             for node in sorted(set(node_of.values()))
         ]
         return pipelines, links, cost, node_of
+
+    def _free_cores(self, node: str, cores: float, node_of: Mapping[int, str]) -> float:
+        """The cores of ``node`` left for frames: all but what else keeps them busy.
+
+        The background is what the node reports busy (``control.nodes``) minus what the
+        frames processed there cost (their stages' CPU time), smoothed over decisions: the
+        broker, the cameras, the services' own event loops and Kafka clients. Without a
+        report it is 0. At least a quarter of the cores is always planned.
+        """
+        used = self._used_cores.get(node)
+        if used is not None:
+            span = max(self.config.window_s, 1.0)
+            busy = sum(
+                sum(s.observation.busy_s.values())
+                for s in self.processed
+                if s.observation.busy_s and node_of.get(s.observation.quality_px) == node
+            )
+            measured = max(0.0, used - busy / span)
+            known = self._background.get(node)
+            self._background[node] = measured if known is None else 0.5 * known + 0.5 * measured
+        return max(cores - self._background.get(node, 0.0), 0.25 * cores)
 
     def _accuracy(self, quality: int, models: Sequence[str]) -> float:
         """E(q) of eq. 4 for the models serving ``quality``.
@@ -359,6 +407,7 @@ class ControlLoop:
         detectors: Sequence[DetectorInfo],
         cores_by_node: Mapping[str, float],
         trigger: str = "slot",
+        used_cores_by_node: Mapping[str, float] | None = None,
     ) -> Decision | None:
         """Solve this slot; None when there is nothing to decide (no sources or detectors).
 
@@ -367,7 +416,10 @@ class ControlLoop:
             detectors: the live detect services.
             cores_by_node: cores of each node (from ``control.nodes``).
             trigger: why the decision runs.
+            used_cores_by_node: cores each node reports busy now (from ``control.nodes``):
+                what is busy beyond the frames' own CPU time is not planned for frames.
         """
+        self._used_cores = used_cores_by_node or {}
         self._trim(now_s)
         for fit in self.accuracy.values():
             fit.end_slot()
@@ -381,15 +433,18 @@ class ControlLoop:
         models_by_quality: dict[int, list[str]] = defaultdict(list)
         for d in serving:
             models_by_quality[d.quality].append(d.model)
+        native = max(s.fps for s in sources)
         options = [
             Option(
                 q,
                 pipeline_id(q),
-                self._accuracy(q, models_by_quality[q]),
+                self._accuracy(q, models_by_quality[q]) * self._kept(native, fps),
                 bits_per_frame=cpu_s[q] * 1e6,  # CPU microseconds on the node's CPU link
                 links=(cpu_link(node_of[q]),),
+                fps=fps,
             )
             for q in qualities
+            for fps in self._rates(native)
         ]
         rotate = self.slot % self.config.min_dwell_slots == 0
         problem = Problem(
@@ -410,6 +465,15 @@ class ControlLoop:
         self.slot += 1
         return decision
 
+    def _rates(self, native_fps: float) -> list[float | None]:
+        """The source's own rate (None) and the ladder's rates clearly below it, frames/s."""
+        below = {f for f in self.config.fps_ladder if f < native_fps * NATIVE_MARGIN}
+        return [None, *sorted(below, reverse=True)]
+
+    def _kept(self, native_fps: float, fps: float | None) -> float:
+        """What carry-forward keeps of an analysed frame's accuracy at ``fps`` (frame_rate)."""
+        return 1.0 if fps is None else self.retention.kept(native_fps, fps)
+
     def _record_accuracy(self, result: AssignmentResult) -> None:
         """Record this slot's ``a_t`` for eq. 6: measured F1, else the solved plan's estimate."""
         if self._slot_f1:
@@ -421,7 +485,12 @@ class ControlLoop:
     def _apply(
         self, result: AssignmentResult, sources: Sequence[Source], trigger: str, problem: Problem
     ) -> Decision:
-        wanted = {a.source: Choice(a.quality, a.pipeline) for a in result.assignments}
+        native = {s.id: s.fps for s in sources}
+        wanted = {
+            # at its own rate a source is told no rate (fps None): its camera's clock rules
+            a.source: Choice(a.quality, a.pipeline, None if a.fps >= native[a.source] else a.fps)
+            for a in result.assignments
+        }
         refused: dict[str, str] = {}
         rule = result.rule
         overloaded: list[str] = []
@@ -442,17 +511,25 @@ class ControlLoop:
             # capacity: a refusal is for accuracy, Algorithm 1 steps 7-8).
             cheapest = self._cheapest(problem)
             wanted.update({sid: cheapest for sid in overloaded})
-            rule = f"overload: {cheapest.quality} px, the cheapest quality meeting a_min"
+            rate = "" if cheapest.fps is None else f" at {cheapest.fps:g} fps"
+            rule = f"overload: {cheapest.quality} px{rate}, the cheapest option meeting a_min"
         current = {s.id: s.current for s in sources}
         changes: dict[str, Choice] = {}
         held: list[str] = []
         for sid, choice in sorted(wanted.items()):
             before = current.get(sid)
             self.refused.discard(sid)
-            if before is not None and before.quality == choice.quality and sid in self.assigned:
+            kept = before is not None and (before.quality, before.fps) == (
+                choice.quality,
+                choice.fps,
+            )
+            if kept and sid in self.assigned:
                 continue
             since = self.slot - self.changed_at.get(sid, -math.inf)
-            if sid in self.assigned and since < self.config.min_dwell_slots:
+            dwelling = sid in self.assigned and since < self.config.min_dwell_slots
+            # Hysteresis holds back a source asked for more, never one asked for less: a
+            # lighter choice relieves the node now, a heavier one waits out its dwell.
+            if dwelling and _load(problem, choice) >= _load(problem, before):
                 held.append(sid)
                 continue
             changes[sid] = choice
@@ -462,11 +539,16 @@ class ControlLoop:
         return Decision(self.slot, trigger, result, changes, refused, tuple(held), problem, rule)
 
     def _cheapest(self, problem: Problem) -> Choice:
-        """The lowest quality whose estimated accuracy meets a_min (else the most accurate)."""
+        """The option of least load whose estimated accuracy meets the floor.
+
+        Load is frames/s times CPU per frame; without any option meeting the floor, the
+        most accurate one.
+        """
+        native = max(s.fps for s in problem.sources)
         ok = [o for o in problem.options if o.accuracy >= problem.floor]
         option = (
-            min(ok, key=lambda o: o.quality)
+            min(ok, key=lambda o: ((o.fps or native) * o.bits_per_frame, o.quality))
             if ok
             else max(problem.options, key=lambda o: o.accuracy)
         )
-        return Choice(option.quality, option.pipeline)
+        return Choice(option.quality, option.pipeline, option.fps)

@@ -122,6 +122,7 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
         args.fps or cam.fps,
         args.quality or cam.quality,
         max_frames=args.frames,
+        initial_fps=None if args.no_follow else cam.initial_fps,
     )
     console.print(f"{source_id}: {source.description} -> quality {camera.stats.quality}")
     try:

@@ -16,8 +16,6 @@ import logging
 import math
 import time
 
-import faust
-
 from tierflow.operators.planning.controller import (
     Arrival,
     ControlLoop,
@@ -28,7 +26,7 @@ from tierflow.operators.planning.controller import (
     pipeline_id,
 )
 from tierflow.operators.planning.placement import place
-from tierflow.operators.planning.quality import Objective
+from tierflow.operators.planning.quality import Objective, Problem
 from tierflow.operators.planning.workflow import (
     NodeMetrics,
     Resources,
@@ -43,6 +41,7 @@ from tierflow.streams.carry import CarryPairs
 from tierflow.streams.discovery import nodes_reader
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.service import Service
+from tierflow.topics.follow import Follower
 from tierflow.topics.records import (
     Assignment,
     FrameRecord,
@@ -51,7 +50,7 @@ from tierflow.topics.records import (
     PlacementRecord,
     RecordError,
     ServiceAnnouncement,
-    parse_record,
+    parse_frame_records,
 )
 from tierflow.topics.stages import StageName
 
@@ -89,6 +88,15 @@ def node_metrics(record: NodeAnnouncement) -> NodeMetrics:
     )
 
 
+def _planned(problem: Problem) -> str:
+    """What a decision planned with, in one line: free cores and CPU per frame by quality."""
+    cores = ", ".join(f"{lk.id} {lk.bandwidth_mbps:.2f} cores free" for lk in problem.links)
+    cost = {o.quality: o.bits_per_frame / 1e3 for o in problem.options}
+    per_frame = ", ".join(f"{q} px {ms:.0f} ms" for q, ms in sorted(cost.items()))
+    rates = ", ".join(f"{s.id} {s.fps:.1f} fps" for s in problem.sources)
+    return f"{cores}; CPU per frame {per_frame}; sources {rates}"
+
+
 class ControlAgent:
     """Wires the control loop to the broker."""
 
@@ -101,6 +109,7 @@ class ControlAgent:
                 qualities=settings.topics.qualities,
                 a_min=c.a_min,
                 accuracy_credit=c.accuracy_credit,
+                fps_ladder=c.fps_ladder,
                 policy=c.policy,
                 objective=Objective(c.objective),
                 theta_per_s=c.theta_per_s,
@@ -130,31 +139,40 @@ class ControlAgent:
         self._wire()
 
     def _wire(self) -> None:
-        metrics = self.service.topic(self.service.contract.names.metrics_frames)
-
-        @self.service.app.agent(metrics, name=STAGE)
-        async def consume(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                self.service.consumed(event)
-                self._observe(event.value)
+        # The window looks at the last seconds only: follow metrics.frames from now, in
+        # fetched batches, outside any consumer group (no faust event per record, no replay
+        # of the topic's history by a control agent that starts anew).
+        metrics = Follower(
+            self.service.contract,
+            self.service.contract.names.metrics_frames,
+            lambda _key, value: self._observe(value),
+            client_id="tierflow-control-metrics",
+            from_end=True,
+        )
 
         async def start() -> None:
             await self.registry.caught_up()
             await self.nodes.caught_up()
+            await metrics.start()
             self._task = asyncio.create_task(self._run(), name="control-slots")
 
         async def stop() -> None:
             await cancel(self._task)
+            await metrics.stop()
 
         self.service.on_start(start)
         self.service.on_stop(stop)
 
     def _observe(self, value: bytes | None) -> None:
         try:
-            record = parse_record(FrameRecord, value)
+            records = parse_frame_records(value)
         except RecordError as exc:
             log.warning("control: ignoring a malformed metrics record: %s", exc)
             return
+        for record in records:
+            self._observe_one(record)
+
+    def _observe_one(self, record: FrameRecord) -> None:
         if record.sequence < 0:
             return  # unreadable frames say nothing about a camera
         now = time.time()
@@ -207,7 +225,10 @@ class ControlAgent:
         self._last_decision = time.monotonic()
         nodes = self.nodes.view.live(time.time_ns())
         cores = {n.node: n.cores for n in nodes}
-        decision = await asyncio.to_thread(self.loop.decide, time.time(), detectors, cores, trigger)
+        used = {n.node: n.used_cores for n in nodes}
+        decision = await asyncio.to_thread(
+            self.loop.decide, time.time(), detectors, cores, trigger, used
+        )
         if decision is None:
             return None
         self.decisions.append(decision)
@@ -223,18 +244,23 @@ class ControlAgent:
                 result.message,
             )
             return decision
+        estimate = (
+            f", est. latency {result.latency_s:.3f} s, accuracy {result.accuracy:.2f}"
+            if math.isfinite(result.latency_s)
+            else ""  # an overload fallback has no plan to estimate
+        )
         log.info(
-            "control slot %d (%s): %s, %d changes, %d held, est. latency %.3f s, "
-            "accuracy %.2f, solved in %.0f ms",
+            "control slot %d (%s): %s, %d changes, %d held%s, solved in %.0f ms",
             decision.slot,
             trigger,
             decision.rule,
             len(decision.changes),
             len(decision.held),
-            result.latency_s,
-            result.accuracy,
+            estimate,
             result.solve_time_s * 1e3,
         )
+        if decision.problem is not None:
+            log.info("control slot %d: %s", decision.slot, _planned(decision.problem))
         epoch = max(self._epoch + 1, time.time_ns() // 1_000_000)
         self._epoch = epoch
         METRICS.assignment_epoch.set(epoch)
@@ -242,6 +268,7 @@ class ControlAgent:
             record = Assignment(
                 source=source,
                 quality=choice.quality,
+                fps=choice.fps,
                 epoch=epoch,
                 pipeline=choice.pipeline,
                 reason=f"slot {decision.slot} ({trigger}): {decision.rule}",

@@ -9,10 +9,10 @@ from typing import Any
 from confluent_kafka import Producer
 
 from tierflow.settings import Settings
-from tierflow.streams.camera import Camera, Sampler
+from tierflow.streams.camera import Camera, CameraStats, Sampler
 from tierflow.streams.capture import SceneSource
 from tierflow.topics.contract import Contract
-from tierflow.topics.records import Assignment
+from tierflow.topics.records import Assignment, Outcome, parse_frame_records
 
 
 class Fixed:
@@ -31,9 +31,11 @@ class CountingProducer(Producer):
     def __init__(self, config: dict[str, object]) -> None:
         super().__init__(config)
         self.topics: list[str] = []
+        self.values: list[bytes] = []
 
     def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
         self.topics.append(topic)
+        self.values.append(kwargs.get("value", b""))
         super().produce(topic, *args, **kwargs)
 
 
@@ -159,11 +161,41 @@ def test_frames_above_the_assigned_rate_are_sampled_out_with_a_record_each(
     assert (stats.quality, stats.fps) == (320, 5.0)
     assert stats.captured + stats.skipped_ticks == 50
     assert 1 <= stats.sent <= stats.captured / 10 + 1  # 5 of 50 fps
-    # every captured frame queued one message: the frame, or a sampled frame's record for
-    # metrics.frames (none is delivered: the broker is unreachable, so none counts yet)
+    # every captured frame was queued: as the frame, or as a sampled frame's record for
+    # metrics.frames, gathered in batches (none is delivered: the broker is unreachable, so
+    # none counts yet)
     names = Contract.of(settings).names
-    assert (
-        producer.topics.count(names.raw(320)) + producer.topics.count(names.raw(512)) == stats.sent
-    )
-    assert producer.topics.count(names.metrics_frames) == stats.captured - stats.sent
+    frames = producer.topics.count(names.raw(320)) + producer.topics.count(names.raw(512))
+    assert frames == stats.sent
+    batches = [v for k, v in zip(producer.topics, producer.values, strict=True) if "metrics" in k]
+    records = [r for batch in batches for r in parse_frame_records(batch)]
+    assert len(records) == stats.captured - stats.sent
+    assert len(batches) < len(records) / 4  # gathered, not one message each
+    assert {r.outcome for r in records} == {Outcome.SAMPLED}
+    assert all(r.truth is not None and r.quality == 320 for r in records)
     assert stats.sampled == 0
+
+
+def test_a_following_camera_starts_slow_until_assigned_or_its_slow_start_ends(
+    settings: Settings,
+) -> None:
+    def run(slow_start_s: float) -> CameraStats:
+        camera = Camera(
+            Contract.of(settings),
+            "cam",
+            SceneSource(0, 1024),
+            _unreachable_producer(queue_kbytes=65536),
+            Fixed(),  # no controller answers
+            fps=50.0,
+            quality=320,
+            max_frames=50,
+            initial_fps=5.0,
+            slow_start_s=slow_start_s,
+        )
+        return camera.run(threading.Event())
+
+    patient = run(slow_start_s=30.0)
+    assert patient.sent <= 6 and patient.fps == 5.0  # 5 of 50 fps for the whole second
+    impatient = run(slow_start_s=0.3)
+    assert impatient.fps == 50.0  # nobody assigned anything: the native rate took over
+    assert impatient.sent >= 25

@@ -82,19 +82,20 @@ def test_an_idle_node_keeps_every_source_at_full_quality() -> None:
     assert decision.changes["cam-0"].quality == 512  # the first assignment is published
 
 
-def test_a_source_keeps_its_quality_for_the_dwell_time() -> None:
+def test_a_source_asked_for_more_waits_out_its_dwell() -> None:
     loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, min_dwell_slots=3))
-    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
-    loop.decide(now, detectors(), {"n1": 2.0})  # slot 0: cam-0 assigned 512
-    crowd = {f"cam-{i}": 512 for i in range(1, 5)}
-    now = feed(loop, {"cam-0": 512, **crowd}, fps=10.0, seconds=10.0, t0=now)
-    decision = loop.decide(now, detectors(), {"n1": 2.0})  # slot 1: overload
+    crowd = {f"cam-{i}": 512 for i in range(5)}
+    now = feed(loop, crowd, fps=10.0, seconds=10.0)
+    first = loop.decide(now, detectors(), {"n1": 2.0})  # slot 0: overload, cam-0 lowered
+    assert first is not None and loop.assigned["cam-0"].quality < 512
+    lowered = loop.assigned["cam-0"].quality
+    # the crowd leaves: the solver wants cam-0 back at 512, but it changed one slot ago
+    now = feed(loop, {"cam-0": lowered}, fps=10.0, seconds=10.0, t0=now + 10.0)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
     assert decision is not None
-    assert "cam-0" not in decision.changes
-    # the solver wants cam-0 lower as well, but it changed one slot ago: the change waits
-    assert decision.result.by_source()["cam-0"].quality < 512
-    assert "cam-0" in decision.held
-    assert loop.assigned["cam-0"].quality == 512
+    assert decision.result.by_source()["cam-0"].quality == 512
+    assert "cam-0" not in decision.changes and "cam-0" in decision.held
+    assert loop.assigned["cam-0"].quality == lowered
 
 
 def test_load_beyond_every_quality_sends_sources_to_the_cheapest_quality_meeting_a_min() -> None:
@@ -181,3 +182,56 @@ def test_without_ground_truth_the_plans_estimate_is_the_slots_accuracy() -> None
     assert decision is not None and decision.result.solved
     assert loop.long_term.slots == 1
     assert loop.long_term.total == pytest.approx(decision.result.accuracy)
+
+
+LADDER = (25.0, 15.0, 10.0, 5.0, 2.0, 1.0)
+
+
+def test_frame_rate_matches_the_offered_load_to_the_cores() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, fps_ladder=LADDER))
+    cams = {f"cam-{i}": 512 for i in range(3)}
+    now = feed(loop, cams, fps=25.0, seconds=10.0)
+    decision = loop.decide(now, detectors(), {"n1": 2.0})
+    assert decision is not None and decision.result.solved
+    chosen = loop.assigned
+    assert set(chosen) == set(cams)
+    native = 25.0
+    cpu = sum((c.fps or native) * (CPU_S[c.quality] + 0.003) for c in chosen.values())
+    assert cpu <= 2.0 * 0.85 + 1e-6  # 3 x 25 fps at 512 would need 5.3 cores
+    assert any(c.fps is not None and c.fps < native for c in chosen.values())
+    # every option's accuracy counts carry-forward: a lower rate never scores higher
+    assert decision.problem is not None
+    by_rate = {(o.quality, o.fps): o.accuracy for o in decision.problem.options}
+    assert by_rate[(512, 5.0)] < by_rate[(512, 10.0)] < by_rate[(512, None)]
+
+
+def test_what_else_keeps_a_node_busy_is_not_planned_for_frames() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, fps_ladder=LADDER))
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0)
+    idle = loop.decide(now, detectors(), {"n1": 2.0}, used_cores_by_node={"n1": 0.36})
+    assert idle is not None and idle.problem is not None
+    # the frames themselves cost 5 fps x 0.071 s = 0.36 cores: nothing else runs
+    assert idle.problem.links[0].bandwidth_mbps == pytest.approx(2.0, abs=0.01)
+    busy = loop.decide(now + 0.5, detectors(), {"n1": 2.0}, used_cores_by_node={"n1": 1.36})
+    assert busy is not None and busy.problem is not None
+    # one core busy with other work, smoothed over decisions: half of it counts now
+    assert busy.problem.links[0].bandwidth_mbps == pytest.approx(1.5, abs=0.02)
+
+
+def test_dwell_holds_back_a_heavier_choice_but_never_a_lighter_one() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, fps_ladder=LADDER, min_dwell_slots=3))
+    now = feed(loop, {"cam-0": 512}, fps=25.0, seconds=10.0)
+    first = loop.decide(now, detectors(), {"n1": 2.0})
+    assert first is not None and "cam-0" in first.changes
+    alone = first.changes["cam-0"]
+    # two more cameras arrive at full rate: cam-0 must give up load before its dwell ends
+    now = feed(loop, {f"cam-{i}": 512 for i in range(3)}, fps=25.0, seconds=10.0, t0=now)
+    second = loop.decide(now, detectors(), {"n1": 2.0})
+    assert second is not None and second.problem is not None
+    assert "cam-0" in second.changes and "cam-0" not in second.held
+    lighter = second.changes["cam-0"]
+    native = 25.0
+    cost = {o.quality: o.bits_per_frame for o in second.problem.options}
+    assert (lighter.fps or native) * cost[lighter.quality] < (alone.fps or native) * cost[
+        alone.quality
+    ]
