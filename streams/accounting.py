@@ -100,6 +100,8 @@ class SourceTally:
     controlled_latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
     """Latencies of the latest frames (bounded: a camera may run for days), seconds."""
     lag_s: dict[str, deque[float]] = field(default_factory=dict)
+    processed_at_s: deque[float] = field(default_factory=lambda: deque(maxlen=MEMORY))
+    """When each processed frame left the pipeline (capture + latency), epoch seconds."""
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
     carried: CarryForward = field(default_factory=CarryForward)
     sequences: RecentSet = field(default_factory=RecentSet)
@@ -132,6 +134,7 @@ class SourceTally:
         elif record.outcome is Outcome.PROCESSED:
             self.processed += 1
             self.latencies_s.append(record.latency_s)
+            self.processed_at_s.append(record.capture_ns / 1e9 + record.latency_s)
             if record.epoch > 0:
                 self.controlled_latencies_s.append(record.latency_s)
             self.recent.append(now_s)
@@ -170,6 +173,17 @@ class SourceTally:
         return float(np.percentile(values, q)) if values else None
 
     @property
+    def max_gap_s(self) -> float | None:
+        """The longest time between two consecutive processed frames, seconds.
+
+        The downtime a source saw: a crash or a migration shows here (frame-rate sampling
+        too, at most ``1 / fps``). None before two frames were processed.
+        """
+        if len(self.processed_at_s) < 2:
+            return None
+        return float(np.diff(np.sort(np.fromiter(self.processed_at_s, float))).max())
+
+    @property
     def f1(self) -> float | None:
         """Micro-averaged F1 over every scored frame of the source."""
         tp = sum(t.tp for t in self.by_quality.values())
@@ -200,14 +214,21 @@ class SourceTally:
                 str(q): {"processed": t.processed, "f1": _round(t.f1)}
                 for q, t in sorted(self.by_quality.items())
             },
+            "max_gap_s": _round(self.max_gap_s),
             "duplicates": self.duplicates,
         }
 
 
 def totals(tallies: Iterable[SourceTally]) -> dict[str, Any]:
-    """The summary of several sources together: counts summed, percentiles over every frame."""
+    """The summary of several sources together: counts summed, percentiles over every frame.
+
+    ``max_gap_s`` is the longest gap of any one source (sources do not fill each other's).
+    """
     merged = SourceTally()
+    gaps: list[float] = []
     for tally in tallies:
+        if (gap := tally.max_gap_s) is not None:
+            gaps.append(gap)
         tally.carried.resolve()
         merged.processed += tally.processed
         merged.sampled += tally.sampled
@@ -226,7 +247,7 @@ def totals(tallies: Iterable[SourceTally]) -> dict[str, Any]:
             into.fn += counts.fn
         merged.carried.counts = merged.carried.counts + tally.carried.counts
         merged.carried.frames += tally.carried.frames
-    return merged.summary()
+    return {**merged.summary(), "max_gap_s": _round(max(gaps, default=None))}
 
 
 def _round(value: float | None) -> float | None:

@@ -56,6 +56,8 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
         "stream_wait_empty": False,
         **contract.limits.faust_settings(),
     }
+    if w.instance_id is not None:
+        conf["consumer_group_instance_id"] = w.instance_id
     conf.update(overrides)
     return faust.App(full_id, **conf)
 

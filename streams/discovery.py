@@ -8,6 +8,12 @@ chooses its topic; the view says whether a live detector consumes that quality. 
 that stops heart-beating for ``ttl_s`` is forgotten; a graceful stop publishes a tombstone
 so it is forgotten at once.
 
+Routers go one step further (:class:`ProbedRegistryReader`): an announcement is believed
+only while its consumer group has members assigned the topic it announced, checked with
+the broker every heartbeat. A stale record of a crashed service, or a stray one written
+by hand, cannot make a quality look served; a crashed static member that is being
+restarted still holds its partitions, so its frames wait for it instead of being refused.
+
 The reader is a group-less follower: every router must see every announcement, which a
 consumer group (one partition to one member) would not give.
 """
@@ -21,8 +27,11 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import faust
+from confluent_kafka.admin import AdminClient
 
 from tierflow.streams.app import cancel
+from tierflow.topics.admin import consumed_topics
+from tierflow.topics.clients import admin_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import Heartbeat, NodeAnnouncement, Record, ServiceAnnouncement
@@ -46,10 +55,22 @@ class LiveTable(LatestTable[H]):
 
 
 class RegistryView(LiveTable[ServiceAnnouncement]):
-    """The live services of ``control.registry``."""
+    """The live services of ``control.registry``.
+
+    ``consumers`` (group -> topics its members are assigned), when set by a
+    :class:`ProbedRegistryReader`, replaces the heartbeat age as the test of liveness.
+    """
 
     def __init__(self) -> None:
         super().__init__(ServiceAnnouncement)
+        self.consumers: dict[str, set[str]] | None = None
+
+    def live(self, now_ns: int) -> list[ServiceAnnouncement]:
+        """Services heard within their ``ttl_s`` or, when probed, whose group consumes them."""
+        if self.consumers is None:
+            return super().live(now_ns)
+        consumers = self.consumers
+        return [s for s in self.values() if _consumed(s, consumers)]
 
     def detector_for(self, quality: int, now_ns: int) -> ServiceAnnouncement | None:
         """A live detect service for ``quality``, the most recently heard first; None if none."""
@@ -65,6 +86,14 @@ class RegistryView(LiveTable[ServiceAnnouncement]):
             for s in self.live(now_ns)
             if s.stage is StageName.DETECT and s.quality is not None
         }
+
+
+def _consumed(service: ServiceAnnouncement, consumers: dict[str, set[str]]) -> bool:
+    """Whether ``service``'s group has members assigned every topic it announced."""
+    if service.group is None:
+        return False
+    announced = set(service.topic.split(","))
+    return bool(announced) and announced <= consumers.get(service.group, set())
 
 
 Table = TypeVar("Table", bound=LiveTable[Any])
@@ -96,6 +125,51 @@ class TableReader(Generic[Table]):
 def registry_reader(contract: Contract) -> TableReader[RegistryView]:
     """Follows ``control.registry``: the services and what they consume."""
     return TableReader(contract, contract.names.registry, RegistryView())
+
+
+class ProbedRegistryReader(TableReader[RegistryView]):
+    """A registry reader that also asks the broker which announced groups consume what.
+
+    Every ``period_s`` it describes the consumer groups named by the announcements (off the
+    event loop) and sets :attr:`RegistryView.consumers`; a probe that fails keeps the last
+    answer and is logged.
+    """
+
+    def __init__(self, contract: Contract, period_s: float) -> None:
+        super().__init__(contract, contract.names.registry, RegistryView())
+        self._admin = AdminClient(admin_config(contract, "tierflow-group-probe"))
+        self._period_s = period_s
+        self._task: asyncio.Task[None] | None = None
+        self._probed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Follow the registry and start probing its groups."""
+        await super().start()
+        self._task = asyncio.create_task(self._probe_forever(), name="group-probe")
+
+    async def caught_up(self, timeout_s: float = 30.0) -> None:
+        """Wait until the registry is read and its groups were probed once."""
+        await super().caught_up(timeout_s)
+        await asyncio.wait_for(self._probed.wait(), timeout_s)
+
+    async def probe(self) -> None:
+        """Describe the announced groups now and update the view."""
+        groups = {s.group for s in self.view.values() if s.group is not None}
+        self.view.consumers = await asyncio.to_thread(consumed_topics, self._admin, groups)
+        self._probed.set()
+
+    async def _probe_forever(self) -> None:
+        while True:
+            try:
+                await self.probe()
+            except Exception:  # the broker may be briefly away; the last answer stands
+                log.warning("consumer-group probe failed", exc_info=True)
+            await asyncio.sleep(self._period_s)
+
+    async def stop(self) -> None:
+        """Stop probing and following."""
+        await cancel(self._task)
+        await super().stop()
 
 
 def nodes_reader(contract: Contract) -> TableReader[LiveTable[NodeAnnouncement]]:

@@ -83,6 +83,7 @@ class Metrics(NamedTuple):
     node_cores: Gauge
     node_used_cores: Gauge
     node_heartbeat_age: Gauge
+    worker_restarts: Counter
 
 
 def _create(prefix: str = "tierflow") -> Metrics:
@@ -189,6 +190,11 @@ def _create(prefix: str = "tierflow") -> Metrics:
             name("node_heartbeat_age_seconds"),
             "Seconds since a node's last heartbeat.",
             ["node", "tier"],
+        ),
+        worker_restarts=Counter(
+            name("worker_restarts"),
+            "Worker processes that exited unexpectedly and were started again.",
+            ["worker"],
         ),
     )
 

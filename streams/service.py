@@ -33,7 +33,13 @@ from tierflow.streams.app import (
     manual_ack_events,
     running,
 )
-from tierflow.streams.discovery import Announcer, RegistryView, TableReader, registry_reader
+from tierflow.streams.discovery import (
+    Announcer,
+    ProbedRegistryReader,
+    RegistryView,
+    TableReader,
+    registry_reader,
+)
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.nodes import CpuMeter, local_node
 from tierflow.streams.outcomes import Outcomes, latency_s
@@ -141,6 +147,7 @@ class Service:
                 remote=remote,
                 metrics_host=self.metrics_host,
                 metrics_port=self.metrics_port,
+                group=self.group,
                 heartbeat_ns=now,
                 ttl_s=dp.registry_ttl_s,
             )
@@ -159,13 +166,22 @@ class Service:
             self.on_stop(each.stop)
         return announcer
 
-    def follow_registry(self) -> TableReader[RegistryView]:
+    def follow_registry(self, probed: bool = False) -> TableReader[RegistryView]:
         """A registry reader kept current while the service runs.
 
         Agents that route by it must ``await reader.caught_up()`` before their first
         decision: faust starts agents before the start hooks run.
+
+        Args:
+            probed: believe an announcement only while its consumer group consumes what it
+                announced (:class:`~tierflow.streams.discovery.ProbedRegistryReader`), as
+                routers must; probed every ``dataplane.heartbeat_s``.
         """
-        reader = registry_reader(self.contract)
+        reader: TableReader[RegistryView] = (
+            ProbedRegistryReader(self.contract, self.settings.dataplane.heartbeat_s)
+            if probed
+            else registry_reader(self.contract)
+        )
         self.on_start(reader.start)
         self.on_stop(reader.stop)
         return reader
@@ -296,7 +312,7 @@ async def serve_until_signalled(service: Service) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with service.run():
-        log.info("%s service running", service.stage)
+        log.info("%s service running (pid %d)", service.stage, os.getpid())
         await stop.wait()
         # A graceful stop commits offsets and publishes tombstones; should it hang (a
         # broker gone away), the process must still end: nothing acked is lost by exiting.

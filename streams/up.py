@@ -36,6 +36,7 @@ from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, cam
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.scraping import Scraping
 from tierflow.streams.workers import (
+    Supervisor,
     WorkerProcess,
     plan_workers,
     start_workers,
@@ -166,7 +167,8 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
     output_dir = settings.dataplane.output_dir
     contract = Contract.of(settings)
     run_id = uuid.uuid4().hex[:4]
-    workers = plan_workers(qualities, output_dir.parent / "logs", options.control)
+    node = settings.dataplane.node
+    workers = plan_workers(qualities, output_dir.parent / "logs", options.control, node)
     stopping = Stopping()
     stopping.install()
     async with contextlib.AsyncExitStack() as stack:
@@ -174,6 +176,9 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         start_workers(workers, settings)
         with console.status(f"starting {len(workers)} workers"):
             await wait_until_live(contract, workers, options.start_timeout_s)
+        supervisor = Supervisor(workers, settings)
+        supervisor.start()
+        stack.push_async_callback(supervisor.stop)
         if options.prometheus:
             scraping = Scraping(settings, contract)
             url = await scraping.start()
@@ -205,6 +210,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         elapsed = await _run_cameras(cams, producer, collector, stopping, options, console)
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
         complete = await _drain(cams, collector, drain_s, console)
+        await supervisor.stop()
         await stop_workers(workers)
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
     raise AssertionError  # pragma: no cover - the block returns or raises
@@ -330,7 +336,10 @@ def _summary(
         "duration_s": round(elapsed_s, 2),
         "all_accounted": complete,
         "detector": settings.detector.backend,
-        "workers": {w.name: w.process.returncode if w.process else None for w in workers},
+        "workers": {
+            w.name: {"exit": w.process.returncode if w.process else None, "restarts": w.restarts}
+            for w in workers
+        },
     }
 
 

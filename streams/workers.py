@@ -2,12 +2,19 @@
 
 Used by ``tierflow up``: it plans a worker per service of :data:`~tierflow.streams.stages.STAGES`
 (one detect per quality), hands each the exact settings of the parent through its
-environment, and waits until discovery shows every one of them live.
+environment, waits until discovery shows every one of them live, and then supervises them
+(:class:`Supervisor`): a worker that dies is started again.
+
+Each worker runs in a process group of its own, so the terminal's Ctrl-C reaches only
+``tierflow up``, which stops the cameras and drains before it stops the workers; and each is
+a static member of its consumer group (``--instance-id``), so its restart takes its
+partitions back at once instead of waiting out the session timeout of the dead member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -20,7 +27,8 @@ from pathlib import Path
 from tierflow.errors import TierflowError
 from tierflow.infra.processes import die_with_parent
 from tierflow.settings import Settings
-from tierflow.streams.discovery import registry_reader
+from tierflow.streams.discovery import ProbedRegistryReader
+from tierflow.streams.metrics import METRICS
 from tierflow.streams.stages import STAGES
 from tierflow.topics.contract import Contract
 from tierflow.topics.stages import StageName
@@ -58,13 +66,17 @@ class WorkerProcess:
         stage: the service it runs.
         quality: the quality it serves (detect), else None.
         log_path: where its output goes.
+        node: the node it runs on (part of its static group membership id).
         process: the child, once started.
+        restarts: times it was started again after exiting on its own.
     """
 
     stage: StageName
     quality: int | None
     log_path: Path
+    node: str = "local"
     process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
 
     @property
     def name(self) -> str:
@@ -72,9 +84,15 @@ class WorkerProcess:
         return str(self.stage) if self.quality is None else f"{self.stage}-{self.quality}"
 
     @property
+    def instance_id(self) -> str:
+        """Its static consumer-group member id: the same for every restart on this node."""
+        return f"{self.name}@{self.node}"
+
+    @property
     def args(self) -> list[str]:
         """Arguments of ``tierflow worker``."""
-        return [self.stage, *([] if self.quality is None else ["--quality", str(self.quality)])]
+        quality = [] if self.quality is None else ["--quality", str(self.quality)]
+        return [self.stage, *quality, "--instance-id", self.instance_id]
 
     def start(self, env: dict[str, str]) -> None:
         """Start the worker; its output goes to ``log_path``."""
@@ -86,6 +104,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 preexec_fn=die_with_parent,
+                start_new_session=True,  # not in the terminal's group: Ctrl-C is up's to handle
             )
 
     def alive(self) -> bool:
@@ -114,7 +133,7 @@ class WorkerProcess:
 
 
 def plan_workers(
-    qualities: tuple[int, ...], log_dir: Path, control: bool = True
+    qualities: tuple[int, ...], log_dir: Path, control: bool = True, node: str = "local"
 ) -> list[WorkerProcess]:
     """A worker process per service of the registry (one detect per quality); control opt."""
     workers = []
@@ -123,7 +142,7 @@ def plan_workers(
             continue
         for quality in qualities if spec.per_quality else (None,):
             name = spec.name if quality is None else f"{spec.name}-{quality}"
-            workers.append(WorkerProcess(spec.name, quality, log_dir / f"{name}.log"))
+            workers.append(WorkerProcess(spec.name, quality, log_dir / f"{name}.log", node))
     return workers
 
 
@@ -132,10 +151,12 @@ async def wait_until_live(
 ) -> None:
     """Block until the registry shows every worker's service (stage and quality) live.
 
+    Live as a router sees it: announced, and its consumer group assigned what it announced.
+
     Raises:
         WorkersError: a worker exited or the deadline passed (with the workers' log tails).
     """
-    reader = registry_reader(contract)
+    reader = ProbedRegistryReader(contract, period_s=0.5)
     await reader.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -168,3 +189,64 @@ async def stop_workers(workers: list[WorkerProcess]) -> None:
     """Stop every worker gracefully (SIGTERM, then SIGKILL), off the event loop."""
     for worker in workers:
         await asyncio.to_thread(worker.stop)
+
+
+class Supervisor:
+    """Starts a worker again when it exits on its own, with a doubling backoff.
+
+    The first restart is immediate (a crash's downtime is the successor's start-up); the
+    second waits ``workers.restart_backoff_s`` and each further one doubles it up to
+    ``workers.restart_backoff_max_s``, so a worker that crashes on start cannot spin; one
+    that then ran for a minute starts over. Every restart is counted (``tierflow_worker_restarts_total``, and
+    :attr:`WorkerProcess.restarts` for the summary).
+
+    Frames lose nothing to a crash: a worker acks a record only after its outputs are
+    delivered, so what the dead one had not finished is consumed again by its successor.
+    """
+
+    HEALTHY_S = 60.0
+    POLL_S = 0.1
+
+    def __init__(self, workers: list[WorkerProcess], settings: Settings) -> None:
+        self.workers = workers
+        self.settings = settings
+        self._env = worker_env(settings)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Watch the workers in the background (they must be started already)."""
+        self._task = asyncio.create_task(self._watch(), name="supervisor")
+
+    async def stop(self) -> None:
+        """Stop watching: workers that exit from now on stay stopped."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        w = self.settings.workers
+        backoff = dict.fromkeys((x.name for x in self.workers), 0.0)
+        started = dict.fromkeys((x.name for x in self.workers), time.monotonic())
+        while True:
+            await asyncio.sleep(self.POLL_S)
+            for worker in self.workers:
+                if worker.alive():
+                    if time.monotonic() - started[worker.name] > self.HEALTHY_S:
+                        backoff[worker.name] = 0.0
+                    continue
+                code = worker.process.returncode if worker.process else None
+                log.warning(
+                    "worker %s exited (%s); restarting in %.1f s\n%s",
+                    worker.name,
+                    code,
+                    backoff[worker.name],
+                    worker.log_tail(5),
+                )
+                await asyncio.sleep(backoff[worker.name])
+                doubled = max(w.restart_backoff_s, backoff[worker.name] * 2)
+                backoff[worker.name] = min(doubled, w.restart_backoff_max_s)
+                worker.restarts += 1
+                METRICS.worker_restarts.labels(worker.name).inc()
+                worker.start(self._env)
+                started[worker.name] = time.monotonic()

@@ -145,6 +145,21 @@ class WorkerSettings(_Section):
     stop_timeout_s: float = Field(
         default=30.0, gt=0, description="A worker still stopping after this long exits anyway."
     )
+    instance_id: str | None = Field(
+        default=None,
+        description=(
+            "Static group membership (KIP-345): a restarted worker with the same id takes"
+            " its partitions back at once instead of after session_timeout_s."
+        ),
+    )
+    restart_backoff_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Wait before a crashed worker's second restart (the first is at once), s.",
+    )
+    restart_backoff_max_s: float = Field(
+        default=30.0, ge=0, description="Longest wait between restarts (doubling), s."
+    )
     offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a new consumer group starts: earliest loses no frame.",

@@ -285,3 +285,31 @@ def create_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[TopicC
     """Connect to the cluster of ``contract`` and ensure its whole catalogue."""
     admin = wait_for_cluster(contract, timeout_s)
     return ensure_topics(admin, contract.catalogue, timeout_s)
+
+
+def consumed_topics(
+    admin: AdminClient, groups: Iterable[str], timeout_s: float = 5.0
+) -> dict[str, set[str]]:
+    """The topics assigned to the live members of each consumer group (blocking).
+
+    A group the broker does not know, or one whose members have all left or timed out,
+    maps to the empty set; so does a group the broker could not describe in ``timeout_s``.
+    """
+    wanted = sorted(set(groups))
+    if not wanted:
+        return {}
+    futures = admin.describe_consumer_groups(wanted, request_timeout=timeout_s)
+    topics: dict[str, set[str]] = {}
+    for group, future in futures.items():
+        try:
+            description = future.result()
+        except KafkaException:
+            topics[group] = set()
+            continue
+        topics[group] = {
+            tp.topic
+            for member in description.members
+            if member.assignment is not None
+            for tp in member.assignment.topic_partitions
+        }
+    return topics

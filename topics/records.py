@@ -251,6 +251,9 @@ class ServiceAnnouncement(Heartbeat):
         threads: inference calls it runs at once.
         remote: its inference runs elsewhere (an inference server).
         metrics_host, metrics_port: where its process serves Prometheus ``/metrics``.
+        group: its consumer group; the service is live only while that group has members
+            assigned ``topic`` (see ``streams.discovery.GroupProbe``), so a stale or stray
+            record cannot make a quality look served.
     """
 
     service_id: str
@@ -266,6 +269,7 @@ class ServiceAnnouncement(Heartbeat):
     remote: bool = False
     metrics_host: str | None = None
     metrics_port: int | None = None
+    group: str | None = None
 
 
 class NodeAnnouncement(Heartbeat):

@@ -90,6 +90,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         onnx_model=args.model,
         input_size=args.input_size,
     )
+    settings = _with(settings, "workers", instance_id=args.instance_id)
     service = build_stage(settings, StageName(args.stage), args.quality)
     asyncio.run(serve_until_signalled(service))
     return 0
@@ -250,6 +251,11 @@ def register(sub: Subparsers) -> None:
     )
     worker.add_argument("--backend", choices=BACKENDS, help="detect: backend")
     worker.add_argument("--model", type=Path, help="detect: ONNX model file (backend onnx)")
+    worker.add_argument(
+        "--instance-id",
+        help="static consumer-group member id: a restarted worker with the same id gets its "
+        "partitions back at once, not after the session timeout (tierflow up sets it)",
+    )
 
     camera = add(
         sub,

@@ -49,7 +49,7 @@ def build_resize(settings: Settings) -> Service:
     consumed = [names.raw(q) for q in qualities]
     raw = service.topics(consumed)
     ready = {q: service.topic(names.ready(q)) for q in qualities}
-    registry = service.follow_registry()
+    registry = service.follow_registry(probed=True)
     service.announce(consumed)
     missing_logged: dict[int, float] = {}
 

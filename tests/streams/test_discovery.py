@@ -54,3 +54,30 @@ def test_the_most_recently_heard_detector_is_chosen() -> None:
     view.apply("new", _detect("new", 512, 11))
     chosen = view.detector_for(512, 12 * S)
     assert chosen is not None and chosen.service_id == "new"
+
+
+def _probed(consumers: dict[str, set[str]]) -> RegistryView:
+    view = RegistryView()
+    view.consumers = consumers
+    return view
+
+
+def test_probed_a_record_without_a_consumer_group_is_not_believed() -> None:
+    view = _probed({})
+    view.apply("forged", _detect("forged", 320, 10))  # hand-written: no group named
+    assert view.detector_for(320, 10 * S) is None
+
+
+def test_probed_a_group_consuming_another_topic_does_not_serve_the_quality() -> None:
+    view = _probed({"tierflow-detect-416": {"frames.ready.416"}})
+    stray = _detect("stray", 320, 10).model_copy(update={"group": "tierflow-detect-416"})
+    view.apply("stray", stray)
+    assert view.detector_for(320, 10 * S) is None
+
+
+def test_probed_a_crashed_member_still_holding_its_partitions_stays_live_past_its_ttl() -> None:
+    view = _probed({"tierflow-detect-512": {"frames.ready.512"}})
+    view.apply("d512", _detect("d512", 512, 10).model_copy(update={"group": "tierflow-detect-512"}))
+    assert view.detector_for(512, 60 * S) is not None  # being restarted: frames wait for it
+    view.consumers = {"tierflow-detect-512": set()}  # its session timed out, nobody took over
+    assert view.detector_for(512, 60 * S) is None

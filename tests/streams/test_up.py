@@ -43,7 +43,7 @@ def test_up_runs_the_pipeline_and_accounts_for_every_frame(
     assert summary["all_accounted"] is True
     assert summary["output_dir"] == str(out)
     assert set(summary["workers"]) == {"resize", "detect-512", "draw", "control"}
-    assert all(code == 0 for code in summary["workers"].values()), summary["workers"]
+    assert all(w["exit"] == 0 for w in summary["workers"].values()), summary["workers"]
     assert len(summary["sources"]) == 2
     for source, entry in summary["sources"].items():
         assert entry["produced"] > 0
