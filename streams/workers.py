@@ -197,8 +197,8 @@ class Supervisor:
     The first restart is immediate (a crash's downtime is the successor's start-up); the
     second waits ``workers.restart_backoff_s`` and each further one doubles it up to
     ``workers.restart_backoff_max_s``, so a worker that crashes on start cannot spin; one
-    that then ran for a minute starts over. Every restart is counted (``tierflow_worker_restarts_total``, and
-    :attr:`WorkerProcess.restarts` for the summary).
+    that then ran for a minute starts over. Every restart is counted
+    (``tierflow_worker_restarts_total``, and :attr:`WorkerProcess.restarts` for the summary).
 
     Frames lose nothing to a crash: a worker acks a record only after its outputs are
     delivered, so what the dead one had not finished is consumed again by its successor.
