@@ -43,6 +43,8 @@ from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from tierflow.infra.prometheus.targets import address
+from tierflow.settings import DataPlaneSettings
 from tierflow.topics.envelope import FrameMeta
 from tierflow.topics.records import FrameRecord
 
@@ -211,7 +213,8 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> int:
 
     Args:
         host: interface to listen on.
-        port: 0 picks a free port (worker processes announce theirs on the registry).
+        port: TCP port; 0 picks a free one (worker processes announce theirs on the
+            registry). A process serves once: later calls return the first port.
     """
     with _lock:
         if host in _served:
@@ -219,8 +222,37 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> int:
         server, _thread = start_http_server(port, addr=host)
         bound = int(server.server_address[1])
         _served[host] = bound
-        log.info("metrics at http://%s:%d/metrics", host, bound)
+        log.info("metrics at http://%s/metrics", address(host, bound))
         return bound
+
+
+class Endpoint(NamedTuple):
+    """Where other machines reach a process's ``/metrics``.
+
+    Attributes:
+        host: the announced host name or address (never a wildcard such as 0.0.0.0).
+        port: the TCP port the server is bound to.
+    """
+
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        """``host:port``, an IPv6 literal in brackets: a Prometheus target."""
+        return address(self.host, self.port)
+
+
+def serve_announced(dataplane: DataPlaneSettings) -> Endpoint:
+    """Serve ``/metrics`` as the settings say and return the endpoint to announce.
+
+    Every process that announces where it is scraped (stage services on control.registry,
+    the camera host's own target) goes through here, so that the listen address
+    (``metrics_host``, ``metrics_port``) and the announced one (``metrics_advertise_host``)
+    are resolved in one place.
+    """
+    port = serve(dataplane.metrics_host, dataplane.metrics_port)
+    return Endpoint(dataplane.metrics_announced_host, port)
 
 
 def observe_stage(stage: str, meta: FrameMeta, bytes_out: int) -> None:

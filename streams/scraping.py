@@ -31,7 +31,7 @@ class Scraping:
         self.prometheus = LocalPrometheus(settings.prometheus)
         self.reader = registry_reader(contract)
         self.own = Target(
-            f"{settings.dataplane.metrics_host}:{metrics.serve(settings.dataplane.metrics_host)}",
+            metrics.serve_announced(settings.dataplane).address,
             {
                 "service": "cameras",
                 "stage": StageName.CAMERA,

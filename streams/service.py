@@ -82,7 +82,8 @@ class Service:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=stage)
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
-        self.metrics_host = settings.dataplane.metrics_host
+        # Where Prometheus reaches this process; known once run() serves /metrics.
+        self.metrics_host: str | None = None
         self.metrics_port: int | None = None
         self.group = self.app.conf.id
 
@@ -189,7 +190,7 @@ class Service:
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[Service]:
         """Run the service until the block exits."""
-        self.metrics_port = metrics.serve(self.metrics_host)
+        self.metrics_host, self.metrics_port = metrics.serve_announced(self.settings.dataplane)
         lag = asyncio.create_task(self._report_lag(), name=f"{self.stage}-lag")
         async with running(self.app):
             try:

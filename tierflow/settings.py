@@ -12,6 +12,7 @@ Nothing else in tierflow reads the environment or hard-codes a tunable.
 from __future__ import annotations
 
 import os
+import socket
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +34,8 @@ _config_file: ContextVar[Path | None] = ContextVar("tierflow_config_file", defau
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(gt=0, lt=65536)]
+# Listen addresses that mean "every interface": a server binds them, a client cannot dial them.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - a set to compare with
 
 
 def _cache_home() -> Path:
@@ -229,7 +232,25 @@ class DataPlaneSettings(_Section):
     )
     node: str = Field(default_factory=lambda: os.uname().nodename)
     metrics_host: str = Field(
-        default="127.0.0.1", description="Interface each process serves /metrics on."
+        default="127.0.0.1",
+        description="Interface each process serves /metrics on (0.0.0.0 or :: for every one).",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        lt=65536,
+        description=(
+            "TCP port of /metrics. 0 picks a free one, so that several processes share a "
+            "host; a container sets a fixed one that its Service or scrape config names."
+        ),
+    )
+    metrics_advertise_host: str | None = Field(
+        default=None,
+        description=(
+            "Host announced on control.registry for /metrics (what Prometheus connects to). "
+            "None: metrics_host, or this machine's hostname when metrics_host is a wildcard, "
+            "since no one can connect to 0.0.0.0."
+        ),
     )
     latency_ms: float = Field(
         default=0.0, ge=0, description="Latency from the cameras to this node (declared), ms."
@@ -237,6 +258,15 @@ class DataPlaneSettings(_Section):
     bandwidth_mbps: float = Field(
         default=1000.0, gt=0, description="Bandwidth from the cameras (declared), Mbit/s."
     )
+
+    @property
+    def metrics_announced_host(self) -> str:
+        """The host other machines reach this process's ``/metrics`` at (no port)."""
+        if self.metrics_advertise_host:
+            return self.metrics_advertise_host
+        if self.metrics_host in WILDCARD_HOSTS:
+            return socket.gethostname()
+        return self.metrics_host
 
 
 class CameraSettings(_Section):

@@ -16,6 +16,13 @@ from pathlib import Path
 from tierflow.topics.records import ServiceAnnouncement
 
 
+def address(host: str, port: int) -> str:
+    """``host:port`` as Prometheus and HTTP clients take it: an IPv6 literal in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Target:
     """One ``/metrics`` endpoint and the labels its series get."""
@@ -30,10 +37,10 @@ def targets_from_registry(services: Iterable[ServiceAnnouncement]) -> list[Targe
     for s in sorted(services, key=lambda s: s.service_id):
         if s.metrics_host is None or s.metrics_port is None:
             continue
-        address = f"{s.metrics_host}:{s.metrics_port}"
+        where = address(s.metrics_host, s.metrics_port)
         service = s.stage if s.quality is None else f"{s.stage}-{s.quality}"
         labels = {"service": service, "stage": s.stage, "node": s.node, "tier": s.tier}
-        seen.setdefault(address, Target(address, labels))
+        seen.setdefault(where, Target(where, labels))
     return sorted(seen.values(), key=lambda t: t.address)
 
 
