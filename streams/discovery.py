@@ -51,14 +51,21 @@ class LiveTable(LatestTable[H]):
 
     def live(self, now_ns: int) -> list[H]:
         """Records whose heartbeat is younger than their ``ttl_s``."""
-        return [r for r in self.values() if now_ns - r.heartbeat_ns <= r.ttl_s * 1e9]
+        return [r for r in self.values() if _fresh(r, now_ns)]
+
+
+def _fresh(record: Heartbeat, now_ns: int) -> bool:
+    return now_ns - record.heartbeat_ns <= record.ttl_s * 1e9
 
 
 class RegistryView(LiveTable[ServiceAnnouncement]):
     """The live services of ``control.registry``.
 
     ``consumers`` (group -> topics its members are assigned), when set by a
-    :class:`ProbedRegistryReader`, replaces the heartbeat age as the test of liveness.
+    :class:`ProbedRegistryReader`, replaces the heartbeat age as the test of liveness for
+    every service that announced a group; a detector must have one (frames are routed to
+    it), other services without one (the control agent follows its topic group-less) are
+    judged by their heartbeat.
     """
 
     def __init__(self) -> None:
@@ -70,7 +77,7 @@ class RegistryView(LiveTable[ServiceAnnouncement]):
         if self.consumers is None:
             return super().live(now_ns)
         consumers = self.consumers
-        return [s for s in self.values() if _consumed(s, consumers)]
+        return [s for s in self.values() if _believed(s, consumers, now_ns)]
 
     def detector_for(self, quality: int, now_ns: int) -> ServiceAnnouncement | None:
         """A live detect service for ``quality``, the most recently heard first; None if none."""
@@ -88,10 +95,10 @@ class RegistryView(LiveTable[ServiceAnnouncement]):
         }
 
 
-def _consumed(service: ServiceAnnouncement, consumers: dict[str, set[str]]) -> bool:
+def _believed(service: ServiceAnnouncement, consumers: dict[str, set[str]], now_ns: int) -> bool:
     """Whether ``service``'s group has members assigned every topic it announced."""
     if service.group is None:
-        return False
+        return service.stage is not StageName.DETECT and _fresh(service, now_ns)
     announced = set(service.topic.split(","))
     return bool(announced) and announced <= consumers.get(service.group, set())
 

@@ -1,12 +1,14 @@
 """This machine as a node of the continuum: its ``control.nodes`` announcement.
 
-Cores and memory are read from the operating system; tier, latency and bandwidth are
-declared in the settings (``dataplane``) because one machine may emulate any tier.
+Cores, memory, free disk and an NVIDIA accelerator are read from the operating system;
+tier, latency and bandwidth are declared in the settings (``dataplane``) because one machine
+may emulate any tier.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from tierflow.settings import Settings
@@ -26,6 +28,19 @@ def _meminfo_mb() -> tuple[float, float]:
     total = fields.get("MemTotal", 0.0) / 1024
     available = fields.get("MemAvailable", fields.get("MemFree", 0.0)) / 1024
     return total, total - available
+
+
+def _free_disk_mb(path: Path) -> float:
+    """Free space of the file system holding ``path`` (or its nearest existing parent), MB."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free / 1e6
+    return 0.0
+
+
+def _accelerator() -> str | None:
+    """``cuda`` where the NVIDIA driver is loaded (its /proc entry), else None."""
+    return "cuda" if Path("/proc/driver/nvidia/version").is_file() else None
 
 
 class CpuMeter:
@@ -74,6 +89,8 @@ def local_node(settings: Settings, now_ns: int, meter: CpuMeter | None = None) -
         tier=dp.tier,
         cores=float(os.cpu_count() or 1),
         memory_mb=total_mb,
+        storage_mb=_free_disk_mb(dp.output_dir.resolve()),
+        accelerator=_accelerator(),
         latency_ms=dp.latency_ms,
         bandwidth_mbps=dp.bandwidth_mbps,
         used_cores=meter.used_cores() if meter is not None else os.getloadavg()[0],

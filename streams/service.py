@@ -117,6 +117,7 @@ class Service:
         threads: int = 1,
         remote: bool = False,
         capacity_fps: Callable[[], float | None] = lambda: None,
+        as_group: bool = True,
     ) -> Announcer:
         """Heart-beat what this service consumes on ``control.registry`` while it runs.
 
@@ -129,6 +130,8 @@ class Service:
             threads: inference calls it runs at once.
             remote: its inference runs elsewhere (an inference server).
             capacity_fps: its measured throughput now, frames per busy second.
+            as_group: it consumes ``topics`` in its consumer group, which routers check
+                with the broker; False for a group-less follower (the control agent).
         """
         dp = self.settings.dataplane
         heartbeat = dp.heartbeat_s
@@ -148,7 +151,7 @@ class Service:
                 remote=remote,
                 metrics_host=self.metrics_host,
                 metrics_port=self.metrics_port,
-                group=self.group,
+                group=self.group if as_group else None,
                 heartbeat_ns=now,
                 ttl_s=dp.registry_ttl_s,
             )

@@ -1,11 +1,13 @@
 """``tierflow up``: the whole data plane on one machine, watched live or summarised as JSON.
 
 The command line starts the local broker if no cluster is given and creates the topics;
-this module starts the workers (:mod:`tierflow.streams.workers`: resize, one detect per
-quality, draw, the control agent) as processes of their own, waits until discovery shows
-them live, then runs generated-scene cameras in this process and follows
-``metrics.frames``. At the end it stops the cameras, waits until every produced frame has
-an outcome (or the drain timeout passes), stops the workers and reports per source.
+this module is the control plane plus one local node agent: it starts the control agent as
+a worker process, and a :class:`~tierflow.streams.node.NodeAgent` in this process runs the
+workers the placement puts on this machine (resize, a detect per quality, draw; placed once
+here with ``--no-control``). Once discovery shows them live it runs generated-scene cameras
+in this process and follows ``metrics.frames``. At the end it stops the cameras, waits until
+every produced frame has an outcome (or the drain timeout passes), stops the workers and
+reports per source.
 """
 
 from __future__ import annotations
@@ -34,16 +36,20 @@ from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally, totals
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
+from tierflow.streams.node import NodeAgent
+from tierflow.streams.nodes import local_node
+from tierflow.streams.placing import Placer
 from tierflow.streams.scraping import Scraping
 from tierflow.streams.workers import (
     Supervisor,
     WorkerProcess,
-    plan_workers,
     start_workers,
     stop_workers,
     wait_until_live,
 )
+from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
+from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +128,8 @@ class UpError(TierflowError):
     """The pipeline could not be brought up as asked."""
 
 
-def _resolved(settings: Settings, options: UpOptions) -> tuple[Settings, tuple[int, ...], int]:
-    """The settings with an absolute output folder, the detected qualities, the start quality.
+def _resolved(settings: Settings, options: UpOptions) -> tuple[Settings, int]:
+    """The settings (absolute output folder, detectors for the qualities asked), start quality.
 
     Raises:
         UpError: a quality asked for has no topics.
@@ -139,7 +145,10 @@ def _resolved(settings: Settings, options: UpOptions) -> tuple[Settings, tuple[i
         raise UpError(msg)
     output_dir = settings.dataplane.output_dir.resolve()
     dataplane = settings.dataplane.model_copy(update={"output_dir": output_dir})
-    return settings.model_copy(update={"dataplane": dataplane}), qualities, start_quality
+    # The control agent places a detector for exactly these qualities.
+    control = settings.control.model_copy(update={"detect_qualities": qualities})
+    resolved = settings.model_copy(update={"dataplane": dataplane, "control": control})
+    return resolved, start_quality
 
 
 @dataclass
@@ -163,20 +172,32 @@ class Stopping:
 
 async def run_up(settings: Settings, options: UpOptions, console: Console) -> dict[str, Any]:
     """Bring the data plane up, run the cameras, and return the JSON summary."""
-    settings, qualities, start_quality = _resolved(settings, options)
+    settings, start_quality = _resolved(settings, options)
     output_dir = settings.dataplane.output_dir
     contract = Contract.of(settings)
     run_id = uuid.uuid4().hex[:4]
+    log_dir = output_dir.parent / "logs"
     node = settings.dataplane.node
-    workers = plan_workers(qualities, output_dir.parent / "logs", options.control, node)
+    control = [
+        WorkerProcess(StageName.CONTROL, None, log_dir / "control.log", node)
+        for _ in range(options.control)
+    ]
+    agent = NodeAgent(settings, log_dir)
     stopping = Stopping()
     stopping.install()
     async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(stop_workers, workers)
-        start_workers(workers, settings)
-        with console.status(f"starting {len(workers)} workers"):
-            await wait_until_live(contract, workers, options.start_timeout_s)
-        supervisor = Supervisor(workers, settings)
+        stack.push_async_callback(stop_workers, control)
+        since = time.time_ns() // 1_000_000
+        if options.control:
+            start_workers(control, settings)
+        else:  # nobody places: place once, the same way the control agent would
+            await place_here(settings, contract)
+        await agent.start()
+        stack.push_async_callback(agent.stop)
+        with console.status("placing and starting the workers"):
+            placed = await agent.wait_placed(since, options.start_timeout_s)
+            await wait_until_live(contract, [*control, *placed], options.start_timeout_s)
+        supervisor = Supervisor(control, settings)
         supervisor.start()
         stack.push_async_callback(supervisor.stop)
         if options.prometheus:
@@ -211,9 +232,27 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
         complete = await _drain(cams, collector, drain_s, console)
         await supervisor.stop()
-        await stop_workers(workers)
+        await agent.stop()
+        await stop_workers(control)
+        workers = [*control, *agent.every_worker()]
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
     raise AssertionError  # pragma: no cover - the block returns or raises
+
+
+async def place_here(settings: Settings, contract: Contract) -> None:
+    """Place the deployment's workflow on this machine alone and publish it."""
+    producer = Producer(producer_config(contract, "tierflow-up-placement"))
+
+    async def send(key: bytes, value: bytes | None) -> None:
+        producer.produce(contract.names.placement, key=key, value=value)
+
+    result = await Placer(settings, send).place([local_node(settings, time.time_ns())])
+    if await asyncio.to_thread(producer.flush, 10):
+        msg = "the placement could not be published (broker unreachable?)"
+        raise UpError(msg)
+    if result is not None and result.unplaced:
+        reasons = "; ".join(f"{u.instance}: {u.reason}" for u in result.unplaced)
+        log.warning("placement left instances unplaced: %s", reasons)
 
 
 async def _run_cameras(

@@ -1,9 +1,8 @@
 """The worker processes of one machine: a ``tierflow worker`` child per registered service.
 
-Used by ``tierflow up``: it plans a worker per service of :data:`~tierflow.streams.stages.STAGES`
-(one detect per quality), hands each the exact settings of the parent through its
-environment, waits until discovery shows every one of them live, and then supervises them
-(:class:`Supervisor`): a worker that dies is started again.
+Used by node agents (:mod:`tierflow.streams.node`) and ``tierflow up``: each worker is handed
+the exact settings of its parent through its environment; :func:`wait_until_live` waits
+until discovery shows them live, and a :class:`Supervisor` starts again a worker that dies.
 
 Each worker runs in a process group of its own, so the terminal's Ctrl-C reaches only
 ``tierflow up``, which stops the cameras and drains before it stops the workers; and each is
@@ -29,7 +28,6 @@ from tierflow.infra.processes import die_with_parent
 from tierflow.settings import Settings
 from tierflow.streams.discovery import ProbedRegistryReader
 from tierflow.streams.metrics import METRICS
-from tierflow.streams.stages import STAGES
 from tierflow.topics.contract import Contract
 from tierflow.topics.stages import StageName
 
@@ -132,20 +130,6 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def plan_workers(
-    qualities: tuple[int, ...], log_dir: Path, control: bool = True, node: str = "local"
-) -> list[WorkerProcess]:
-    """A worker process per service of the registry (one detect per quality); control opt."""
-    workers = []
-    for spec in STAGES.values():
-        if spec.name is StageName.CONTROL and not control:
-            continue
-        for quality in qualities if spec.per_quality else (None,):
-            name = spec.name if quality is None else f"{spec.name}-{quality}"
-            workers.append(WorkerProcess(spec.name, quality, log_dir / f"{name}.log", node))
-    return workers
-
-
 async def wait_until_live(
     contract: Contract, workers: list[WorkerProcess], timeout_s: float
 ) -> None:
@@ -226,27 +210,31 @@ class Supervisor:
 
     async def _watch(self) -> None:
         w = self.settings.workers
-        backoff = dict.fromkeys((x.name for x in self.workers), 0.0)
-        started = dict.fromkeys((x.name for x in self.workers), time.monotonic())
+        backoff: dict[str, float] = {}
+        started: dict[str, float] = {}
         while True:
             await asyncio.sleep(self.POLL_S)
-            for worker in self.workers:
+            for worker in list(self.workers):  # the list may change (a node agent's does)
+                name = worker.name
+                started.setdefault(name, time.monotonic())
                 if worker.alive():
-                    if time.monotonic() - started[worker.name] > self.HEALTHY_S:
-                        backoff[worker.name] = 0.0
+                    if time.monotonic() - started[name] > self.HEALTHY_S:
+                        backoff[name] = 0.0
                     continue
+                wait = backoff.get(name, 0.0)
                 code = worker.process.returncode if worker.process else None
                 log.warning(
                     "worker %s exited (%s); restarting in %.1f s\n%s",
-                    worker.name,
+                    name,
                     code,
-                    backoff[worker.name],
+                    wait,
                     worker.log_tail(5),
                 )
-                await asyncio.sleep(backoff[worker.name])
-                doubled = max(w.restart_backoff_s, backoff[worker.name] * 2)
-                backoff[worker.name] = min(doubled, w.restart_backoff_max_s)
+                await asyncio.sleep(wait)
+                if worker not in self.workers:
+                    continue  # stopped on purpose meanwhile
+                backoff[name] = min(max(w.restart_backoff_s, wait * 2), w.restart_backoff_max_s)
                 worker.restarts += 1
-                METRICS.worker_restarts.labels(worker.name).inc()
+                METRICS.worker_restarts.labels(name).inc()
                 worker.start(self._env)
-                started[worker.name] = time.monotonic()
+                started[name] = time.monotonic()

@@ -325,7 +325,11 @@ class ControlSettings(_Section):
     )
     policy: str = Field(default="milp", description="Quality policy: milp, exact, all-max.")
     placement_policy: str = Field(
-        default="algorithms", description="Placement policy (tierflow plan --help lists them)."
+        default="auto",
+        description=(
+            "Placement policy (tierflow plan --help lists them); auto: the seed's algorithms"
+            " where Fog or Cloud nodes exist, else the thesis's request program."
+        ),
     )
     time_limit_s: float = Field(default=1.0, gt=0, description="Solver budget per decision.")
     min_dwell_slots: int = Field(
@@ -343,7 +347,15 @@ class ControlSettings(_Section):
         ),
     )
     workflow: Path | None = Field(
-        default=None, description="Workflow TOML; the paper's use case when unset."
+        default=None,
+        description=(
+            "Workflow TOML to place; unset: this deployment's own pipeline (resize, a detect"
+            " per quality, draw). The paper's use case ships as default_workflow.toml."
+        ),
+    )
+    detect_qualities: tuple[PositiveInt, ...] | None = Field(
+        default=None,
+        description="Qualities the placed pipeline runs a detector for (unset: every quality).",
     )
 
 

@@ -286,6 +286,7 @@ class NodeAnnouncement(Heartbeat):
         bandwidth_mbps: bandwidth from the data sources to the node, Mbit/s.
         used_cores: cores busy on the machine since its previous announcement (/proc/stat).
         used_memory_mb: memory in use, MB.
+        storage_mb: free disk where the node stores frames, MB.
     """
 
     node: str
@@ -298,6 +299,7 @@ class NodeAnnouncement(Heartbeat):
     bandwidth_mbps: float = 0.0
     used_cores: float = 0.0
     used_memory_mb: float = 0.0
+    storage_mb: float = 0.0
 
 
 class PlacementRecord(Record):

@@ -96,6 +96,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
+    """Run this machine's node agent until SIGINT/SIGTERM."""
+    from tierflow.streams.node import serve_node
+
+    settings = _with(settings, "dataplane", node=args.node, tier=args.tier)
+    log_dir = args.log_dir or settings.dataplane.output_dir.resolve().parent / "logs"
+    asyncio.run(serve_node(settings, log_dir))
+    return 0
+
+
 def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
     from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
@@ -256,6 +266,21 @@ def register(sub: Subparsers) -> None:
         help="static consumer-group member id: a restarted worker with the same id gets its "
         "partitions back at once, not after the session timeout (tierflow up sets it)",
     )
+
+    node = add(
+        sub,
+        "node",
+        "Run this machine's node agent: announce it on control.nodes (cores, memory, "
+        "accelerator, disk) and run, supervised, the workers control.placement puts on it; "
+        "services placed elsewhere are stopped once they are live there. Stops its workers "
+        "on SIGINT/SIGTERM.",
+        cmd_node,
+    )
+    node.add_argument("--node", help="node id (default: dataplane.node, the host name)")
+    node.add_argument(
+        "--tier", choices=["edge", "fog", "cloud"], help="tier announced (default edge)"
+    )
+    node.add_argument("--log-dir", type=Path, help="workers' logs (default: next to out/)")
 
     camera = add(
         sub,

@@ -1,12 +1,14 @@
 """The control agent (a faust service): models, HiGHS, and the assignments cameras follow.
 
 It consumes ``metrics.frames`` into the
-:class:`~tierflow.operators.planning.controller.ControlLoop`, follows ``control.registry`` (live
-detectors) and ``control.nodes`` (machines), and decides every ``control.slot_s`` and on triggers: a
-new source, a detector joining or leaving, a window p99 latency above ``control.slo_p99_s``.
-Decisions become versioned records on ``control.assignments`` (the epoch is the decision time in ms,
-so it only grows, also across restarts) and the workflow's placement on ``control.placement``. A
-failed or timed-out solve keeps the last good assignment and says so in the log.
+:class:`~tierflow.operators.planning.controller.ControlLoop`, follows ``control.registry``
+(live detectors) and ``control.nodes`` (machines), and decides every ``control.slot_s`` and
+on triggers: a new source, a detector joining or leaving, a window p99 latency above
+``control.slo_p99_s``. Decisions become versioned records on ``control.assignments`` (the
+epoch is the decision time in ms, so it only grows, also across restarts); whenever the live
+nodes change, the deployment's workflow is placed on ``control.placement``
+(:mod:`tierflow.streams.placing`). A failed or timed-out solve keeps the last good
+assignment and says so in the log.
 """
 
 from __future__ import annotations
@@ -25,21 +27,13 @@ from tierflow.operators.planning.controller import (
     LoopConfig,
     pipeline_id,
 )
-from tierflow.operators.planning.placement import place
 from tierflow.operators.planning.quality import Objective, Problem
-from tierflow.operators.planning.workflow import (
-    NodeMetrics,
-    Resources,
-    Tier,
-    Workflow,
-    default_workflow,
-    load_workflow,
-)
 from tierflow.settings import Settings
 from tierflow.streams.app import cancel
 from tierflow.streams.carry import CarryPairs
 from tierflow.streams.discovery import nodes_reader
 from tierflow.streams.metrics import METRICS
+from tierflow.streams.placing import Placer
 from tierflow.streams.service import Service
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import (
@@ -47,7 +41,6 @@ from tierflow.topics.records import (
     FrameRecord,
     NodeAnnouncement,
     Outcome,
-    PlacementRecord,
     RecordError,
     ServiceAnnouncement,
     parse_frame_records,
@@ -70,21 +63,6 @@ def observation(record: FrameRecord) -> FrameObservation:
         f1=record.f1,
         encoded_bytes=record.frame_bytes,
         busy_s=record.busy_s or None,
-    )
-
-
-def node_metrics(record: NodeAnnouncement) -> NodeMetrics:
-    """A ``control.nodes`` announcement as the placement policies read it."""
-    return NodeMetrics(
-        node=record.node,
-        tier=Tier(record.tier),
-        cores=record.cores,
-        memory_mb=record.memory_mb,
-        accelerator=record.accelerator,
-        accelerator_memory_mb=record.accelerator_memory_mb,
-        latency_ms=record.latency_ms,
-        bandwidth_mbps=record.bandwidth_mbps,
-        used=Resources(cores=min(record.used_cores, record.cores), memory_mb=record.used_memory_mb),
     )
 
 
@@ -119,23 +97,27 @@ class ControlAgent:
                 max_utilisation=c.max_utilisation,
             )
         )
-        self.workflow: Workflow = load_workflow(c.workflow) if c.workflow else default_workflow()
         self.registry = self.service.follow_registry()
         self.nodes = nodes_reader(self.service.contract)
         self.service.on_start(self.nodes.start)
         self.service.on_stop(self.nodes.stop)
         names = self.service.contract.names
         self.assignments = self.service.topic(names.assignments)
-        self.placement = self.service.topic(names.placement)
+        placement = self.service.topic(names.placement)
+
+        async def send(key: bytes, value: bytes | None) -> None:
+            await placement.send(key=key, value=value)
+
+        self.placer = Placer(settings, send)
         self.decisions: list[Decision] = []
         self.pairs = CarryPairs()
         self._wake = asyncio.Event()
         self._trigger = "slot"
         self._last_decision = 0.0
         self._detectors: frozenset[tuple[int, str]] = frozenset()
-        self._placed_nodes: frozenset[str] = frozenset()
         self._epoch = 0
         self._task: asyncio.Task[None] | None = None
+        self._placing: asyncio.Task[None] | None = None
         self._wire()
 
     def _wire(self) -> None:
@@ -155,13 +137,24 @@ class ControlAgent:
             await self.nodes.caught_up()
             await metrics.start()
             self._task = asyncio.create_task(self._run(), name="control-slots")
+            self._placing = asyncio.create_task(self._place_forever(), name="control-placement")
 
         async def stop() -> None:
+            await cancel(self._placing)
             await cancel(self._task)
             await metrics.stop()
 
         self.service.on_start(start)
         self.service.on_stop(stop)
+
+    async def _place_forever(self) -> None:
+        """Place the workflow whenever the live nodes change, checked every heartbeat."""
+        while True:
+            try:
+                await self.placer.place(self.nodes.view.live(time.time_ns()))
+            except Exception:  # the broker may be away: the next heartbeat tries again
+                log.exception("placement failed")
+            await asyncio.sleep(self.settings.dataplane.heartbeat_s)
 
     def _observe(self, value: bytes | None) -> None:
         try:
@@ -280,7 +273,6 @@ class ControlAgent:
                 source=source, quality=quality, epoch=epoch, admitted=False, reason=reason
             )
             await self.assignments.send(key=source.encode(), value=record.to_bytes())
-        await self._place(nodes, epoch)
         return decision
 
     def _report(
@@ -311,37 +303,9 @@ class ControlAgent:
             METRICS.node_used_cores.labels(n.node, n.tier).set(n.used_cores)
             METRICS.node_heartbeat_age.labels(n.node, n.tier).set((now - n.heartbeat_ns) / 1e9)
 
-    async def _place(self, nodes: list[NodeAnnouncement], epoch: int) -> None:
-        names = frozenset(n.node for n in nodes)
-        if not nodes or names == self._placed_nodes:
-            return
-        self._placed_nodes = names
-        policy = self.settings.control.placement_policy
-        result = await asyncio.to_thread(
-            place, self.workflow, [node_metrics(n) for n in nodes], policy
-        )
-        log.info(
-            "placement (%s) on %d nodes: %s, %d unplaced",
-            policy,
-            len(nodes),
-            result.status.value,
-            len(result.unplaced),
-        )
-        for p in result.placements.values():
-            record = PlacementRecord(
-                instance=p.instance,
-                task=p.task,
-                node=p.node,
-                tier=p.tier.value,
-                share=p.share,
-                epoch=epoch,
-                policy=policy,
-            )
-            await self.placement.send(key=p.instance.encode(), value=record.to_bytes())
-
 
 def build_control(settings: Settings) -> Service:
     """The control agent as a service (``tierflow worker control``)."""
     agent = ControlAgent(settings)
-    agent.service.announce([agent.service.contract.names.metrics_frames])
+    agent.service.announce([agent.service.contract.names.metrics_frames], as_group=False)
     return agent.service

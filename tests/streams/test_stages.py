@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from tierflow.errors import ConfigError
+from tierflow.operators.planning.workflow import pipeline_workflow
 from tierflow.settings import Settings
 from tierflow.streams.cli import build_parser
+from tierflow.streams.node import ServiceKey
 from tierflow.streams.stages import STAGES, build_stage
-from tierflow.streams.workers import plan_workers
+from tierflow.streams.workers import WorkerProcess
 from tierflow.topics.stages import PIPELINE, StageName
 
 
@@ -27,12 +29,16 @@ def test_the_worker_command_offers_every_registered_service() -> None:
     assert _worker_choices() == [str(name) for name in STAGES]
 
 
-def test_up_plans_one_worker_per_service_and_one_detector_per_quality(tmp_path: Path) -> None:
-    workers = plan_workers((320, 512), tmp_path)
-    assert [w.name for w in workers] == ["resize", "detect-320", "detect-512", "draw", "control"]
-    assert workers[1].args == ["detect", "--quality", "320"]
-    without = plan_workers((512,), tmp_path, control=False)
-    assert StageName.CONTROL not in {w.stage for w in without}
+def test_the_placed_pipeline_is_one_worker_per_service_and_one_detector_per_quality(
+    tmp_path: Path,
+) -> None:
+    tasks = [t.name for t in pipeline_workflow((512, 320)).tasks]
+    assert tasks == ["resize", "detect-320", "detect-512", "draw"]
+    keys = [ServiceKey.of_task(t) for t in tasks]
+    assert {k.stage for k in keys} == set(STAGES) - {StageName.CONTROL}
+    assert [k.name for k in keys] == tasks
+    detect = WorkerProcess(keys[1].stage, keys[1].quality, tmp_path / "d.log", "here")
+    assert detect.args == ["detect", "--quality", "320", "--instance-id", "detect-320@here"]
 
 
 def test_every_service_of_the_pipeline_is_registered() -> None:

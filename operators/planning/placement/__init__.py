@@ -18,6 +18,7 @@ policy             what it is
 ``fifo`` ...       AVEC's seven policies (seed 004, §6): ``fifo``, ``random``,
                    ``best-bandwidth``, ``best-latency``, ``best-compute``, ``spread``,
                    ``gpu-aware`` (heavy / middle / light weights)
+``auto``           ``algorithms`` when a Fog or Cloud node is present, else ``requests``
 =================  ========================================================================
 
 Submodules: :mod:`.problem` (categories NI/LI/HI, instances, the cost), :mod:`.algorithms`,
@@ -75,6 +76,7 @@ from tierflow.operators.planning.placement.result import (
 from tierflow.operators.planning.workflow import NodeMetrics, Resources, Tier, Workflow
 
 __all__ = [
+    "AUTO",
     "AVEC_WEIGHTS",
     "POLICIES",
     "AvecPolicy",
@@ -107,7 +109,14 @@ __all__ = [
     "workflow_requests",
 ]
 
+AUTO = "auto"
+"""The default of a deployment: the seed's algorithms where the continuum has tiers to tell
+apart; on Edge nodes alone (one machine, say) Algorithm 2 has nowhere to put LI and HI
+tasks ("intensive tasks can only be deployed on the Fog and Cloud", seed 000 §VI-B), so
+the thesis's tier-agnostic request program places them."""
+
 POLICIES: tuple[str, ...] = (
+    AUTO,
     "milp",
     "algorithms",
     "cloud-only",
@@ -156,6 +165,8 @@ def place(
     absorb_banner()
     started = time.perf_counter()
     nodes = workflow.nodes() if nodes is None else tuple(nodes)
+    if policy == AUTO:
+        policy = "algorithms" if any(n.tier is not Tier.EDGE for n in nodes) else "requests"
     scoring = build_problem(workflow, nodes, min_share=min_share, weights=weights)
     restricted = _tiers(tiers)
     message = ""

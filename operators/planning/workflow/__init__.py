@@ -8,7 +8,9 @@ task", §VI-A); the system derives the NI/LI/HI categories from those types
 - :mod:`.model` — typed, frozen dataclasses: the stages and tasks of the Fig. 1 pipeline,
   the tiers of Table I, the links of Table II with eq. (2)'s transfer time, the sources;
 - :mod:`.loader` — the TOML loader, whose errors name the offending field, and
-  :func:`default_workflow`, the paper's use case shipped as ``default_workflow.toml``.
+  :func:`default_workflow`, the paper's use case shipped as ``default_workflow.toml``;
+- :mod:`.pipeline` — :func:`pipeline_workflow`, the services a deployment runs (what its
+  control agent places by default).
 """
 
 from tierflow.operators.planning.workflow.loader import (
@@ -32,6 +34,7 @@ from tierflow.operators.planning.workflow.model import (
     Workflow,
     WorkflowError,
 )
+from tierflow.operators.planning.workflow.pipeline import detect_task, pipeline_workflow
 
 __all__ = [
     "DEFAULT_WORKFLOW_FILE",
@@ -48,7 +51,9 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "default_workflow",
+    "detect_task",
     "load_workflow",
     "loads_workflow",
     "parse_workflow",
+    "pipeline_workflow",
 ]
