@@ -140,4 +140,20 @@ async def running(app: faust.App) -> AsyncIterator[faust.App]:
     try:
         yield app
     finally:
+        leave_group_on_stop(app)
         await app.stop()
+
+
+def leave_group_on_stop(app: faust.App) -> None:
+    """Make a static group member (``workers.instance_id``) leave its group when it stops.
+
+    Static members (KIP-345) do not leave on close, so a restarted one takes its partitions
+    back without a rebalance: right for a crash, wrong for a planned stop (a migration, a
+    scale-down), where the partitions would wait out the session timeout. aiokafka sends
+    LeaveGroup by member id when it knows no instance id, which removes a static member too;
+    so the id is forgotten just before a graceful stop. A crash never gets here.
+    """
+    consumer = getattr(getattr(getattr(app, "_consumer", None), "_thread", None), "_consumer", None)
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is not None and getattr(coordinator, "_group_instance_id", None) is not None:
+        coordinator._group_instance_id = None

@@ -1,4 +1,4 @@
-"""``tierflow up`` under faults: a worker killed with SIGKILL, Ctrl-C from the terminal.
+"""``tierflow up`` under faults and changes: SIGKILL of a worker, Ctrl-C, a migration.
 
 The assertions are the accounting: every produced frame has exactly one outcome (a frame
 counted twice would make the sum exceed what was produced), and the run ends with exit 0.
@@ -12,27 +12,40 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
 from tests.waiting import eventually
+from tierflow.settings import load_settings
+from tierflow.topics.clients import producer_config
+from tierflow.topics.contract import Contract
+from tierflow.topics.records import PlacementRecord
 
 pytestmark = pytest.mark.kafka
 
 RUNNING = re.compile(r"service running \(pid (\d+)\)")
 
 
-def start_up(kafka_bootstrap: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    """``tierflow up --json`` in a session of its own, as a terminal would run it."""
-    env = {
+def environment(kafka_bootstrap: str, tmp_path: Path, prefix: str | None = None) -> dict[str, str]:
+    """This test's cluster, topic prefix and state folder."""
+    return {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TIERFLOW_TOPICS__PREFIX": f"fail-{uuid.uuid4().hex[:8]}",
+        "TIERFLOW_TOPICS__PREFIX": prefix or f"fail-{uuid.uuid4().hex[:8]}",
         "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path / "workers"),
     }
+
+
+def start_up(
+    kafka_bootstrap: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``tierflow up --json`` in a session of its own, as a terminal would run it."""
+    env = env or environment(kafka_bootstrap, tmp_path)
     command = [
         sys.executable, "-m", "tierflow.streams.cli", "up", "--json", "--no-control",
         "--cameras", "2", "--fps", "5", "--qualities", "416", "--quality", "416",
@@ -53,9 +66,9 @@ def annotated(tmp_path: Path) -> int:
     return sum(1 for _ in (tmp_path / "annotated").rglob("*.jpg"))
 
 
-def worker_pid(tmp_path: Path, name: str) -> int:
+def worker_pid(tmp_path: Path, name: str, logs: str = "logs") -> int:
     """The pid the worker logged when it came up (the latest start)."""
-    log = tmp_path / "logs" / f"{name}.log"
+    log = tmp_path / logs / f"{name}.log"
     found = RUNNING.findall(log.read_text(errors="replace")) if log.is_file() else []
     return int(found[-1]) if found else 0
 
@@ -113,3 +126,54 @@ def test_ctrl_c_stops_the_cameras_drains_and_exits_cleanly(
     assert summary["duration_s"] < 100
     assert_every_frame_once(summary)
     assert all(w["exit"] == 0 and w["restarts"] == 0 for w in summary["workers"].values())
+
+
+def test_a_detector_migrates_to_another_node_make_before_break(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = f"mig-{uuid.uuid4().hex[:8]}"
+    env = environment(kafka_bootstrap, tmp_path, prefix)
+    up = start_up(
+        kafka_bootstrap, tmp_path, "--duration", "40", env={**env, "TIERFLOW_DATAPLANE__NODE": "a"}
+    )
+    node_b: subprocess.Popen[bytes] | None = None
+    node_log = tmp_path / "node-b.log"
+    try:
+        eventually(lambda: annotated(tmp_path), lambda n: n >= 10, timeout_s=150)  # topics exist
+        with node_log.open("wb") as out:
+            node_b = subprocess.Popen(
+                [sys.executable, "-m", "tierflow.streams.cli", "-v", "node", "--node", "b",
+                 "--log-dir", str(tmp_path / "logs-b")],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )  # fmt: skip
+        settings = load_settings(bootstrap_servers=kafka_bootstrap, topics={"prefix": prefix})
+        move_detector(Contract.of(settings), to="b")
+        eventually(lambda: worker_pid(tmp_path, "detect-416", "logs-b"), bool, timeout_s=60)
+        stopped = tmp_path / "logs" / "detect-416.log"
+        eventually(lambda: "service stopped" in stopped.read_text(), bool, timeout_s=60)
+        before = annotated(tmp_path)
+        eventually(lambda: annotated(tmp_path), lambda n: n > before + 10, timeout_s=60)
+    finally:
+        summary = finish(up)
+        if node_b is not None:
+            node_b.send_signal(signal.SIGTERM)
+            node_b.wait(timeout=60)
+    node_err = node_log.read_text(errors="replace")
+    assert node_b is not None and node_b.returncode == 0, node_err[-3000:]
+    assert "started detect-416" in node_err
+    assert summary["workers"]["detect-416"] == {"exit": 0, "restarts": 0}  # retired on a
+    assert_every_frame_once(summary)
+    assert summary["totals"]["max_gap_s"] < 15, summary["totals"]
+
+
+def move_detector(contract: Contract, to: str) -> None:
+    """Publish a newer placement: the pipeline on node a, its detector on node ``to``."""
+    epoch = time.time_ns() // 1_000_000
+    producer = Producer(producer_config(contract, "test-placement"))
+    for task, node in (("resize", "a"), ("detect-416", to), ("draw", "a")):
+        record = PlacementRecord(
+            instance=f"{task}#0", task=task, node=node, tier="edge", share=1.0,
+            epoch=epoch, policy="test",
+        )  # fmt: skip
+        producer.produce(contract.names.placement, key=record.instance, value=record.to_bytes())
+    assert producer.flush(10) == 0
