@@ -50,6 +50,9 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
         "consumer_auto_offset_reset": w.offset_reset,
         "broker_session_timeout": w.session_timeout_s,
         "broker_heartbeat_interval": w.heartbeat_s,
+        # Acked offsets are committed this often: what a crashed or rebalanced-away worker
+        # had finished but not committed is processed again (a duplicate outcome record).
+        "broker_commit_interval": w.commit_interval_s,
         # Stages ack a record only after its outputs are delivered; a frame still waiting
         # for the detector at shutdown stays unacknowledged, so its offset is not committed
         # and the next consumer gets it. faust's default would wait for that ack forever.

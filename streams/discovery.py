@@ -162,7 +162,14 @@ class ProbedRegistryReader(TableReader[RegistryView]):
     async def probe(self) -> None:
         """Describe the announced groups now and update the view."""
         groups = {s.group for s in self.view.values() if s.group is not None}
-        self.view.consumers = await asyncio.to_thread(consumed_topics, self._admin, groups)
+        answer = await asyncio.to_thread(consumed_topics, self._admin, groups)
+        known = self.view.consumers or {}
+        # A group mid-rebalance (a member joining or leaving, a migration) keeps what it
+        # consumed: its frames will have a consumer once the assignment is done.
+        self.view.consumers = {
+            group: known.get(group, set()) if topics is None else topics
+            for group, topics in answer.items()
+        }
         self._probed.set()
 
     async def _probe_forever(self) -> None:

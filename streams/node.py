@@ -26,6 +26,7 @@ from confluent_kafka import Producer
 
 from tierflow.errors import TierflowError
 from tierflow.settings import Settings
+from tierflow.streams import metrics
 from tierflow.streams.app import cancel
 from tierflow.streams.discovery import ProbedRegistryReader
 from tierflow.streams.nodes import CpuMeter, local_node
@@ -113,6 +114,23 @@ def changes(
     start = sorted(mine - running)
     stop = sorted(key for key in running - mine if key not in everywhere or key in live_elsewhere)
     return start, stop
+
+
+def metrics_slot(key: ServiceKey, qualities: Iterable[int]) -> int:
+    """Offset of ``key``'s metrics port from the node agent's.
+
+    Resize 1, draw 2, then one per catalogue quality in increasing order for the detectors
+    (detect-320 3, detect-416 4, ...); a quality outside the catalogue has no topics, so its
+    detector fails at start and shares the slot after the last.
+    """
+    if key.stage is StageName.RESIZE:
+        return 1
+    if key.stage is StageName.DRAW:
+        return 2
+    ordered = sorted(qualities)
+    if key.quality in ordered:
+        return 3 + ordered.index(key.quality)
+    return 3 + len(ordered)
 
 
 class NodeAgent:
@@ -207,7 +225,7 @@ class NodeAgent:
             worker = WorkerProcess(
                 key.stage, key.quality, self.log_dir / f"{key.name}.log", self.node
             )
-            worker.start(self._env)
+            worker.start(self._env_for(key))
             self.workers[key] = worker
             self.supervisor.workers.append(worker)
             log.info("node %s: started %s (placed here)", self.node, key.name)
@@ -219,6 +237,22 @@ class NodeAgent:
             log.info("node %s: stopped %s (placed elsewhere or nowhere)", self.node, key.name)
         self.reconciled_epoch = max((r.epoch for r in records), default=0)
         return start, stop
+
+    def _env_for(self, key: ServiceKey) -> dict[str, str]:
+        """The worker's environment: the agent's settings, and a metrics port of its own.
+
+        With a fixed ``dataplane.metrics_port`` (a container's), the agent serves there and
+        each worker at ``port + metrics_slot(key)``, stable across restarts, so a static
+        scrape configuration names them; with 0 every process picks a free port.
+        """
+        dp = self.settings.dataplane
+        if dp.metrics_port == 0:
+            return self._env
+        port = dp.metrics_port + metrics_slot(key, self.settings.topics.qualities)
+        own = self.settings.model_copy(
+            update={"dataplane": dp.model_copy(update={"metrics_port": port})}
+        )
+        return worker_env(own)
 
     async def wait_placed(self, since_epoch: int, timeout_s: float) -> list[WorkerProcess]:
         """Wait until the workers match a placement of epoch ``since_epoch`` or later.
@@ -263,10 +297,16 @@ async def serve_node(settings: Settings, log_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    endpoint = metrics.serve_announced(settings.dataplane)  # its restarts counter
     agent = NodeAgent(settings, log_dir)
     await agent.start()
     log.info(
-        "node %s (%s) running; workers log to %s", agent.node, settings.dataplane.tier, log_dir
+        "node %s (%s) running; workers log to %s; metrics at %s:%d",
+        agent.node,
+        settings.dataplane.tier,
+        log_dir,
+        endpoint.host,
+        endpoint.port,
     )
     try:
         await stop.wait()

@@ -67,6 +67,7 @@ class WorkerProcess:
         node: the node it runs on (part of its static group membership id).
         process: the child, once started.
         restarts: times it was started again after exiting on its own.
+        env: the environment it was started with (a restart reuses it).
     """
 
     stage: StageName
@@ -75,6 +76,7 @@ class WorkerProcess:
     node: str = "local"
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    env: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -94,6 +96,7 @@ class WorkerProcess:
 
     def start(self, env: dict[str, str]) -> None:
         """Start the worker; its output goes to ``log_path``."""
+        self.env = env
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -236,5 +239,5 @@ class Supervisor:
                 backoff[name] = min(max(w.restart_backoff_s, wait * 2), w.restart_backoff_max_s)
                 worker.restarts += 1
                 METRICS.worker_restarts.labels(name).inc()
-                worker.start(self._env)
+                worker.start(worker.env or self._env)
                 started[name] = time.monotonic()

@@ -33,7 +33,9 @@ import yaml
 
 from tierflow.grafana.panels import DATASOURCE_UID
 from tierflow.infra.kafka import LocalBroker
+from tierflow.operators.planning.workflow import pipeline_workflow
 from tierflow.settings import CONFIG_ENV, Settings, load_settings
+from tierflow.streams.node import ServiceKey, metrics_slot
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -231,6 +233,10 @@ def test_prometheus_scrapes_each_service_where_it_announces_itself(
         assert dp.metrics_announced_host == name
         assert dp.metrics_host == "0.0.0.0"
         expected[f"{name}:{dp.metrics_port}"] = (dp.node, dp.tier)
+        if service["command"][0] == "node":  # and each worker it runs, at its own slot
+            for task in pipeline_workflow(Settings().topics.qualities).tasks:
+                slot = metrics_slot(ServiceKey.of_task(task.name), Settings().topics.qualities)
+                expected[f"{name}:{dp.metrics_port + slot}"] = (dp.node, dp.tier)
     assert {t: (labels["node"], labels["tier"]) for t, labels in targets.items()} == expected
 
 

@@ -145,6 +145,11 @@ class WorkerSettings(_Section):
         description="A crashed worker's partitions move after this many seconds.",
     )
     heartbeat_s: float = Field(default=1.0, gt=0, description="Group heartbeat interval.")
+    commit_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Acknowledged offsets are committed this often, s (faust's default 2.8).",
+    )
     stop_timeout_s: float = Field(
         default=30.0, gt=0, description="A worker still stopping after this long exits anyway."
     )

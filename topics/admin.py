@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -289,22 +289,27 @@ def create_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[TopicC
 
 def consumed_topics(
     admin: AdminClient, groups: Iterable[str], timeout_s: float = 5.0
-) -> dict[str, set[str]]:
+) -> dict[str, set[str] | None]:
     """The topics assigned to the live members of each consumer group (blocking).
 
     A group the broker does not know, or one whose members have all left or timed out,
     maps to the empty set; so does a group the broker could not describe in ``timeout_s``.
+    A group in the middle of a rebalance with members maps to None: its assignment is
+    being decided, and the caller should keep what it knew.
     """
     wanted = sorted(set(groups))
     if not wanted:
         return {}
     futures = admin.describe_consumer_groups(wanted, request_timeout=timeout_s)
-    topics: dict[str, set[str]] = {}
+    topics: dict[str, set[str] | None] = {}
     for group, future in futures.items():
         try:
             description = future.result()
         except KafkaException:
             topics[group] = set()
+            continue
+        if description.members and description.state in REBALANCING:
+            topics[group] = None
             continue
         topics[group] = {
             tp.topic
@@ -313,3 +318,8 @@ def consumed_topics(
             for tp in member.assignment.topic_partitions
         }
     return topics
+
+
+REBALANCING = frozenset(
+    {ConsumerGroupState.PREPARING_REBALANCING, ConsumerGroupState.COMPLETING_REBALANCING}
+)
