@@ -11,7 +11,9 @@ produced frame exactly one outcome; ``duplicates`` are second outcome records th
 accounting ignored). ``--migrate`` adds a planned migration: ``up`` runs as node ``a``, a
 second node agent (``tierflow node --node b``) joins, and a newer placement moves the
 detector to ``b``, which starts it; ``a`` stops its own once ``b``'s is live. Issue 10's
-targets: crash gap <= 3 s, migration gap <= 1 s, 0 unaccounted.
+targets: crash gap <= 3 s, migration gap <= 1 s, 0 unaccounted; the migration run also
+prints ``placement_to_first_frame_s``, from publishing the placement to the new node's
+detector analysing its first frame (provisioning; the thesis's Tables 6.4-6.5: 2.5 s).
 
     .venv/bin/python bench/failover.py --workers detect-416 resize draw --migrate
 """
@@ -19,6 +21,7 @@ targets: crash gap <= 3 s, migration gap <= 1 s, 0 unaccounted.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -90,11 +93,16 @@ def one_run(args: argparse.Namespace, victim: str | None, migrate: bool = False)
         node_b.wait(timeout=60)
     summary: dict[str, Any] = json.loads(out)
     totals = summary["totals"]
+    provision = None
+    if migrate and acted is not None:
+        first = first_analysed(work / "b" / f"{detect}.log")
+        provision = None if first is None else round(first - acted, 2)
     return {
         "killed": victim if acted is not None and not migrate else None,
         "migrated": detect if acted is not None and migrate else None,
         "exit": up.returncode,
         "max_gap_s": totals["max_gap_s"],
+        "placement_to_first_frame_s": provision,
         "restarts": {k: w["restarts"] for k, w in summary["workers"].items() if w["restarts"]},
         "produced": totals["produced"],
         "processed": totals["processed"],
@@ -104,6 +112,16 @@ def one_run(args: argparse.Namespace, victim: str | None, migrate: bool = False)
         "duplicates": totals["duplicates"],
         "all_accounted": summary["all_accounted"],
     }
+
+
+def first_analysed(log: Path) -> float | None:
+    """When the detector's log says it analysed its first frame (epoch seconds)."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    for line in text.splitlines():
+        if "first frame analysed" in line:
+            stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return stamp.timestamp()  # the log's local time, as the bench's clock
+    return None
 
 
 def start_node_b(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

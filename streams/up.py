@@ -41,7 +41,6 @@ from tierflow.streams.nodes import local_node
 from tierflow.streams.placing import Placer
 from tierflow.streams.scraping import Scraping
 from tierflow.streams.workers import (
-    Supervisor,
     WorkerProcess,
     start_workers,
     stop_workers,
@@ -197,9 +196,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         with console.status("placing and starting the workers"):
             placed = await agent.wait_placed(since, options.start_timeout_s)
             await wait_until_live(contract, [*control, *placed], options.start_timeout_s)
-        supervisor = Supervisor(control, settings)
-        supervisor.start()
-        stack.push_async_callback(supervisor.stop)
+        agent.supervisor.workers.extend(control)  # one supervisor (and one spare) per node
         if options.prometheus:
             scraping = Scraping(settings, contract)
             url = await scraping.start()
@@ -231,7 +228,6 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         elapsed = await _run_cameras(cams, producer, collector, stopping, options, console)
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
         complete = await _drain(cams, collector, drain_s, console)
-        await supervisor.stop()
         await agent.stop()
         await stop_workers(control)
         workers = [*control, *agent.every_worker()]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -100,13 +101,29 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "tierflow.streams.cli", "-v", "worker", *self.args],
+                [sys.executable, "-m", "tierflow.streams.cli", *self.argv],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
                 preexec_fn=die_with_parent,
                 start_new_session=True,  # not in the terminal's group: Ctrl-C is up's to handle
             )
+
+    @property
+    def argv(self) -> list[str]:
+        """The ``tierflow`` command line of this worker."""
+        return ["-v", "worker", *self.args]
+
+    def adopt(self, spare: subprocess.Popen[bytes], env: dict[str, str]) -> None:
+        """Become ``spare`` (:mod:`tierflow.streams.spare`): it runs this worker from now on."""
+        self.env = env
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        own = {k: v for k, v in env.items() if k.startswith("TIERFLOW_") or k.startswith("KAFKA_")}
+        order = {"argv": self.argv, "log": str(self.log_path), "env": own}
+        assert spare.stdin is not None  # noqa: S101 - spawn_spare opens it
+        spare.stdin.write(json.dumps(order).encode() + b"\n")
+        spare.stdin.close()
+        self.process = spare
 
     def alive(self) -> bool:
         """True while the process runs."""
@@ -178,6 +195,19 @@ async def stop_workers(workers: list[WorkerProcess]) -> None:
         await asyncio.to_thread(worker.stop)
 
 
+def spawn_spare(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A hot spare (:mod:`tierflow.streams.spare`): imports done, waiting for a command line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tierflow.streams.spare"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=die_with_parent,
+        start_new_session=True,
+    )
+
+
 class Supervisor:
     """Starts a worker again when it exits on its own, with a doubling backoff.
 
@@ -189,34 +219,61 @@ class Supervisor:
 
     Frames lose nothing to a crash: a worker acks a record only after its outputs are
     delivered, so what the dead one had not finished is consumed again by its successor.
+    With ``workers.hot_spare`` the successor is a spare interpreter that has already
+    imported tierflow (:mod:`tierflow.streams.spare`), and a new spare is made at once.
     """
 
     HEALTHY_S = 60.0
     POLL_S = 0.1
+    SPARE_AFTER_S = 5.0
+    """The spare's imports wait until the workers' own start-up is over (2 cores)."""
 
     def __init__(self, workers: list[WorkerProcess], settings: Settings) -> None:
         self.workers = workers
         self.settings = settings
         self._env = worker_env(settings)
         self._task: asyncio.Task[None] | None = None
+        self._spare: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Watch the workers in the background (they must be started already)."""
         self._task = asyncio.create_task(self._watch(), name="supervisor")
 
     async def stop(self) -> None:
-        """Stop watching: workers that exit from now on stay stopped."""
+        """Stop watching: workers that exit from now on stay stopped; the spare ends."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._spare is not None:
+            spare, self._spare = self._spare, None
+            spare.kill()
+            await asyncio.to_thread(spare.wait)
+
+    def _restart(self, worker: WorkerProcess) -> None:
+        """Start ``worker`` again, in the spare when one is ready (then make the next)."""
+        env = worker.env or self._env
+        spare = self._spare
+        if spare is not None and spare.poll() is None:
+            worker.adopt(spare, env)
+            self._spare = None  # the watch loop makes the next one
+            return
+        worker.start(env)
 
     async def _watch(self) -> None:
         w = self.settings.workers
         backoff: dict[str, float] = {}
         started: dict[str, float] = {}
+        watching = time.monotonic()
         while True:
             await asyncio.sleep(self.POLL_S)
+            spare_due = time.monotonic() - watching > self.SPARE_AFTER_S
+            if (
+                w.hot_spare
+                and spare_due
+                and (self._spare is None or self._spare.poll() is not None)
+            ):
+                self._spare = spawn_spare(self._env)
             for worker in list(self.workers):  # the list may change (a node agent's does)
                 name = worker.name
                 started.setdefault(name, time.monotonic())
@@ -239,5 +296,5 @@ class Supervisor:
                 backoff[name] = min(max(w.restart_backoff_s, wait * 2), w.restart_backoff_max_s)
                 worker.restarts += 1
                 METRICS.worker_restarts.labels(name).inc()
-                worker.start(worker.env or self._env)
+                self._restart(worker)
                 started[name] = time.monotonic()

@@ -165,6 +165,13 @@ class WorkerSettings(_Section):
         ge=0,
         description="Wait before a crashed worker's second restart (the first is at once), s.",
     )
+    hot_spare: bool = Field(
+        default=True,
+        description=(
+            "Keep one interpreter with tierflow imported ready to replace a crashed worker"
+            " (about a second less downtime; one idle process)."
+        ),
+    )
     restart_backoff_max_s: float = Field(
         default=30.0, ge=0, description="Longest wait between restarts (doubling), s."
     )

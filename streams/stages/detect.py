@@ -103,6 +103,7 @@ class Inference:
         self.sink = service.topic(service.contract.names.detections(quality))
         self._quality = str(quality)
         self._workers: list[asyncio.Task[None]] = []
+        self._first = True
 
     async def start(self) -> None:
         """Start the workers (a start hook)."""
@@ -153,6 +154,9 @@ class Inference:
                 await outcomes.deadletter(item.event, "detector-error", str(exc), item.meta)
             return
         done = time.time_ns()
+        if self._first:  # provisioning ends here: placement decided -> first frame analysed
+            self._first = False
+            log.info("detect-%s: first frame analysed", self._quality)
         self.throughput.update(len(batch), (done - started) / 1e9)
         for item, result in zip(batch, results, strict=True):
             if isinstance(result, FrameFormatError):
