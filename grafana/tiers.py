@@ -14,6 +14,7 @@ from tierflow.grafana.panels import (
     CORES,
     COUNT,
     FPS,
+    PER_MINUTE,
     RATIO,
     SECONDS,
     Query,
@@ -139,15 +140,27 @@ def tiers() -> dashboard.Dashboard:
                 (None, "green"), (2 * HEARTBEAT_S, "orange"), (REGISTRY_TTL_S, "red")
             ),
         ),
+        graph(
+            "Worker restarts",
+            "Workers a node agent started again after they exited on their own "
+            "(a crash; the first restart is at once, then with a doubling backoff).",
+            PER_MINUTE,
+            [
+                Query(
+                    f"60 * {sum_rate('tierflow_worker_restarts_total', ('worker',))}", "{{worker}}"
+                )
+            ],
+            min_value=0,
+        ),
     ]
     return board(
         "tierflow-tiers",
         "tierflow: tiers and nodes",
-        "CPU, memory and cores per node and tier, link usage per stage, heartbeats.",
+        "CPU, memory and cores per node and tier, link usage per stage, heartbeats, restarts.",
         [
             ("Now", now),
             ("CPU", cpu_panels),
             ("Memory", memory_panels),
-            ("Links and heartbeats", links),
+            ("Links, heartbeats and restarts", links),
         ],
     )
