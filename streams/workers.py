@@ -276,7 +276,9 @@ class Supervisor:
                 self._spare = spawn_spare(self._env)
             for worker in list(self.workers):  # the list may change (a node agent's does)
                 name = worker.name
-                started.setdefault(name, time.monotonic())
+                if name not in started:  # a zero series from the start, not only after a crash
+                    METRICS.worker_restarts.labels(name)
+                    started[name] = time.monotonic()
                 if worker.alive():
                     if time.monotonic() - started[name] > self.HEALTHY_S:
                         backoff[name] = 0.0

@@ -96,7 +96,7 @@ def assert_every_frame_once(summary: dict[str, Any]) -> None:
 def test_a_detector_killed_with_sigkill_is_restarted_and_no_frame_is_lost(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    up = start_up(kafka_bootstrap, tmp_path, "--duration", "30")
+    up = start_up(kafka_bootstrap, tmp_path, "--duration", "20")
     try:
         eventually(lambda: annotated(tmp_path), lambda n: n >= 10, timeout_s=150)
         first = worker_pid(tmp_path, "detect-416")
@@ -134,7 +134,7 @@ def test_a_detector_migrates_to_another_node_make_before_break(
     prefix = f"mig-{uuid.uuid4().hex[:8]}"
     env = environment(kafka_bootstrap, tmp_path, prefix)
     up = start_up(
-        kafka_bootstrap, tmp_path, "--duration", "40", env={**env, "TIERFLOW_DATAPLANE__NODE": "a"}
+        kafka_bootstrap, tmp_path, "--duration", "30", env={**env, "TIERFLOW_DATAPLANE__NODE": "a"}
     )
     node_b: subprocess.Popen[bytes] | None = None
     node_log = tmp_path / "node-b.log"
