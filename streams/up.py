@@ -177,10 +177,11 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
     run_id = uuid.uuid4().hex[:4]
     log_dir = output_dir.parent / "logs"
     node = settings.dataplane.node
-    control = [
-        WorkerProcess(StageName.CONTROL, None, log_dir / "control.log", node)
-        for _ in range(options.control)
-    ]
+    control = (
+        [WorkerProcess(StageName.CONTROL, None, log_dir / "control.log", node)]
+        if options.control
+        else []
+    )
     agent = NodeAgent(settings, log_dir)
     stopping = Stopping()
     stopping.install()
