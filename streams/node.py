@@ -33,7 +33,8 @@ from tierflow.streams.nodes import CpuMeter, local_node
 from tierflow.streams.workers import Supervisor, WorkerProcess, worker_env
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
-from tierflow.topics.follow import Follower
+from tierflow.topics.errors import TopicAdminError
+from tierflow.topics.follow import Follower, topic_partitions
 from tierflow.topics.records import PlacementRecord
 from tierflow.topics.stages import StageName
 from tierflow.topics.tables import LatestTable
@@ -298,6 +299,8 @@ async def serve_node(settings: Settings, log_dir: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     endpoint = metrics.serve_announced(settings.dataplane)  # its restarts counter
+    if not await _topics_exist(Contract.of(settings), stop):
+        return
     agent = NodeAgent(settings, log_dir)
     await agent.start()
     log.info(
@@ -313,3 +316,25 @@ async def serve_node(settings: Settings, log_dir: Path) -> None:
     finally:
         await agent.stop()
     log.info("node %s stopped", agent.node)
+
+
+async def _topics_exist(contract: Contract, stop: asyncio.Event, period_s: float = 2.0) -> bool:
+    """Wait until the control topics exist; False if stopped first.
+
+    A cluster's topics job may still be running when node agents start; the wait is said
+    once in the log.
+    """
+    names = contract.names
+    said = False
+    while not stop.is_set():
+        try:
+            for topic in (names.placement, names.registry, names.nodes):
+                await asyncio.to_thread(topic_partitions, contract, topic)
+            return True
+        except TopicAdminError as exc:
+            if not said:
+                log.warning("node agent waiting for the topics: %s", exc)
+                said = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), period_s)
+    return False

@@ -177,3 +177,21 @@ def move_detector(contract: Contract, to: str) -> None:
         )  # fmt: skip
         producer.produce(contract.names.placement, key=record.instance, value=record.to_bytes())
     assert producer.flush(10) == 0
+
+
+def test_a_node_agent_waits_for_the_topics_and_stops_on_sigterm(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = environment(kafka_bootstrap, tmp_path)  # a prefix nobody created topics for
+    log = tmp_path / "node.log"
+    with log.open("wb") as out:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "tierflow.streams.cli", "node", "--node", "early"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        eventually(lambda: "waiting for the topics" in log.read_text(), bool, timeout_s=60)
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.wait(timeout=60)
+    assert node.returncode == 0, log.read_text()[-2000:]
