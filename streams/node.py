@@ -200,11 +200,11 @@ class NodeAgent:
 
     async def _reconcile_forever(self) -> None:
         while True:
+            self._changed.clear()  # before reading: a change during the pass wakes the next
             try:
                 await self.reconcile()
             except Exception:
                 log.exception("node %s: reconciling with the placement failed", self.node)
-            self._changed.clear()
             # Placement changes wake it at once; a heartbeat re-checks the make-before-break
             # stops waiting for a service to come up elsewhere.
             with contextlib.suppress(TimeoutError):
