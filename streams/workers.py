@@ -220,7 +220,7 @@ class Supervisor:
     Frames lose nothing to a crash: a worker acks a record only after its outputs are
     delivered, so what the dead one had not finished is consumed again by its successor.
     With ``workers.hot_spare`` the successor is a spare interpreter that has already
-    imported tierflow (:mod:`tierflow.streams.spare`), and a new spare is made at once.
+    imported tierflow (:mod:`tierflow.streams.spare`), and the next spare is made at once.
     """
 
     HEALTHY_S = 60.0
@@ -234,6 +234,7 @@ class Supervisor:
         self._env = worker_env(settings)
         self._task: asyncio.Task[None] | None = None
         self._spare: subprocess.Popen[bytes] | None = None
+        self._spare_failed = False
 
     def start(self) -> None:
         """Watch the workers in the background (they must be started already)."""
@@ -249,6 +250,16 @@ class Supervisor:
             spare, self._spare = self._spare, None
             spare.kill()
             await asyncio.to_thread(spare.wait)
+
+    def _keep_a_spare(self) -> None:
+        """Make the spare if there is none; give up on spares if one died unused."""
+        if self._spare is None:
+            self._spare = spawn_spare(self._env)
+        elif self._spare.poll() is not None and not self._spare_failed:
+            # It ended without being handed a worker: its imports fail here. Restarts go on
+            # without a spare rather than spawning a failing interpreter every poll.
+            self._spare_failed = True
+            log.warning("the hot spare exited (%s); restarting without one", self._spare.returncode)
 
     def _restart(self, worker: WorkerProcess) -> None:
         """Start ``worker`` again, in the spare when one is ready (then make the next)."""
@@ -267,13 +278,8 @@ class Supervisor:
         watching = time.monotonic()
         while True:
             await asyncio.sleep(self.POLL_S)
-            spare_due = time.monotonic() - watching > self.SPARE_AFTER_S
-            if (
-                w.hot_spare
-                and spare_due
-                and (self._spare is None or self._spare.poll() is not None)
-            ):
-                self._spare = spawn_spare(self._env)
+            if w.hot_spare and time.monotonic() - watching > self.SPARE_AFTER_S:
+                self._keep_a_spare()
             for worker in list(self.workers):  # the list may change (a node agent's does)
                 name = worker.name
                 if name not in started:  # a zero series from the start, not only after a crash
