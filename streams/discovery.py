@@ -96,7 +96,11 @@ class RegistryView(LiveTable[ServiceAnnouncement]):
 
 
 def _believed(service: ServiceAnnouncement, consumers: dict[str, set[str]], now_ns: int) -> bool:
-    """Whether ``service``'s group has members assigned every topic it announced."""
+    """Whether a router believes ``service``.
+
+    With a group: its members are assigned every topic it announced. Without one: it is
+    not a detector and was heard within its ``ttl_s``.
+    """
     if service.group is None:
         return service.stage is not StageName.DETECT and _fresh(service, now_ns)
     announced = set(service.topic.split(","))

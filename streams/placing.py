@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from tierflow.operators.planning.placement import PlacementResult, place
 from tierflow.operators.planning.workflow import (
     NodeMetrics,
-    Resources,
     Tier,
     Workflow,
     load_workflow,
@@ -33,21 +32,14 @@ Send = Callable[[bytes, bytes | None], Awaitable[object]]
 """Publishes one record (key, value; None is a tombstone) on ``control.placement``."""
 
 
-def node_metrics(record: NodeAnnouncement, *, usage: bool = True) -> NodeMetrics:
-    """A ``control.nodes`` announcement as the placement policies read it.
+def node_metrics(record: NodeAnnouncement) -> NodeMetrics:
+    """A ``control.nodes`` announcement as the placement policies read it: nothing used.
 
-    Args:
-        record: the announcement.
-        usage: count what the node reports busy as used. Placement reserves requirements
-            (seed 000's ``getFreeResources`` is capacity minus reservations), and a node's
-            busy cores include the very services being placed, so placement passes False;
-            the quality controller plans with the measured load.
+    Placement reserves requirements (seed 000's ``getFreeResources`` is capacity minus
+    reservations), and a node's reported busy cores include the very services being placed,
+    so the measured load is not subtracted; the quality controller plans with it instead
+    (``ControlLoop.decide`` gets ``used_cores`` per node).
     """
-    used = (
-        Resources(cores=min(record.used_cores, record.cores), memory_mb=record.used_memory_mb)
-        if usage
-        else Resources()
-    )
     return NodeMetrics(
         node=record.node,
         tier=Tier(record.tier),
@@ -58,7 +50,6 @@ def node_metrics(record: NodeAnnouncement, *, usage: bool = True) -> NodeMetrics
         accelerator_memory_mb=record.accelerator_memory_mb,
         latency_ms=record.latency_ms,
         bandwidth_mbps=record.bandwidth_mbps,
-        used=used,
     )
 
 
@@ -93,7 +84,7 @@ class Placer:
         if not nodes or names == self._nodes:
             return None
         policy = self.settings.control.placement_policy
-        metrics = [node_metrics(n, usage=False) for n in nodes]
+        metrics = [node_metrics(n) for n in nodes]
         result = await asyncio.to_thread(place, self.workflow, metrics, policy)
         unplaced = "; ".join(f"{u.instance}: {u.reason}" for u in result.unplaced)
         log.info(

@@ -67,7 +67,7 @@ def _node(name: str, tier: str, cores: float = 2.0) -> NodeAnnouncement:
 
 def test_the_pipeline_fits_one_two_core_machine_with_three_detectors() -> None:
     workflow = pipeline_workflow((320, 416, 512))
-    result = place(workflow, [node_metrics(_node("here", "edge"), usage=False)], "auto")
+    result = place(workflow, [node_metrics(_node("here", "edge"))], "auto")
     assert result.policy == "requests"
     assert not result.unplaced
     assert {p.node for p in result.placements.values()} == {"here"}
@@ -76,17 +76,17 @@ def test_the_pipeline_fits_one_two_core_machine_with_three_detectors() -> None:
 
 def test_auto_runs_the_seed_algorithms_where_the_continuum_has_tiers() -> None:
     workflow = pipeline_workflow((416, 512))
-    nodes = [node_metrics(_node("e", "edge"), usage=False), node_metrics(_node("f", "fog", 8))]
+    nodes = [node_metrics(_node("e", "edge")), node_metrics(_node("f", "fog", 8))]
     result = place(workflow, nodes, "auto")
     assert result.policy == "algorithms"
     assert result.placements["resize#0"].node == "e"
     assert {result.placements[f"detect-{q}#0"].node for q in (416, 512)} == {"f"}
 
 
-def test_one_core_used_is_not_subtracted_for_placement_but_is_for_control() -> None:
+def test_the_busy_cores_a_node_reports_are_not_subtracted_for_placement() -> None:
     node = _node("here", "edge")
-    assert node_metrics(node, usage=False).used.cores == 0
-    assert node_metrics(node).used.cores == pytest.approx(1.9)
+    assert node.used_cores == pytest.approx(1.9)
+    assert node_metrics(node).used.cores == 0
 
 
 async def test_the_placer_publishes_on_node_changes_and_tombstones_what_it_dropped(
