@@ -221,13 +221,18 @@ def _heuristic_status(assignment: Assignment, unplaced: Sequence[Unplaced]) -> S
     return SolveStatus.PARTIAL if assignment else SolveStatus.INFEASIBLE
 
 
-def workflow_requests(problem: PlacementProblem) -> RequestProblem:
+def workflow_requests(problem: PlacementProblem, mode: Mode = Mode.AVAILABLE) -> RequestProblem:
     """The workflow's instances as requests of the thesis program (seed 003, §3.2).
 
     Each instance is a request for its task's "model" (memory counted once per node, compute
     per instance); tau is the round trip between the data sources and the node (eq. 2 for
     the instance's input frame out, the route delay back), theta the task's ``service_ms``.
     Pairs where the platform, accelerator memory or storage cannot fit are forbidden.
+
+    Memory per node, MB, is what ``mode`` sees: the free memory (capacity less ``used``) in
+    Mode 1, the total memory in Mode 2 ("the only difference between the modes from the
+    solver's perspective is the use of each node's total amount of RAM as opposed to just
+    the amount of RAM available", seed 003 §6.2.1). Compute is the free cores in both.
     """
     workflow = problem.workflow
     requests = tuple(Request(inst.id, inst.task.name) for inst in problem.instances)
@@ -236,7 +241,12 @@ def workflow_requests(problem: PlacementProblem) -> RequestProblem:
         for task in workflow.tasks
     }
     nodes = tuple(
-        EdgeNode(node.node, node.free.memory_mb, node.free.cores) for node in problem.nodes
+        EdgeNode(
+            node.node,
+            node.capacity.memory_mb if Mode(mode) is Mode.TOTAL else node.free.memory_mb,
+            node.free.cores,
+        )
+        for node in problem.nodes
     )
     tau = np.full((len(requests), len(nodes)), np.inf)
     theta = np.zeros_like(tau)
@@ -263,7 +273,7 @@ def _run_requests(
     time_limit_s: float,
     respect_capacity: bool,
 ) -> RequestPlan:
-    requests = workflow_requests(problem)
+    requests = workflow_requests(problem, mode)
     if policy == "iterative":
         return iterative_search(requests, mode, respect_capacity=respect_capacity)
     return solve_requests(requests, mode, time_limit_s=time_limit_s)

@@ -598,18 +598,33 @@ def test_unknown_models_and_unservable_requests_are_rejected_not_raised() -> Non
     assert "unknown model" in reasons["r2"] and "500 MB" in reasons["r1"]
 
 
-def test_iterative_search_is_greedy_and_the_thesis_version_ignores_capacity() -> None:
+def test_iterative_search_sums_per_node_as_the_thesis_says() -> None:
+    # Seed 003 §6.1: "We instead summed each node's latency and execution time on each node
+    # to obtain a list of values, one per node. We then took the minimum value".
     models = {"x": ModelSpec("x", 100, 1)}
-    nodes = (EdgeNode("fast", 1000, 1), EdgeNode("slow", 1000, 4))
+    nodes = (EdgeNode("a", 1000, 4), EdgeNode("b", 1000, 4))
     requests = (Request("r1", "x"), Request("r2", "x"))
-    tau = np.array([[1.0, 10.0], [1.0, 10.0]])
+    tau = np.array([[1.0, 5.0], [9.0, 2.0]])  # r1 is best on a, r2 on b; a sums 10, b 7
+    problem = RequestProblem(requests, models, nodes, tau, np.zeros((2, 2)))
+    plan = iterative_search(problem, respect_capacity=False)
+    assert dict(plan.assignment) == {"r1": "b", "r2": "b"}
+    assert plan.latency_ms == 7.0 == min(tau.sum(axis=0))  # not 3.0, the per-request best
+    assert solve_requests(problem).latency_ms == 3.0
+
+
+def test_iterative_search_fills_nodes_in_order_of_their_sum_or_ignores_capacity() -> None:
+    models = {"x": ModelSpec("x", 100, 1)}
+    nodes = (EdgeNode("slow", 1000, 4), EdgeNode("fast", 1000, 1))
+    requests = (Request("r1", "x"), Request("r2", "x"))
+    tau = np.array([[10.0, 1.0], [10.0, 1.0]])
     problem = RequestProblem(requests, models, nodes, tau, np.zeros((2, 2)))
     literal = iterative_search(problem, respect_capacity=False)
     assert dict(literal.assignment) == {"r1": "fast", "r2": "fast"}
-    assert literal.overloaded == ("fast",)
+    assert literal.overloaded == ("fast",) and "capacity ignored" in literal.message
     careful = iterative_search(problem)
     assert dict(careful.assignment) == {"r1": "fast", "r2": "slow"} and careful.overloaded == ()
-    assert solve_requests(problem).latency_ms == careful.latency_ms == 11.0
+    full = RequestProblem(requests, models, (nodes[1],), tau[:, 1:], np.zeros((2, 1)))
+    assert [u.instance for u in iterative_search(full).rejected] == ["r2"]
 
 
 def test_solver_is_never_worse_than_iterative_search() -> None:
@@ -848,3 +863,21 @@ def test_used_resources_of_nodes_are_respected() -> None:
         # Only 4 Cloud cores left for 8 of HI work: both at 50 % (draw's storage pins it).
         assert result.placements["draw#0"].node == "cloud-0", policy
         assert result.used("cloud-0").cores == pytest.approx(4.0), policy
+
+
+def test_requests_policy_sees_free_memory_in_mode_1_and_total_memory_in_mode_2() -> None:
+    # Seed 003 §6.2.1: "the only difference between the modes from the solver's perspective
+    # is the use of each node's total amount of RAM as opposed to just the amount of RAM
+    # available".
+    workflow = workflow_of(
+        [task("resize", TaskType.PRE_PROCESSING, 1, memory_mb=500)],
+        [tier(Tier.EDGE, 1, 4, 1000), tier(Tier.CLOUD, 1, 4, 1000)],
+    )
+    nodes = [
+        dataclasses.replace(n, used=Resources(0, 800)) if n.tier is Tier.EDGE else n
+        for n in workflow.nodes()
+    ]
+    one = place(workflow, nodes, policy="requests", mode=Mode.AVAILABLE)
+    two = place(workflow, nodes, policy="requests", mode=Mode.TOTAL)
+    assert one.placements["resize#0"].tier is Tier.CLOUD  # 200 MB free on the edge
+    assert two.placements["resize#0"].tier is Tier.EDGE  # 1000 MB in total there
