@@ -19,19 +19,28 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from tierflow.errors import FrameFormatError
+from tierflow.operators.vision.codec import Image
 from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.resize import resize_square
-from tierflow.streams.capture import CaptureError, FrameSource, Reconnecting
+from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
-from tierflow.topics.envelope import DetectionsJson, FrameMeta, producer_headers
+from tierflow.topics.envelope import (
+    DetectionsJson,
+    FrameMeta,
+    Headers,
+    encode_headers,
+    header_bytes,
+    producer_headers,
+)
 from tierflow.topics.follow_thread import ThreadFollower
 from tierflow.topics.records import Assignment, FrameRecord, Outcome, frame_records_bytes
 from tierflow.topics.stages import StageName
@@ -305,8 +314,8 @@ class Camera:
             truth=truth.scaled_to((quality, quality)) if truth is not None else None,
         )
         try:
-            value, headers = self.contract.codec.encode(
-                image, meta.stamped("camera.out", time.time_ns())
+            value, headers = self._encode(
+                image, captured, meta.stamped("camera.out", time.time_ns())
             )
         except FrameFormatError as exc:
             self._drop("encode-error")
@@ -325,6 +334,15 @@ class Camera:
             self._drop("queue-full")
         self.producer.poll(0)
         return True
+
+    def _encode(self, image: Image, captured: Captured, meta: FrameMeta) -> tuple[bytes, Headers]:
+        """The message of ``image``: a recorded frame at its own size is forwarded as is."""
+        codec = self.contract.codec
+        if captured.encoded is None or image is not captured.image:
+            return codec.encode(image, meta)
+        headers = encode_headers(meta)
+        codec.check_size(len(captured.encoded) + header_bytes(headers))
+        return captured.encoded, headers
 
     def _record_sampled(self, index: int, quality: int, truth: Detections | None) -> None:
         """Account a frame skipped at the assigned rate: a ``sampled`` record, with its truth.
@@ -364,6 +382,38 @@ class Camera:
         except BufferError:
             self._drop("record-failed", len(batch))
         self.producer.poll(0)
+
+    def replay(
+        self, stop: threading.Event, offsets_s: Sequence[float], speed: float | None, loop: bool
+    ) -> CameraStats:
+        """Capture frame ``i`` at ``offsets_s[i] / speed`` seconds from the start.
+
+        A recording's own timing, scaled: ``speed`` 2 plays twice as fast, None as fast as
+        the pipeline takes them (no waiting). Unlike :meth:`run`, a replay that falls behind
+        sends late rather than skipping, so every recorded frame is offered in order. With
+        ``loop``, the recording starts again after its last frame (its span plus one frame
+        period later), for ever or until ``stop``.
+        """
+        if not offsets_s:
+            return self.stats
+        period = 1.0 / self.fps
+        span = offsets_s[-1] + period
+        start = time.monotonic()
+        index = 0
+        while not stop.is_set():
+            if self.max_frames is not None and index >= self.max_frames:
+                break
+            lap, at = divmod(index, len(offsets_s))
+            if lap and not loop:
+                break
+            t_s = lap * span + offsets_s[at]
+            if speed is not None and stop.wait(max(0.0, start + t_s / speed - time.monotonic())):
+                break
+            if not self.capture_one(index, t_s):
+                break
+            index += 1
+        self.flush_sampled()
+        return self.stats
 
     def run(self, stop: threading.Event, duration_s: float | None = None) -> CameraStats:
         """Capture at ``fps`` until ``stop``, ``duration_s``, ``max_frames`` or end of input.

@@ -39,10 +39,14 @@ class Captured:
     Attributes:
         image: BGR pixels at the source's native size.
         truth: the true objects in pixels of ``image``, when the source knows them.
+        encoded: ``image`` already encoded in the contract's content type (a recording's
+            message value): a camera sending it at its own size forwards these bytes
+            instead of encoding again.
     """
 
     image: Image
     truth: Detections | None = None
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,12 @@ def producer_headers(headers: Headers) -> list[tuple[str, str | bytes | None]]:
     return [(key, value) for key, value in headers]
 
 
-def _as_dict(headers: HeadersIn) -> dict[str, bytes]:
+def header_map(headers: HeadersIn) -> dict[str, bytes]:
+    """Headers as a name -> bytes dict (a null header is empty bytes).
+
+    Raises:
+        FrameFormatError: WRONG_TYPE for a malformed pair, BAD_HEADER for a repeated name.
+    """
     if headers is None:
         return {}
     pairs = headers.items() if isinstance(headers, Mapping) else headers
@@ -226,7 +231,7 @@ def _as_dict(headers: HeadersIn) -> dict[str, bytes]:
 
 def header_bytes(headers: HeadersIn) -> int:
     """Bytes of names and values of ``headers``, as a message size counts them."""
-    return sum(len(k) + len(v) for k, v in _as_dict(headers).items())
+    return sum(len(k) + len(v) for k, v in header_map(headers).items())
 
 
 def _text(headers: Mapping[str, bytes], name: str) -> str:
@@ -274,7 +279,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
     Raises:
         FrameFormatError: MISSING_HEADER, BAD_HEADER, WRONG_TYPE or UNSUPPORTED_CONTENT.
     """
-    h = _as_dict(headers)
+    h = header_map(headers)
     source = _text(h, H_SOURCE)
     if not source:
         msg = f"header {H_SOURCE!r} is empty"

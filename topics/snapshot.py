@@ -1,0 +1,92 @@
+"""Reading topics as they stand: every message from a starting point up to the end offsets.
+
+An experiment's report reads a prefix's ``metrics.frames`` once its run is over; a recording
+reads frame topics. Neither joins a consumer group: partitions are assigned directly, so
+nothing is committed and no other reader is disturbed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
+from confluent_kafka import TopicPartition as Partition
+
+from tierflow.errors import TierflowError
+from tierflow.topics.clients import consumer_config
+from tierflow.topics.contract import Contract
+
+
+class SnapshotError(TierflowError):
+    """A topic could not be read to its end in time."""
+
+
+def partitions_of(consumer: Consumer, topics: Sequence[str], timeout_s: float) -> list[Partition]:
+    """Every partition of ``topics`` (topics that do not exist are left out)."""
+    metadata = consumer.list_topics(timeout=timeout_s)
+    found: list[Partition] = []
+    for topic in topics:
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            continue
+        found += [Partition(topic, p) for p in sorted(described.partitions)]
+    return found
+
+
+def read_to_end(
+    contract: Contract,
+    topics: Sequence[str],
+    handle: Callable[[Message], None],
+    *,
+    timeout_s: float = 60.0,
+    client_id: str = "tierflow-snapshot",
+) -> int:
+    """Hand every message of ``topics`` to ``handle``, first retained offset to the end at the call.
+
+    Args:
+        contract: the cluster and limits.
+        topics: topic names; missing ones are skipped.
+        handle: called once per message, in partition order.
+        timeout_s: give up after this many seconds.
+        client_id: the consumer's client id, for broker logs.
+
+    Returns:
+        Messages handed over.
+
+    Raises:
+        SnapshotError: the end was not reached within ``timeout_s``.
+    """
+    config = consumer_config(contract, f"{client_id}-unused", client_id)
+    consumer = Consumer(config)
+    try:
+        partitions = partitions_of(consumer, topics, timeout_s)
+        ends: dict[tuple[str, int], int] = {}
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            if high > low:
+                ends[(tp.topic, tp.partition)] = high
+        if not ends:
+            return 0
+        consumer.assign([Partition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        deadline = time.monotonic() + timeout_s
+        count = 0
+        while ends:
+            if time.monotonic() > deadline:
+                msg = f"{sorted(ends)} not read to their end in {timeout_s:g} s"
+                raise SnapshotError(msg)
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if (error := message.error()) is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            handle(message)
+            count += 1
+            if key in ends and (message.offset() or 0) + 1 >= ends[key]:
+                del ends[key]
+        return count
+    finally:
+        consumer.close()
