@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from tierflow.streams.capture import SceneSource
 from tierflow.streams.node import NodeAgent
 from tierflow.streams.nodes import local_node
 from tierflow.streams.placing import Placer
+from tierflow.streams.recording import Recording
+from tierflow.streams.replay import recorded_cameras
 from tierflow.streams.scraping import Scraping
 from tierflow.streams.workers import (
     WorkerProcess,
@@ -60,12 +63,17 @@ class CameraRun:
     camera: Camera
     thread: threading.Thread | None = None
     result: CameraStats | None = None
+    replay: tuple[list[float], float | None, bool] | None = None
+    """A recorded source's frame offsets (s), replay speed (None: max) and loop flag."""
 
     def start(self, stop: threading.Event, duration_s: float | None) -> None:
-        """Run the camera in a daemon thread."""
+        """Run the camera in a daemon thread (a replay ends with its recording)."""
 
         def body() -> None:
-            self.result = self.camera.run(stop, duration_s)
+            if self.replay is None:
+                self.result = self.camera.run(stop, duration_s)
+            else:
+                self.result = self.camera.replay(stop, *self.replay)
 
         self.thread = threading.Thread(target=body, name=self.camera.source_id, daemon=True)
         self.thread.start()
@@ -86,6 +94,13 @@ class UpOptions:
     live: bool = True
     control: bool = True
     prometheus: bool = False
+    recording: Recording | None = None
+    """Replay this recording instead of running generated cameras (one camera per source)."""
+    speed: float | None = 1.0
+    """Replay speed: 1.0 the recorded timing, None as fast as the pipeline takes frames."""
+    loop: bool = False
+    progress: Callable[[int], None] | None = None
+    """Called about twice a second with the frames captured so far (when not live)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -171,7 +186,7 @@ class Stopping:
 
 async def run_up(settings: Settings, options: UpOptions, console: Console) -> dict[str, Any]:
     """Bring the data plane up, run the cameras, and return the JSON summary."""
-    settings, start_quality = _resolved(settings, options)
+    settings, _ = _resolved(settings, options)  # checks the start quality has topics
     output_dir = settings.dataplane.output_dir
     contract = Contract.of(settings)
     run_id = uuid.uuid4().hex[:4]
@@ -204,28 +219,14 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             stack.push_async_callback(scraping.stop)
             interval = settings.prometheus.scrape_interval_s
             console.print(f"Prometheus at {url} (scraping every {interval:g} s)")
-        ids = [f"cam-{i}-{run_id}" for i in range(options.cameras)]
-        collector = MetricsCollector(contract, set(ids))
-        await collector.start()
-        stack.push_async_callback(collector.stop)
         follower = AssignmentFollower(contract).start()
         stack.callback(follower.stop)
         producer = camera_producer(contract, f"tierflow-up-{run_id}", settings.camera.queue_kbytes)
-        cams = [
-            CameraRun(
-                Camera(
-                    contract,
-                    source_id,
-                    SceneSource(options.seed + i, settings.camera.scene_size),
-                    producer,
-                    follower,
-                    options.fps or settings.camera.fps,
-                    start_quality,
-                    initial_fps=settings.camera.initial_fps if options.control else None,
-                )
-            )
-            for i, source_id in enumerate(ids)
-        ]
+        initial_fps = settings.camera.initial_fps if options.control else None
+        cams = _cameras(settings, options, contract, producer, follower, run_id, initial_fps)
+        collector = MetricsCollector(contract, {run.camera.source_id for run in cams})
+        await collector.start()
+        stack.push_async_callback(collector.stop)
         elapsed = await _run_cameras(cams, producer, collector, stopping, options, console)
         drain_s = options.drain_s or settings.dataplane.deadline_s * 2 + 15
         complete = await _drain(cams, collector, drain_s, console)
@@ -234,6 +235,49 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         workers = [*control, *agent.every_worker()]
         return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
     raise AssertionError  # pragma: no cover - the block returns or raises
+
+
+def _cameras(
+    settings: Settings,
+    options: UpOptions,
+    contract: Contract,
+    producer: Producer,
+    follower: AssignmentFollower,
+    run_id: str,
+    initial_fps: float | None,
+) -> list[CameraRun]:
+    """Generated-scene cameras, or one camera per source of ``options.recording``."""
+    if options.recording is not None:
+        recording = options.recording
+        return [
+            CameraRun(
+                camera, replay=(recording.offsets_s(camera.source_id), options.speed, options.loop)
+            )
+            for camera in recorded_cameras(
+                contract,
+                recording,
+                follower,
+                producer,
+                loop=options.loop,
+                initial_fps=initial_fps,
+                quality=options.quality,
+            )
+        ]
+    return [
+        CameraRun(
+            Camera(
+                contract,
+                f"cam-{i}-{run_id}",
+                SceneSource(options.seed + i, settings.camera.scene_size),
+                producer,
+                follower,
+                options.fps or settings.camera.fps,
+                options.quality or settings.camera.quality,
+                initial_fps=initial_fps,
+            )
+        )
+        for i in range(options.cameras)
+    ]
 
 
 async def place_here(settings: Settings, contract: Contract) -> None:
@@ -316,6 +360,8 @@ async def _watch(
 
     if not options.live:
         while running():
+            if options.progress is not None:
+                options.progress(sum(run.camera.stats.captured for run in cams))
             await asyncio.sleep(0.5)
         return
     with (

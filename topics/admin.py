@@ -323,3 +323,26 @@ def consumed_topics(
 REBALANCING = frozenset(
     {ConsumerGroupState.PREPARING_REBALANCING, ConsumerGroupState.COMPLETING_REBALANCING}
 )
+
+
+def delete_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[str]:
+    """Delete the catalogue's topics of ``contract``'s prefix (an experiment's, once read).
+
+    Refuses the unprefixed catalogue: deleting the deployment's own topics is never a
+    clean-up. Returns the topics deleted (those that existed).
+
+    Raises:
+        TopicAdminError: no prefix, or the broker refused a deletion.
+    """
+    if not contract.names.prefix:
+        msg = "refusing to delete the topics of the unprefixed catalogue"
+        raise TopicAdminError(msg)
+    admin = wait_for_cluster(contract, timeout_s)
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    names = sorted(spec.name for spec in contract.catalogue if spec.name in existing)
+    if not names:
+        return []
+    futures = admin.delete_topics(names, operation_timeout=timeout_s, request_timeout=timeout_s)
+    for name, future in futures.items():
+        _result(future, f"delete {name}")
+    return names

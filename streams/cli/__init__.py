@@ -11,7 +11,7 @@ from pathlib import Path
 from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
-from tierflow.streams.cli import cluster, pipeline, plan
+from tierflow.streams.cli import cluster, experiments, pipeline, plan
 from tierflow.streams.cli.common import EPILOG, Handler
 
 OWN_PACKAGES = ("tierflow",)
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.register(sub)
     plan.register(sub)
     cluster.register(sub)
+    experiments.register(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from tierflow.errors import ConfigError
 from tierflow.settings import Settings
 from tierflow.topics.contract import Contract
 
@@ -64,3 +65,27 @@ def ensure_cluster(settings: Settings) -> None:
     else:
         wait_for_cluster(Contract.of(settings), timeout_s=30.0)
         console.print(f"using the Kafka cluster at {settings.bootstrap}")
+
+
+def with_section(settings: Settings, section: str, **values: object) -> Settings:
+    """``settings`` with some fields of one section replaced (flags beat the environment)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return settings
+    current = getattr(settings, section)
+    try:
+        updated = current.model_validate({**current.model_dump(), **given})
+    except ValueError as exc:
+        msg = f"invalid {section} option: {exc}"
+        raise ConfigError(msg) from exc
+    return settings.model_copy(update={section: updated})
+
+
+def create_topics(settings: Settings) -> None:
+    """Create (or check) the catalogue's topics of the settings' prefix."""
+    from tierflow.topics.admin import create_catalogue
+
+    with console.status("creating topics"):
+        changes = create_catalogue(Contract.of(settings))
+    created = sum(c.action.value == "created" for c in changes)
+    console.print(f"{len(changes)} topics in the catalogue ({created} created)")

@@ -14,45 +14,28 @@ from typing import get_args
 
 from tierflow.errors import ConfigError
 from tierflow.settings import DetectorSettings, Settings
-from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster
+from tierflow.streams.cli.common import (
+    Subparsers,
+    add,
+    console,
+    create_topics,
+    ensure_cluster,
+    with_section,
+)
 from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
 BACKENDS = list(get_args(DetectorSettings.model_fields["backend"].annotation))
 
 
-def _with(settings: Settings, section: str, **values: object) -> Settings:
-    """``settings`` with some fields of one section replaced (flags beat the environment)."""
-    given = {k: v for k, v in values.items() if v is not None}
-    if not given:
-        return settings
-    current = getattr(settings, section)
-    try:
-        updated = current.model_validate({**current.model_dump(), **given})
-    except ValueError as exc:
-        msg = f"invalid {section} option: {exc}"
-        raise ConfigError(msg) from exc
-    return settings.model_copy(update={section: updated})
-
-
-def _create_topics(settings: Settings) -> None:
-    from tierflow.topics.admin import create_catalogue
-    from tierflow.topics.contract import Contract
-
-    with console.status("creating topics"):
-        changes = create_catalogue(Contract.of(settings))
-    created = sum(c.action.value == "created" for c in changes)
-    console.print(f"{len(changes)} topics in the catalogue ({created} created)")
-
-
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: broker, topics, workers and generated cameras, watched or summarised."""
     from tierflow.streams.up import UpOptions, print_summary, run_up
 
-    settings = _with(settings, "dataplane", output_dir=args.output_dir)
-    settings = _with(settings, "detector", backend=args.backend)
+    settings = with_section(settings, "dataplane", output_dir=args.output_dir)
+    settings = with_section(settings, "detector", backend=args.backend)
     ensure_cluster(settings)
-    _create_topics(settings)
+    create_topics(settings)
     options = UpOptions(
         cameras=args.cameras,
         duration_s=args.duration,
@@ -83,14 +66,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from tierflow.streams.service import serve_until_signalled
     from tierflow.streams.stages import build_stage
 
-    settings = _with(
+    settings = with_section(
         settings,
         "detector",
         backend=args.backend,
         onnx_model=args.model,
         input_size=args.input_size,
     )
-    settings = _with(settings, "workers", instance_id=args.instance_id)
+    settings = with_section(settings, "workers", instance_id=args.instance_id)
     service = build_stage(settings, StageName(args.stage), args.quality)
     asyncio.run(serve_until_signalled(service))
     return 0
@@ -100,7 +83,7 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
     """Run this machine's node agent until SIGINT/SIGTERM."""
     from tierflow.streams.node import serve_node
 
-    settings = _with(settings, "dataplane", node=args.node, tier=args.tier)
+    settings = with_section(settings, "dataplane", node=args.node, tier=args.tier)
     log_dir = args.log_dir or settings.dataplane.output_dir.resolve().parent / "logs"
     asyncio.run(serve_node(settings, log_dir))
     return 0
@@ -184,7 +167,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from tierflow.streams.smoke import round_trip
 
     ensure_cluster(settings)
-    _create_topics(settings)
+    create_topics(settings)
     with console.status("round-tripping a sample frame through a faust agent"):
         report = asyncio.run(round_trip(settings, quality=args.quality, timeout_s=args.timeout))
     summary = {
