@@ -8,10 +8,12 @@ Three tables:
 2. Every policy of ``tierflow.operators.planning.placement.place`` on the paper's workflow (14
    instances) over 22 nodes (16 edge, 4 fog, 2 cloud with Table I capacities).
 3. The request x node program (seed 003, §3.2) in Mode 1 and Mode 2 and the iterative
-   search, with Table 6.1's random values: 4 models, execution 0.1-0.8 s, round trip
-   0.1-0.5 s, available memory 10-500 MB (Mode 1), total 30-800 MB (Mode 2), varying
-   requests (20-50, 10 nodes; Table 6.2) and nodes (5-20, 25 requests; Table 6.3), plus
-   50 requests x 20 nodes. The thesis reports 24-26 ms with Ipopt through AMPL.
+   search, with Table 6.1's random values (:mod:`tierflow.operators.planning.simulations.
+   generators`): varying requests (20-50 at 10 nodes, Table 6.2) and nodes (5-20 at 25
+   requests, Table 6.3). The thesis reports, with Ipopt through AMPL, 24.4 / 19.2 ms
+   (Mode 1 / Mode 2) at 50 requests x 10 nodes and 26.0 / 26.5 ms at 25 requests x 20 nodes.
+   ``tierflow experiment docs/experiments/thesis-solver-times.toml`` is the same measurement
+   as a report beside the thesis's tables.
 
     .venv/bin/python bench/placement.py --repeat 20
 """
@@ -26,24 +28,22 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
-
 from tierflow.operators.planning.placement import (
     POLICIES,
     AvecPolicy,
-    EdgeNode,
-    LoadedModel,
     Mode,
-    ModelSpec,
-    Request,
-    RequestProblem,
-    Workload,
     iterative_search,
     place,
     select_node,
     solve_requests,
 )
-from tierflow.operators.planning.workflow import NodeMetrics, Resources, Tier, default_workflow
+from tierflow.operators.planning.simulations.generators import (
+    AVEC_WORKLOAD,
+    avec_nodes,
+    thesis_problem,
+)
+from tierflow.operators.planning.simulations.thesis import TABLE_6_2, TABLE_6_3
+from tierflow.operators.planning.workflow import Tier, default_workflow
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -57,26 +57,9 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(0.9 * len(samples)))]
 
 
-def avec_nodes() -> list[NodeMetrics]:
-    """AVEC's Table 2 edge and cloud devices, then 20 dummy nodes that fail the checks."""
-    real = [
-        NodeMetrics("edge-rtx2060", Tier.EDGE, 8, 16384, accelerator="cuda",
-                    accelerator_memory_mb=6144, accelerator_cores=1920,
-                    latency_ms=1, bandwidth_mbps=1000),
-        NodeMetrics("cloud-gtx1080", Tier.CLOUD, 8, 32768, accelerator="cuda",
-                    accelerator_memory_mb=8192, accelerator_cores=2560,
-                    latency_ms=15, bandwidth_mbps=50),
-    ]  # fmt: skip
-    dummies = [
-        NodeMetrics(f"dummy-{k}", Tier.FOG, 4, 8192, latency_ms=5 + k, bandwidth_mbps=100)
-        for k in range(20)
-    ]
-    return dummies[:10] + real[:1] + dummies[10:] + real[1:]
-
-
 def bench_avec(repeat: int) -> None:
     nodes = avec_nodes()
-    job = Workload(Resources(1, 1024, 2048), accelerator="cuda")
+    job = AVEC_WORKLOAD
     print(f"\n1. one workload, {len(nodes)} nodes (AVEC: ~0.7 ms, random 3.1 ms)")
     print(f"{'policy':>15} {'median ms':>10} {'p90 ms':>8}  chosen")
     rng = random.Random(0)
@@ -105,35 +88,13 @@ def bench_policies(repeat: int) -> None:
         )
 
 
-def thesis_problem(rng: random.Random, requests: int, nodes: int) -> RequestProblem:
-    """Table 6.1's simulation values (memory in MB; the thesis gives KB)."""
-    models = {f"model-{k}": ModelSpec(f"model-{k}", rng.uniform(5, 120), 1.0) for k in range(4)}
-    names = list(models)
-    edge = []
-    for k in range(nodes):
-        total = rng.uniform(30, 800)
-        target = rng.uniform(10, min(500, total))  # available memory after loaded models
-        loaded: list[LoadedModel] = []
-        used = 0.0
-        for name in rng.sample(names, len(names)):
-            if used + models[name].memory_mb <= total - target:
-                loaded.append(LoadedModel(name, rng.uniform(0, 100), rng.randint(1, 20)))
-                used += models[name].memory_mb
-        # Table 6.1 gives no compute figures: 4-8 concurrent requests per node.
-        edge.append(EdgeNode(f"node-{k}", total, float(rng.randint(4, 8)), tuple(loaded)))
-    reqs = tuple(Request(f"r{k}", rng.choice(names)) for k in range(requests))
-    tau = np.array([[rng.uniform(100, 500) for _ in edge] for _ in reqs])
-    theta = np.array([[rng.uniform(100, 800) for _ in edge] for _ in reqs])
-    return RequestProblem(reqs, models, tuple(edge), tau, theta)
-
-
 def bench_requests(repeat: int) -> None:
-    print("\n3. request x node program (thesis, Ipopt via AMPL: 17.7-26.5 ms)")
+    print("\n3. request x node program (thesis, Ipopt via AMPL: Tables 6.2-6.3, 17.7-26.5 ms)")
     print(
         f"{'requests':>8} {'nodes':>5} {'mode 1 ms':>10} {'mode 2 ms':>10} {'iter ms':>8} "
-        f"{'U mode 1':>9} {'U mode 2':>9} {'U iter':>9} {'rej 1/2/it':>10}"
+        f"{'U mode 1':>9} {'U mode 2':>9} {'U iter':>9} {'rej 1/2/it':>10} {'thesis ms 1/2':>14}"
     )
-    sizes = [(r, 10) for r in (20, 30, 40, 50)] + [(25, n) for n in (5, 10, 15, 20)] + [(50, 20)]
+    sizes = [(r, 10) for r in (20, 30, 40, 50)] + [(25, n) for n in (5, 10, 15, 20)]
     for requests, nodes in sizes:
         rows: dict[str, list[float]] = {key: [] for key in ("t1", "t2", "ti", "u1", "u2", "ui")}
         rejected = [0, 0, 0]
@@ -141,7 +102,7 @@ def bench_requests(repeat: int) -> None:
             problem = thesis_problem(random.Random(seed), requests, nodes)
             one = solve_requests(problem, Mode.AVAILABLE)
             two = solve_requests(problem, Mode.TOTAL)
-            it = iterative_search(problem, Mode.AVAILABLE)
+            it = iterative_search(problem, Mode.AVAILABLE, respect_capacity=False)
             for key, plan in (("1", one), ("2", two), ("i", it)):
                 rows["t" + key].append(1e3 * plan.solve_time_s)
                 rows["u" + key].append(plan.latency_ms / 1e3)
@@ -151,12 +112,19 @@ def bench_requests(repeat: int) -> None:
                 rejected[2] + len(it.rejected),
             ]
         med = {key: statistics.median(values) for key, values in rows.items()}
+        thesis = TABLE_6_2.get(requests) if nodes == 10 else None
+        thesis = TABLE_6_3.get(nodes) if requests == 25 else thesis
+        cited = "-" if thesis is None else f"{thesis[0]:.1f}/{thesis[1]:.1f}"
         print(
             f"{requests:>8} {nodes:>5} {med['t1']:10.2f} {med['t2']:10.2f} {med['ti']:8.2f} "
             f"{med['u1']:9.2f} {med['u2']:9.2f} {med['ui']:9.2f} "
-            f"{'/'.join(str(r) for r in rejected):>10}"
+            f"{'/'.join(str(r) for r in rejected):>10} {cited:>14}"
         )
-    print("(times: median ms over seeds; U: median total tau+theta in s; rej: total rejected)")
+    print(
+        "(times: median ms over seeds; U: median total tau+theta in s; rej: total rejected;"
+        " iter: the thesis's one-node search, capacity ignored; thesis: Table 6.2 at 10 nodes,"
+        " Table 6.3 at 25 requests)"
+    )
 
 
 def main() -> None:
