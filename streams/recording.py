@@ -121,8 +121,9 @@ class _SourceStats:
     def add(self, frame: RecordedFrame) -> None:
         self.frames += 1
         self.qualities[frame.quality] += 1
-        self.first_ns = min(self.first_ns or frame.capture_ns, frame.capture_ns)
-        self.last_ns = max(self.last_ns or frame.capture_ns, frame.capture_ns)
+        t = frame.capture_ns  # 0 for a generated camera's first frame: not "unset"
+        self.first_ns = t if self.first_ns is None else min(self.first_ns, t)
+        self.last_ns = t if self.last_ns is None else max(self.last_ns, t)
         self.captures_ns.append(frame.capture_ns)
 
     def manifest(self) -> dict[str, Any]:
@@ -278,6 +279,17 @@ class Recording:
         self._file = (folder / DATA).open("rb")
         size = (folder / DATA).stat().st_size
         self._data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def sha256(self) -> str:
