@@ -127,7 +127,7 @@ async def run_config(
 
     options = UpOptions(
         recording=recording,
-        speed=None if config.mode == "makespan" else config.speed,
+        speed=config.speed,
         quality=config.quality,
         control=config.control,
         live=False,

@@ -33,11 +33,11 @@ def test_the_smoke_experiment_parses_into_two_policies() -> None:
 
 
 def test_shortcuts_become_settings_and_makespan_turns_drops_off(settings: Settings) -> None:
-    raw = _spec(run={"mode": "makespan"})
+    raw = _spec(run={"mode": "makespan", "speed": "max"})
     raw["configs"][0].update(theta=0.5, a_min=0.7, detector="null")
     spec = parse_experiment(raw, Path("."))
     first = spec.configs[0]
-    assert first.mode == "makespan"
+    assert first.mode == "makespan" and first.speed is None
     assert first.settings["control"] == {"theta_per_s": 0.5, "a_min": 0.7}
     applied = configured(settings, first.settings)
     assert applied.detector.backend == "null"
@@ -61,6 +61,8 @@ def test_shortcuts_become_settings_and_makespan_turns_drops_off(settings: Settin
         ({"name": "t", "configs": [{"name": "a", "thetta": 1}]}, "thetta"),
         ({"name": "t", "kind": "batch", "configs": [{"name": "a"}]}, "batch"),
         (_spec(input={"cameras": "two"}), "two"),
+        (_spec(run={"speed": 0}), "speed"),
+        (_spec(run={"speed": "fast"}), "fast"),
     ],
 )
 def test_a_bad_file_names_what_is_wrong(raw: dict[str, Any], named: str) -> None:
