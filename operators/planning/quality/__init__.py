@@ -41,6 +41,7 @@ from tierflow.operators.planning.quality.exact import EXACT_LIMIT, distribution_
 from tierflow.operators.planning.quality.problem import (
     AssignmentResult,
     Choice,
+    LatencyMean,
     Link,
     Objective,
     Option,
@@ -61,6 +62,7 @@ __all__ = [
     "AssignmentResult",
     "Choice",
     "Deployment",
+    "LatencyMean",
     "Link",
     "Objective",
     "Option",

@@ -20,12 +20,17 @@ policy so that they are comparable:
   By Little's law the frames' total waiting per second is ``sum_r L_q,r(u_r)``, linear in
   the counts through an epigraph variable per resource — exact, not an approximation of the
   curve.
-* Objective: the mean latency over analysed frames, ``N(x) / D(x)`` with
-  ``N = sum_v x_v f_v b_v + sum_r L_q,r(u_r)`` (frame-seconds per second) and
-  ``D = sum_v x_v f_v`` (frames per second) (eq. 3; with one frame rate for all sources, as
-  in the paper, this is eq. 3's mean over sources), or eq. 5's utility ``a - Theta*N/D``
-  with eq. 4's mean accuracy over sources. ``D`` is a constant unless options fix rates
-  (:attr:`Compiled.variable_rate`); :mod:`.ratio` solves the ratio. Capacity:
+* Objective: eq. 3's mean latency ``N(x) / D(x)``, or eq. 5's utility ``a - Theta*N/D``
+  with eq. 4's mean accuracy over sources. As the paper writes eq. 3
+  (:attr:`LatencyMean.SOURCES`), the mean over sources of each source's mean:
+  ``N = sum_v x_v b_v + sum_r (n_r / lambda_r) L_q,r(u_r)`` and ``D = K``, the sources
+  (``n_r`` sources and ``lambda_r`` frames/s through ``r``). Over analysed frames
+  (:attr:`LatencyMean.FRAMES`, the default): ``N = sum_v x_v f_v b_v + sum_r L_q,r(u_r)``
+  (frame-seconds per second) and ``D = sum_v x_v f_v`` (frames per second). The two agree
+  when every source sends at one rate. ``D`` is a constant unless frames are averaged and
+  options fix rates (:attr:`Compiled.variable_denominator`); :mod:`.ratio` solves the
+  ratio. Over sources the weight ``n_r / lambda_r`` is ``1/f`` where every column using
+  ``r`` has rate ``f`` (linear, exact); where rates mix it is a fixed point. Capacity:
   ``u_r <= max utilisation`` (the curve's last breakpoint).
 
 :func:`compile_problem` builds the columns and resources (per-option arrays are computed
@@ -47,6 +52,7 @@ from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality.problem import (
     RATE_TOL,
     Choice,
+    LatencyMean,
     Link,
     Option,
     Problem,
@@ -96,6 +102,24 @@ class Compiled:
     acc: FloatArray  # (V,)
     resources: tuple[tuple[str, str, QueueCurve], ...]  # (kind, id, curve) per resource
     load: FloatArray  # (R, V) utilisation added by one source on the column
+    per_source: bool  # eq. 3 as the mean over sources (LatencyMean.SOURCES)
+    weight: FloatArray  # (V,) weight of a column's zero-load latency in N: f_v, or 1
+    wait_weight: FloatArray  # (R,) weight of frames waiting at r in N: 1, or n_r / lambda_r
+    mixed: bool  # per source, and a queued resource serves columns of unlike rates
+
+    @property
+    def variable_denominator(self) -> bool:
+        """Whether eq. 3's denominator ``D`` depends on the counts (a ratio to solve).
+
+        Over frames ``D`` is the analysed frames/s, variable when options fix rates; over
+        sources it is ``K``, the number of sources, always constant.
+        """
+        return self.variable_rate and not self.per_source
+
+    @property
+    def denominator(self) -> float:
+        """``D`` where it is constant: the native rates' frames/s, or ``K`` per source."""
+        return float(self.sources) if self.per_source else self.frames_fps
 
     @property
     def sources(self) -> int:
@@ -113,7 +137,9 @@ class Compiled:
         return bool(np.any(np.abs(self.fps - self.native_fps) > RATE_TOL * self.native_fps))
 
     def frames(self, x: Counts) -> FloatArray:
-        """``D``: analysed frames per second of count vectors ``x`` (D, V)."""
+        """``D``: analysed frames per second of count vectors ``x`` (D, V); ``K`` per source."""
+        if self.per_source:
+            return np.full(x.shape[0], max(float(self.sources), 1e-300))
         if not self.variable_rate:
             return np.full(x.shape[0], max(self.frames_fps, 1e-300))
         return np.maximum(x.astype(np.float64) @ self.fps, 1e-300)
@@ -229,6 +255,9 @@ def compile_problem(
     native = np.asarray([c.native for c in classes], dtype=np.int64)[vc]
     # eq. 1: mu*T_reduce counts only below the source's native quality
     base = cat.fixed_s[vi] + np.where(cat.quality[vi] < native, cat.reduce_s[vi], 0.0)
+    load = cat.unit_load[:, vi] * fps[None, :]
+    per_source = problem.latency_mean is LatencyMean.SOURCES
+    wait_weight, mixed = _wait_weights(load, fps, cat.resources, per_source)
     return Compiled(
         problem=problem,
         classes=tuple(classes),
@@ -240,8 +269,48 @@ def compile_problem(
         base_s=base,
         acc=np.asarray([cat.options[i].accuracy for i in var_index], dtype=np.float64),
         resources=cat.resources,
-        load=cat.unit_load[:, vi] * fps[None, :],
+        load=load,
+        per_source=per_source,
+        weight=np.ones_like(fps) if per_source else fps,
+        wait_weight=wait_weight,
+        mixed=mixed,
     )
+
+
+def _wait_weights(
+    load: FloatArray,
+    fps: FloatArray,
+    resources: Sequence[tuple[str, str, QueueCurve]],
+    per_source: bool,
+) -> tuple[FloatArray, bool]:
+    """Weights of each resource's frames waiting ``L_q`` in eq. 3's numerator.
+
+    Over frames, 1 (Little's law: the frames' total waiting per second). Over sources, a
+    source on ``r`` waits ``L_q / lambda_r`` per frame, so the ``n_r`` sources there add
+    ``n_r * L_q / lambda_r``: the weight ``n_r / lambda_r`` is ``1 / f`` when every column
+    using ``r`` has rate ``f`` (exact, linear) and depends on the counts otherwise
+    (``mixed``); its start is then ``1 / (the highest rate)``, refined by :mod:`.ratio`.
+    """
+    weights = np.ones(load.shape[0])
+    mixed = False
+    if not per_source:
+        return weights, mixed
+    for r, (_, _, curve) in enumerate(resources):
+        rates = fps[load[r] > 0]
+        if rates.size == 0:
+            continue
+        weights[r] = 1.0 / float(rates.max())
+        queued = max(curve.waiting_frames) > 0
+        mixed |= queued and float(rates.max() - rates.min()) > RATE_TOL * float(rates.max())
+    return weights, mixed
+
+
+def per_source_wait_weights(comp: Compiled, x: Counts) -> FloatArray:
+    """``n_r / lambda_r`` at counts ``x`` (V,): the exact weights of :func:`_wait_weights`."""
+    used = (comp.load > 0).astype(np.float64)
+    xf = x.astype(np.float64)
+    sources, rate = used @ xf, used @ (xf * comp.fps)
+    return np.where(rate > 0, sources / np.maximum(rate, 1e-300), comp.wait_weight)
 
 
 def rate_of(choice: Choice, source: Source) -> float:
@@ -259,7 +328,7 @@ class Eval:
     """Scores of ``D`` count vectors: feasibility, eq. 3-5 means, resource use."""
 
     feasible: BoolArray  # (D,)
-    latency_s: FloatArray  # (D,) mean over analysed frames
+    latency_s: FloatArray  # (D,) eq. 3's mean: over sources, or over analysed frames
     accuracy: FloatArray  # (D,) mean over sources
     utility: FloatArray  # (D,)
     utilisation: FloatArray  # (D, R)
@@ -276,7 +345,13 @@ def evaluate(comp: Compiled, x: Counts) -> Eval:
         cap_ok &= util[:, r] <= curve.max_utilisation + TOL
         waiting[:, r] = curve.waiting_array(np.minimum(util[:, r], curve.max_utilisation))
     k = max(comp.sources, 1)
-    latency = (xf @ (comp.fps * comp.base_s) + waiting.sum(axis=1)) / comp.frames(x)
+    if comp.per_source:  # eq. 3: sum over sources of their mean, n_r * L_q / lambda_r
+        used = (comp.load > 0).astype(np.float64)
+        n_r, lam_r = xf @ used.T, (xf * comp.fps) @ used.T
+        share = np.divide(n_r, lam_r, out=np.zeros_like(n_r), where=lam_r > 0)
+        latency = (xf @ comp.base_s + (share * waiting).sum(axis=1)) / k
+    else:  # over analysed frames: frame-seconds over frames
+        latency = (xf @ (comp.fps * comp.base_s) + waiting.sum(axis=1)) / comp.frames(x)
     accuracy = xf @ comp.acc / k
     acc_ok = accuracy >= comp.problem.floor - TOL
     utility = accuracy - comp.problem.theta_per_s * latency

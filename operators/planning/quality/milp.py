@@ -91,7 +91,7 @@ def _milp_solve(comp: Compiled, model: Program, budget: Budget) -> Outcome:
     if not pref.prefers(0.0, acc1, _accuracy_bound(comp, lat1 + pref.latency_s) + 1e-9):
         return _outcome(status, x, rule, gap1, iterations)
     model.limit_latency(lat1 + pref.latency_s)
-    if comp.variable_rate:  # tie-breaking latency as the tangent at the first stage's point
+    if comp.variable_denominator:  # tie-breaking latency: the tangent at stage one's point
         model.set_goal(Goal.ACCURACY, lat1, float(comp.frames(x[None, :])[0]))
     else:
         model.set_goal(Goal.ACCURACY)
@@ -115,11 +115,12 @@ def _accuracy_bound(comp: Compiled, latency_s: float) -> float:
     """An upper bound on eq. 4's mean accuracy with eq. 3's mean below ``latency_s``.
 
     Waiting only adds to ``N``, so the window implies ``sum_v c_v x_v <= 0`` with
-    ``c_v = f_v (b_v - latency_s)``; for any ``mu >= 0`` each class may then take its best
-    ``acc_v - mu*c_v`` (weak duality), and the least over a grid of ``mu`` is the bound
-    (``mu = 0``: every source on its most accurate option).
+    ``c_v = w_v (b_v - latency_s)`` (``w_v = f_v`` over frames, 1 over sources); for any
+    ``mu >= 0`` each class may then take its best ``acc_v - mu*c_v`` (weak duality), and the
+    least over a grid of ``mu`` is the bound (``mu = 0``: every source on its most accurate
+    option).
     """
-    cost = comp.fps * (comp.base_s - latency_s)
+    cost = comp.weight * (comp.base_s - latency_s)
     scale = max(float(np.abs(cost).max(initial=0.0)), 1e-12)
     mus = np.concatenate([[0.0], np.geomspace(1e-4, 1e2, 40)]) / scale
     starts = np.flatnonzero(np.r_[True, np.diff(comp.var_class) != 0])

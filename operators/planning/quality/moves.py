@@ -75,6 +75,7 @@ class Moves:
         deadline: float,
         exact: tuple[float | None] | None = None,
         moves: int | None = None,
+        waits: FloatArray | None = None,
     ) -> IntArray:
         """Apply improving moves that keep every constraint until none is left (or time).
 
@@ -90,6 +91,8 @@ class Moves:
                 for eq. 3's mean ``N/D`` over analysed frames, ``(Theta,)`` for eq. 5's
                 utility (``Theta`` per second); ``cost_x`` and ``cost_r`` are then unused.
             moves: most moves (None: four per source, plus ten).
+            waits: weight of each resource's frames waiting in the latency row (+ the
+                dummy); None: 1 each (eq. 3 over frames).
         """
         x = x.copy()
         if self.src.size == 0:
@@ -100,8 +103,9 @@ class Moves:
         u = self.load @ x.astype(np.float64)
         acc_sum = float(self.acc @ x)
         all_r = np.arange(u.size)
+        wait_w = np.ones(u.size) if waits is None else waits
         waiting = float(self._q(all_r, u)[self.queued].sum())
-        level = float(lat_x @ x) + 1e3 * waiting
+        level = float(lat_x @ x) + 1e3 * float((self._q(all_r, u) * wait_w)[self.queued].sum())
         frame_s, frames = float(self.frame_s @ x) + waiting, float(self.fps @ x)  # N, D
         for _ in range(4 * int(x.sum()) + 10 if moves is None else moves):
             if time.perf_counter() >= deadline:
@@ -111,7 +115,9 @@ class Moves:
             u_new = u[res] + self.dload[cand]
             d_q = self._q(res, u_new) - self._q(res, u[res])
             d_wait = np.sum(np.where(self.queued[res], d_q, 0.0), axis=1)
-            d_lat = dlat[cand] + 1e3 * d_wait
+            d_lat = dlat[cand] + 1e3 * np.sum(
+                np.where(self.queued[res], d_q * wait_w[res], 0.0), axis=1
+            )
             d_n, d_d = self.dframe_s[cand] + d_wait, self.dfps[cand]
             if exact is None:
                 delta = dcost[cand] + np.sum(cost_r[res] * d_q, axis=1)

@@ -57,6 +57,21 @@ class Objective(enum.StrEnum):
     """Greatest ``U = a - Theta*T`` (eq. 5)."""
 
 
+class LatencyMean(enum.StrEnum):
+    """Which mean eq. 3's latency is.
+
+    Eq. 3 of Houmani et al. (SBAC-PAD 2021): "the average end-to-end latency of K data
+    sources in a time slot t is presented as follows: T_t = 1/K sum_{i=1..K} 1/N sum_{j=1..N}
+    T_j^i", N the jobs (frames) of a source in the slot: the mean over sources of each
+    source's mean. It equals the mean over frames when every source sends at one rate.
+    """
+
+    SOURCES = "sources"
+    """The paper's eq. 3: each source's mean frame latency, averaged over sources."""
+    FRAMES = "frames"
+    """The mean over analysed frames: each source weighted by its frame rate."""
+
+
 class Rotation(enum.StrEnum):
     """How counts per quality are mapped to sources across slots."""
 
@@ -244,6 +259,9 @@ class Problem:
         preference: Algorithm 1's 10 ms / 20 % rule; None to switch it off.
         rotation: how reduced qualities move between sources over slots.
         slot: slot number (the round-robin offset of rotation).
+        latency_mean: eq. 3 as the paper writes it (mean over sources) or the mean over
+            analysed frames (the default, which the solver's tests and bench were tuned
+            on); they differ when sources send at different rates.
     """
 
     sources: Sequence[Source]
@@ -257,6 +275,7 @@ class Problem:
     preference: PreferenceRule | None = field(default_factory=PreferenceRule)
     rotation: Rotation = Rotation.ROTATE
     slot: int = 0
+    latency_mean: LatencyMean = LatencyMean.FRAMES
 
     def __post_init__(self) -> None:
         for name in ("sources", "options", "pipelines", "links"):

@@ -68,7 +68,8 @@ class Program:
         # programs after a MIP start (half the true value): the proof must not rest on it
         h.setOptionValue("presolve", "off")
         n_x = len(comp.var_option)
-        self.frames = max(comp.frames_fps, 1e-300)
+        self.frames = max(comp.denominator, 1e-300)
+        self.wait_weight = comp.wait_weight.copy()  # per resource; refined when rates mix
         self.ub = comp.count[comp.var_class]
         self.x_idx = np.arange(n_x, dtype=np.int32)
         add_columns(h, np.zeros(n_x), self.ub, integer=True)
@@ -85,7 +86,7 @@ class Program:
         self.cost_r = np.zeros(len(comp.resources) + 1)
         self.offset = 0.0
         # the preference rule's row: ms x frames/s per column (waiting: 1e3 per frame), bound
-        self.latency_row: tuple[FloatArray, float] = (1e3 * comp.fps * comp.base_s, math.inf)
+        self.latency_row: tuple[FloatArray, float] = (1e3 * comp.weight * comp.base_s, math.inf)
         self.latency_index: int | None = None  # that row's index once it exists
         self.proven_gap = math.inf  # of the last solve: (objective - bound) / max(1, |objective|)
         self.bound = -math.inf  # of the last solve: a lower bound on the program's optimum
@@ -137,8 +138,9 @@ class Program:
         """
         comp = self.comp
         d_k = self.frames if frames is None else frames
-        lat_x = 1e3 * comp.fps * (comp.base_s - lam_s) / d_k
-        lat_z, lat_0 = np.full(self.n_z, 1e3 / d_k), 1e3 * lam_s
+        lat_x = 1e3 * comp.weight * (comp.base_s - lam_s) / d_k
+        waits = self.wait_weight[[r for _, r in self.queued]]
+        lat_z, lat_0 = 1e3 * waits / d_k, 1e3 * lam_s
         acc_x = 1e3 * comp.acc / max(comp.sources, 1)
         if goal is Goal.LATENCY:
             weight, cost_x = 1.0, lat_x
@@ -166,16 +168,17 @@ class Program:
         the right-hand side. A second call replaces the first bound; inf lifts it.
         """
         comp = self.comp
-        base = 1e3 * comp.fps * comp.base_s
+        base = 1e3 * comp.weight * comp.base_s
         bound = min(latency_bound_s, 1e12)  # inf lifts the row: a bound nothing reaches
-        if comp.variable_rate:
+        if comp.variable_denominator:
             coefs, cap = base - 1e3 * bound * comp.fps, -1e-6
         else:
             coefs, cap = base, bound * 1e3 * self.frames - 1e-6
         if self.latency_index is None:
-            cols, values = np.concatenate([self.x_idx, self.z_idx]), np.full(self.n_z, 1e3)
+            waits = self.wait_weight[[r for _, r in self.queued]]
+            cols, values = np.concatenate([self.x_idx, self.z_idx]), 1e3 * waits
             rows = Rows()
-            if comp.variable_rate:  # d = D(x), frames/s
+            if comp.variable_denominator:  # d = D(x), frames/s
                 d = self.n_x + self.n_u + self.n_z
                 add_columns(self.h, np.zeros(1), math.inf)
                 rows.add(np.append(self.x_idx, d), np.append(comp.fps, -1.0), 0.0, 0.0)
@@ -184,7 +187,7 @@ class Program:
                 rows.add(cols, np.concatenate([base, values]))
             self.latency_index = self.h.getNumRow() + len(rows) - 1
             rows.flush(self.h)
-        elif comp.variable_rate:
+        elif comp.variable_denominator:
             self.h.changeCoeff(self.latency_index, self.n_x + self.n_u + self.n_z, -1e3 * bound)
         self.h.changeRowBounds(self.latency_index, -highspy.kHighsInf, cap)
         self.latency_row = (coefs, cap)
@@ -278,8 +281,9 @@ class Program:
     ) -> IntArray:
         floor_sum = self.comp.problem.floor * self.comp.sources - TOL
         self._moves = self._moves or Moves(self.comp)
+        waits = np.append(self.wait_weight, 0.0)  # + the moves' dummy resource
         return self._moves.improve(
-            x, self.cost_x, self.cost_r, floor_sum, self.latency_row, deadline, exact, moves
+            x, self.cost_x, self.cost_r, floor_sum, self.latency_row, deadline, exact, moves, waits
         )
 
     def polish(self, x: IntArray, theta: float | None, deadline: float) -> IntArray:
@@ -322,7 +326,7 @@ class Program:
         """Every column's value at counts ``x``: a MIP start for HiGHS."""
         u = self.comp.load @ x.astype(np.float64)
         point = [x.astype(np.float64), u[self.active], self._waiting(x)]
-        if self.latency_index is not None and self.comp.variable_rate:
+        if self.latency_index is not None and self.comp.variable_denominator:
             point.append(self.comp.frames(x[None, :]))
         return np.concatenate(point)
 

@@ -55,6 +55,7 @@ from tierflow.operators.planning.quality.compiled import (
     FloatArray,
     IntArray,
     evaluate,
+    per_source_wait_weights,
 )
 from tierflow.operators.planning.quality.frontier import settle_utility
 from tierflow.operators.planning.quality.program import Goal, Program
@@ -82,7 +83,9 @@ def minimise(comp: Compiled, model: Program, goal: Goal, budget: Budget) -> Stag
     """Solve ``model`` for ``goal`` (latency or utility), iterating when ``D`` varies."""
     previous, complete = comp.previous()
     warm = previous if complete and bool(evaluate(comp, previous[None, :]).feasible[0]) else None
-    if not comp.variable_rate:
+    if not comp.variable_denominator:
+        if comp.mixed:
+            return _mixed_waits(comp, model, goal, budget, warm)
         model.set_goal(goal)
         status, x = model.solve(budget.deadline, budget.gap, warm)
         return Stage(status, x, model.proven_gap, 1)
@@ -113,6 +116,40 @@ def minimise(comp: Compiled, model: Program, goal: Goal, budget: Budget) -> Stag
     else:
         status = SolveStatus.FEASIBLE
     return Stage(status, x, gap, stage.iterations + queries)
+
+
+def _mixed_waits(
+    comp: Compiled, model: Program, goal: Goal, budget: Budget, warm: IntArray | None
+) -> Stage:
+    """Eq. 3 over sources where a queued resource serves unlike rates: a fixed point.
+
+    The waiting weight ``n_r / lambda_r`` (:func:`.compiled.per_source_wait_weights`) is held
+    at its value at the last point, the program solved, and repeated until the weights
+    change by < 0.1 % (at most :data:`MAX_ITERATIONS` programs); the best point by the true
+    objective wins. The program's bound is not one on the true objective, so the answer is
+    ``feasible`` (not proven) unless the weights were exact at it.
+    """
+    best = warm
+    status, iterations, exact = SolveStatus.OPTIMAL, 0, False
+    if warm is not None:
+        model.wait_weight = per_source_wait_weights(comp, warm)
+    while iterations < MAX_ITERATIONS:
+        model.set_goal(goal)
+        status, x = model.solve(budget.deadline, budget.gap, best)
+        iterations += 1
+        if x is None:
+            break
+        best = x if best is None else _Bounds(comp, goal, budget.gap).better(best, x)
+        weights = per_source_wait_weights(comp, x)
+        exact = bool(np.all(np.abs(weights - model.wait_weight) <= RATE_STEP * weights))
+        model.wait_weight = weights
+        if exact or status is SolveStatus.TIME_LIMIT:
+            break
+    if best is None:
+        return Stage(status, None, math.inf, iterations)
+    if status is SolveStatus.OPTIMAL and not exact:
+        status = SolveStatus.FEASIBLE
+    return Stage(status, best, model.proven_gap, iterations)
 
 
 def _milp_steps(

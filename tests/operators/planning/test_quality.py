@@ -20,6 +20,7 @@ from tierflow.operators.planning.quality import (
     AssignmentResult,
     Choice,
     Deployment,
+    LatencyMean,
     Link,
     Objective,
     Option,
@@ -811,3 +812,38 @@ def test_paper_shape_adapts_only_under_load() -> None:
     assert busy.latency_s < no_adaptation.latency_s
     assert no_adaptation.accuracy > busy.accuracy >= 0.5
     assert assign(paper_setup(19), "exact").latency_s == pytest.approx(busy.latency_s, rel=1e-3)
+
+
+def test_eq_3_is_a_mean_over_sources_or_over_frames_and_they_differ_with_unlike_rates() -> None:
+    # Houmani et al. eq. 3: "the average end-to-end latency of K data sources in a time slot
+    # t is presented as follows: T_t = 1/K sum_i 1/N sum_j T_j^i": a mean of means.
+    pipelines = [
+        Pipeline("slow", 100.0, 0.2, QueueCurve.no_wait(0.9)),
+        Pipeline("fast", 100.0, 0.05, QueueCurve.no_wait(0.9)),
+    ]
+    options = [Option(512, "slow", 0.8, site="e1"), Option(512, "fast", 0.8, site="e2")]
+    sources = [Source("busy", 25.0, (512,), site="e1"), Source("calm", 5.0, (512,), site="e2")]
+    for policy in ("milp", "exact"):
+        per_source = assign(
+            Problem(sources, options, pipelines, latency_mean=LatencyMean.SOURCES), policy
+        )
+        per_frame = assign(
+            Problem(sources, options, pipelines, latency_mean=LatencyMean.FRAMES), policy
+        )
+        assert per_source.latency_s == pytest.approx((0.2 + 0.05) / 2), policy
+        assert per_frame.latency_s == pytest.approx((25 * 0.2 + 5 * 0.05) / 30), policy
+    # The solver's default is still the mean over frames (see LatencyMean).
+    assert Problem(sources, options, pipelines).latency_mean is LatencyMean.FRAMES
+
+
+def test_over_sources_the_waiting_counts_once_per_source_not_per_frame() -> None:
+    # one pipeline with waiting, both sources at one rate: the two means agree exactly
+    pipelines = [Pipeline("p", 60.0, 0.05)]
+    options = [Option(512, "p", 0.8)]
+    sources = [Source(f"s{i}", 20.0, (512,)) for i in range(2)]
+    means = {
+        mean: assign(Problem(sources, options, pipelines, latency_mean=mean), "exact").latency_s
+        for mean in LatencyMean
+    }
+    assert means[LatencyMean.SOURCES] == pytest.approx(means[LatencyMean.FRAMES])
+    assert means[LatencyMean.SOURCES] > 0.05  # 40 of 60 fps: the frames wait
