@@ -61,9 +61,11 @@ def frame_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def _row(name: str, summary: Mapping[str, Any], stats: Mapping[str, Any]) -> list[object]:
     totals = summary["totals"]
     dropped = sum(totals["dropped"].values()) + sum(totals["camera_dropped"].values())
+    refused = sum(source.get("refused_ticks", 0) for source in summary["sources"].values())
     return [
         name,
         totals["captured"],
+        refused,
         totals["sampled"],
         totals["processed"],
         dropped,
@@ -80,7 +82,7 @@ def _row(name: str, summary: Mapping[str, Any], stats: Mapping[str, Any]) -> lis
 
 
 HEADERS = [
-    "config", "captured", "sampled", "processed", "dropped", "deadletter", "unaccounted",
+    "config", "captured", "refused", "sampled", "processed", "dropped", "deadletter", "unaccounted",
     "fps out", "p50 s", "p99 s", "F1 analysed", "F1 all frames", "mean px sent", "makespan s",
 ]  # fmt: skip
 
@@ -155,6 +157,8 @@ def write_report(out: Path, results: dict[str, Any], command: str) -> Path:
         "## Outcomes",
         "",
         markdown_table(HEADERS, [_row(n, summaries[n], stats[n]) for n in configs]),
+        "`captured` + `refused` is every recorded frame offered: `refused` ones came while "
+        "the controller refused their source (Algorithm 1, steps 7-8) and were not captured. "
         "`F1 analysed` is over the frames the detector saw; `F1 all frames` scores every "
         "captured frame, a frame not analysed taking the detections of its source's last "
         "analysed one (carry-forward). Makespan: first frame sent to last frame processed.",
