@@ -138,7 +138,26 @@ class _SourceStats:
         }
 
 
-class RecordingWriter:
+class _Closing:
+    """``with`` support for a class with ``close()``."""
+
+    def close(self) -> object:
+        """Release what the object holds."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RecordingWriter(_Closing):
     """Appends frames to a new recording folder; :meth:`close` writes the manifest.
 
     Args:
@@ -160,17 +179,6 @@ class RecordingWriter:
         self._offset = 0
         self._sources: dict[str, _SourceStats] = {}
         self.manifest: dict[str, Any] | None = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def frames(self) -> int:
@@ -241,7 +249,7 @@ def content_hash(folder: Path) -> str:
     return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-class Recording:
+class Recording(_Closing):
     """A recording opened for reading: the manifest, the index by source, values on demand.
 
     Args:
@@ -279,17 +287,6 @@ class Recording:
         self._file = (folder / DATA).open("rb")
         size = (folder / DATA).stat().st_size
         self._data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def sha256(self) -> str:
