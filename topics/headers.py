@@ -24,6 +24,9 @@ deadletter             (:mod:`tierflow.streams.outcomes`): the original headers,
 ``tf-dl-stage``        the stage that gave up on it
 ``tf-dl-reason``       a stable category (a ``FrameProblem`` value, ``no-consumer``...)
 ``tf-dl-error``        a sentence for humans (at most 2 KiB)
+``tf-dl-omitted``      what of the original was left out so that the letter fits the frame
+                       limit: ``value:<bytes>`` and/or ``headers:<bytes>`` (the original
+                       stays on ``tf-dl-topic`` at ``tf-dl-offset`` for its retention)
 =====================  ===================================================================
 """
 
@@ -50,3 +53,4 @@ H_DL_OFFSET = H_DL_PREFIX + "offset"
 H_DL_STAGE = H_DL_PREFIX + "stage"
 H_DL_REASON = H_DL_PREFIX + "reason"
 H_DL_ERROR = H_DL_PREFIX + "error"
+H_DL_OMITTED = H_DL_PREFIX + "omitted"
