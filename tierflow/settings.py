@@ -342,6 +342,15 @@ class ControlSettings(_Section):
             "captured frame is what is maximised."
         ),
     )
+    latency_mean: Literal["sources", "frames"] = Field(
+        default="frames",
+        description=(
+            "Which mean eq. 3's latency is: sources, as the paper writes it (the mean over "
+            "sources of each source's mean frame latency); frames, the mean over analysed "
+            "frames (each source weighted by its frame rate). They agree at one frame rate; "
+            "over sources with unlike rates the milp program is a fixed point, not proven."
+        ),
+    )
     policy: str = Field(default="milp", description="Quality policy: milp, exact, all-max.")
     placement_policy: str = Field(
         default="auto",

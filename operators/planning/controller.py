@@ -48,6 +48,7 @@ from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality import (
     AssignmentResult,
     Choice,
+    LatencyMean,
     Link,
     Objective,
     Option,
@@ -159,6 +160,8 @@ class LoopConfig:
             side, ``q / max(qualities)``.
         fps_ladder: frame rates a source may be told to send at, besides its own (empty:
             quality is the only knob, as in the seed paper).
+        latency_mean: which mean eq. 3's latency is (``LatencyMean``; ``sources`` is the
+            paper's, the default ``frames`` the mean over analysed frames).
     """
 
     qualities: tuple[int, ...]
@@ -174,6 +177,7 @@ class LoopConfig:
     default_service_s: float = 0.07
     accuracy_prior: Mapping[int, float] | None = None
     fps_ladder: tuple[float, ...] = ()
+    latency_mean: LatencyMean = LatencyMean.FRAMES
 
     def prior(self, quality: int) -> float:
         """The accuracy assumed for ``quality`` before any is measured."""
@@ -458,6 +462,7 @@ class ControlLoop:
             theta_per_s=self.config.theta_per_s,
             rotation=Rotation.ROTATE if rotate else Rotation.STICKY,
             slot=self.slot,
+            latency_mean=self.config.latency_mean,
         )
         result = assign(problem, self.config.policy, time_limit_s=self.config.time_limit_s)
         decision = self._apply(result, sources, trigger, problem)

@@ -20,6 +20,7 @@ from tierflow.errors import TierflowError
 from tierflow.operators.planning.network import Node
 from tierflow.operators.planning.quality import (
     Deployment,
+    LatencyMean,
     Objective,
     Pipeline,
     PreferenceRule,
@@ -104,6 +105,13 @@ class Scenario:
         except ValueError:
             msg = f"scenario.objective must be one of {[o.value for o in Objective]}"
             raise ScenarioError(msg) from None
+        try:
+            latency_mean = LatencyMean(
+                _get(data, "latency_mean", str, "scenario", LatencyMean.FRAMES.value)
+            )
+        except ValueError:
+            msg = f"scenario.latency_mean must be one of {[m.value for m in LatencyMean]}"
+            raise ScenarioError(msg) from None
         problem = Problem(
             sources=sources,
             options=options,
@@ -113,6 +121,7 @@ class Scenario:
             objective=objective,
             theta_per_s=_get(data, "theta_per_s", float, "scenario", 1.0),
             preference=preference,
+            latency_mean=latency_mean,
         )
         placement = data.get("placement", {})
         workflow = None

@@ -133,5 +133,5 @@ def _outcome(status: SolveStatus, x: IntArray, rule: str, gap: float, iterations
     if status is SolveStatus.TIME_LIMIT:
         message = f"time limit: best assignment found, within {gap:.2%} of the optimum"
     elif status is SolveStatus.FEASIBLE:
-        message = f"frame-rate iteration stopped within {gap:.2%} of the optimum"
+        message = f"the iteration stopped within {gap:.2%} of the optimum (proven)"
     return Outcome(status, x, rule, message, gap, iterations)

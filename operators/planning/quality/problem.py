@@ -260,8 +260,11 @@ class Problem:
         rotation: how reduced qualities move between sources over slots.
         slot: slot number (the round-robin offset of rotation).
         latency_mean: eq. 3 as the paper writes it (mean over sources) or the mean over
-            analysed frames (the default, which the solver's tests and bench were tuned
-            on); they differ when sources send at different rates.
+            analysed frames (the default); they differ when sources send at different
+            rates. Over sources, where a queued resource serves unlike rates, the ``milp``
+            program is a fixed point on the waiting weights: ``feasible`` with the gap it
+            proved unless that gap is within the budget's (enumeration and ``exact`` are
+            exact either way).
     """
 
     sources: Sequence[Source]

@@ -123,33 +123,43 @@ def _mixed_waits(
 ) -> Stage:
     """Eq. 3 over sources where a queued resource serves unlike rates: a fixed point.
 
-    The waiting weight ``n_r / lambda_r`` (:func:`.compiled.per_source_wait_weights`) is held
-    at its value at the last point, the program solved, and repeated until the weights
-    change by < 0.1 % (at most :data:`MAX_ITERATIONS` programs); the best point by the true
-    objective wins. The program's bound is not one on the true objective, so the answer is
-    ``feasible`` (not proven) unless the weights were exact at it.
+    The true waiting weight ``n_r / lambda_r`` (:func:`.compiled.per_source_wait_weights`)
+    is at least ``1 / (the highest rate on r)``, the program's start weight, so the first
+    program (solved at those weights) is a relaxation: its bound is a lower bound on the true
+    objective, the only proof this stage has. Then the weights are held at their value at
+    the last point and the program solved again, until they change by < 0.1 % (at most
+    :data:`MAX_ITERATIONS` programs in all); the best point by the true objective wins. A
+    fixed point is not a proof (the weights are exact at it, not at the points it rejects),
+    so the answer is ``optimal`` only when it is within ``gap`` of the first program's bound.
     """
     best = warm
-    status, iterations, exact = SolveStatus.OPTIMAL, 0, False
-    if warm is not None:
-        model.wait_weight = per_source_wait_weights(comp, warm)
+    status, iterations = SolveStatus.OPTIMAL, 0
+    model.wait_weight = comp.wait_weight.copy()
+    lower = -math.inf
     while iterations < MAX_ITERATIONS:
         model.set_goal(goal)
         status, x = model.solve(budget.deadline, budget.gap, best)
         iterations += 1
+        if iterations == 1:
+            lower = model.bound
         if x is None:
             break
         best = x if best is None else _Bounds(comp, goal, budget.gap).better(best, x)
         weights = per_source_wait_weights(comp, x)
         exact = bool(np.all(np.abs(weights - model.wait_weight) <= RATE_STEP * weights))
         model.wait_weight = weights
-        if exact or status is SolveStatus.TIME_LIMIT:
+        if exact or status is SolveStatus.TIME_LIMIT:  # exact at once: the relaxation is tight
             break
     if best is None:
         return Stage(status, None, math.inf, iterations)
-    if status is SolveStatus.OPTIMAL and not exact:
-        status = SolveStatus.FEASIBLE
-    return Stage(status, best, model.proven_gap, iterations)
+    ev = evaluate(comp, best[None, :])
+    objective = 1e3 * float(
+        ev.latency_s[0] if goal is Goal.LATENCY else -ev.utility[0]
+    )  # the program's units: ms, or -1000 x eq. 5
+    gap = max(objective - lower, 0.0) / max(1.0, abs(objective))
+    if status is not SolveStatus.TIME_LIMIT:
+        status = SolveStatus.OPTIMAL if gap <= budget.gap else SolveStatus.FEASIBLE
+    return Stage(status, best, gap, iterations)
 
 
 def _milp_steps(

@@ -15,6 +15,7 @@ from tierflow.operators.planning.controller import (
     cpu_link,
 )
 from tierflow.operators.planning.highs import SolveStatus
+from tierflow.operators.planning.quality import LatencyMean
 
 QUALITIES = (320, 416, 512)
 # CPU seconds per frame as measured for Haar on this kind of machine (bench/scene_f1.py)
@@ -235,3 +236,13 @@ def test_dwell_holds_back_a_heavier_choice_but_never_a_lighter_one() -> None:
     assert (lighter.fps or native) * cost[lighter.quality] < (alone.fps or native) * cost[
         alone.quality
     ]
+
+
+def test_the_loop_solves_the_mean_of_eq_3_it_is_configured_with() -> None:
+    cams = {f"cam-{i}": 512 for i in range(3)}
+    for mean in LatencyMean:
+        loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, latency_mean=mean))
+        decision = loop.decide(feed(loop, cams, fps=10.0, seconds=10.0), detectors(), {"n1": 2.0})
+        assert decision is not None and decision.problem is not None
+        assert decision.problem.latency_mean is mean
+    assert LoopConfig(QUALITIES).latency_mean is LatencyMean.FRAMES

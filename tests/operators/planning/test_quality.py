@@ -51,8 +51,10 @@ def brute_force(problem: Problem) -> tuple[float, float, float] | None:
 
     Written from eq. 1-5 directly, without the solver's compiled arrays: per-frame zero-load
     latency, utilisation per pipeline (fps / C) and link (fps * S / w), waiting L_q(u) per
-    resource, mean latency over analysed frames, mean accuracy over sources; fps is the
-    option's rate when it fixes one, else the source's.
+    resource, eq. 3's mean latency (``problem.latency_mean``: over sources, each source's
+    zero-load latency plus L_q / lambda at every resource on its route, Little's law; or
+    over analysed frames), mean accuracy over sources; fps is the option's rate when it
+    fixes one, else the source's.
     """
     pipes = {p.id: p for p in problem.pipelines}
     links = {lk.id: lk for lk in problem.links}
@@ -62,27 +64,42 @@ def brute_force(problem: Problem) -> tuple[float, float, float] | None:
     for combo in itertools.product(*choices):
         pipe_u: dict[str, float] = defaultdict(float)
         link_u: dict[str, float] = defaultdict(float)
+        rate: dict[str, float] = defaultdict(float)  # lambda_r of each pipeline and link
         total = accuracy = frames = 0.0
+        bases: list[float] = []
         for s, o in zip(sources, combo, strict=True):
             pipe = pipes[o.pipeline]
             fps = s.fps if o.fps is None else o.fps
             frames += fps
             pipe_u[o.pipeline] += fps / pipe.capacity_fps
+            rate["p:" + o.pipeline] += fps
             base = pipe.processing_s + o.extra_s
             base += o.reduce_s if o.quality < max(s.qualities) else 0.0
             for lk in o.links:
                 w = links[lk].bandwidth_mbps * 1e6
                 base += o.bits_per_frame / w + links[lk].delay_s
                 link_u[lk] += fps * o.bits_per_frame / w
+                rate["l:" + lk] += fps
             total += fps * base
+            bases.append(base)
             accuracy += o.accuracy
         accuracy /= len(sources)
         resources = [(pipes[p].queue, u) for p, u in pipe_u.items()]
         resources += [(links[lk].queue, u) for lk, u in link_u.items()]
         if accuracy < problem.a_min - TOL or any(u > q.max_utilisation + TOL for q, u in resources):
             continue
-        total += sum(q.waiting(min(u, q.max_utilisation)) for q, u in resources)
-        latency = total / frames
+        waiting = {"p:" + p: pipes[p].queue.waiting(min(u, pipes[p].queue.max_utilisation))
+                   for p, u in pipe_u.items()}  # fmt: skip
+        waiting |= {"l:" + lk: links[lk].queue.waiting(min(u, links[lk].queue.max_utilisation))
+                    for lk, u in link_u.items()}  # fmt: skip
+        if problem.latency_mean is LatencyMean.SOURCES:  # the paper's eq. 3: a mean of means
+            route = [["p:" + o.pipeline] + ["l:" + lk for lk in o.links] for o in combo]
+            latency = sum(
+                base + sum(waiting[r] / rate[r] for r in on)
+                for base, on in zip(bases, route, strict=True)
+            ) / len(bases)
+        else:  # over analysed frames: frame-seconds per second over frames per second
+            latency = (total + sum(waiting.values())) / frames
         value = latency
         if problem.objective is Objective.UTILITY:
             value = -(accuracy - problem.theta_per_s * latency)
@@ -151,6 +168,7 @@ def small_problems(draw: st.DrawFn) -> Problem:
         objective=draw(st.sampled_from(list(Objective))),
         theta_per_s=draw(st.floats(0.5, 5.0)),
         preference=None,
+        latency_mean=LatencyMean.FRAMES,  # over sources: see the tests after eq. 3's below
     )  # fmt: skip
 
 
@@ -290,7 +308,10 @@ def tiered(seed: int, n_sources: int, n_qualities: int, n_nodes: int) -> Problem
             deployments.append(Deployment(pipe, node, {q: acc}, reduce_s=0.003))
     options, pipelines, links = options_for_topology(nodes, deployments, per_edge, 2.0)
     top = min(o.accuracy for o in options if o.quality == qualities[0] and o.site is not None)
-    return Problem(sources, options, pipelines, links, a_min=float(rng.uniform(0.5, top)))
+    return Problem(
+        sources, options, pipelines, links, a_min=float(rng.uniform(0.5, top)),
+        latency_mean=LatencyMean.FRAMES,  # the Dinkelbach iteration's mean (cf. bench)
+    )  # fmt: skip
 
 
 def check_constraints(problem: Problem, res: AssignmentResult) -> None:
@@ -325,8 +346,11 @@ def check_constraints(problem: Problem, res: AssignmentResult) -> None:
     assert accuracy == pytest.approx(res.accuracy)
     assert accuracy >= problem.a_min - TOL
     # per-source latencies add up to eq. 3's mean (Little's law splits the waiting exactly)
-    frames = sum(a.fps for a in res.assignments)
-    assert weighted / frames == pytest.approx(res.latency_s, rel=1e-9)
+    if problem.latency_mean is LatencyMean.SOURCES:  # the paper's eq. 3: a mean of means
+        mean = float(np.mean([a.latency_s for a in res.assignments]))
+    else:
+        mean = weighted / sum(a.fps for a in res.assignments)
+    assert mean == pytest.approx(res.latency_s, rel=1e-9)
 
 
 @settings(max_examples=6, deadline=None, derandomize=True)
@@ -847,3 +871,81 @@ def test_over_sources_the_waiting_counts_once_per_source_not_per_frame() -> None
     }
     assert means[LatencyMean.SOURCES] == pytest.approx(means[LatencyMean.FRAMES])
     assert means[LatencyMean.SOURCES] > 0.05  # 40 of 60 fps: the frames wait
+
+
+def assert_within_its_gap(
+    problem: Problem, res: AssignmentResult, best: tuple[float, float, float]
+) -> None:
+    """A feasible answer, scored right, never better than the optimum, within its gap."""
+    assert res.solved and res.status in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE), res.message
+    check_constraints(problem, res)
+    value, _, _ = best
+    got = res.latency_s if problem.objective is Objective.LATENCY else -res.utility
+    assert got >= value - 1e-9
+    # the gap is the program's: ms, or -1000 x eq. 5, relative to max(1, |objective|)
+    assert (got - value) * 1e3 <= res.gap * max(1.0, abs(got) * 1e3) + 1e-6, res.message
+    if res.status is SolveStatus.OPTIMAL:
+        assert got == pytest.approx(value, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("objective", list(Objective))
+@settings(max_examples=150, deadline=None)
+@given(problem=rate_problems())
+def test_over_sources_enumeration_and_exact_reach_the_brute_force_optimum(
+    objective: Objective, problem: Problem
+) -> None:
+    # eq. 3 as the paper writes it; with unlike rates on a queued resource the program's
+    # waiting weight n_r / lambda_r is a fixed point: only as good as the gap it proves
+    problem = replace(problem, objective=objective, latency_mean=LatencyMean.SOURCES)
+    best = brute_force(problem)
+    if best is None:
+        for policy in ("milp", "program", "exact"):
+            assert solve(problem, policy).status is SolveStatus.INFEASIBLE, policy
+        return
+    for policy in ("milp", "exact"):
+        assert_brute_force_optimum(problem, policy, best)
+    assert_within_its_gap(problem, solve(problem, "program", gap=1e-9, time_limit_s=10.0), best)
+
+
+def unlike_rates(
+    queue: QueueCurve | None = None, rates: tuple[float, ...] = (10.0, 15.0, 25.0)
+) -> Problem:
+    """Six cameras at unlike rates on two nodes' two qualities: 4^6 assignments to enumerate."""
+    kw = {} if queue is None else {"queue": queue}
+    pipelines = [
+        Pipeline(f"{node}-{q}", cap, proc * (q / 512) ** 2, **kw)
+        for node, cap, proc in (("edge", 70.0, 0.06), ("cloud", 90.0, 0.03))
+        for q in (512, 320)
+    ]
+    link = Link("up", 40.0, 0.01, **kw)
+    options = [
+        Option(q, f"{node}-{q}", 0.85 if q == 512 else 0.7, bits_per_frame=0.5 * q * q,
+               links=(link.id,) if node == "cloud" else ())
+        for node in ("edge", "cloud")
+        for q in (512, 320)
+    ]  # fmt: skip
+    sources = [Source(f"s{i}", rates[i % len(rates)], (512, 320)) for i in range(6)]
+    return Problem(sources, options, pipelines, [link], a_min=0.75,
+                   latency_mean=LatencyMean.SOURCES, preference=None)  # fmt: skip
+
+
+@pytest.mark.parametrize("objective", list(Objective))
+def test_over_sources_the_milp_program_with_unlike_rates_against_brute_force(
+    objective: Objective,
+) -> None:
+    # the large-instance path (milp's program, not its enumeration) on an instance small
+    # enough to brute-force; queued resources serve 10, 15 and 25 fps
+    waiting = replace(unlike_rates(), objective=objective, theta_per_s=2.0)
+    best = brute_force(waiting)
+    assert best is not None
+    assert_brute_force_optimum(waiting, "exact", best)
+    assert_within_its_gap(waiting, solve(waiting, "program", gap=1e-9, time_limit_s=10.0), best)
+    # the weights are exact and linear when no resource queues, or every source sends at one
+    # rate (1 / f): the program is then proven optimal, as over frames
+    for exact in (
+        replace(unlike_rates(QueueCurve.no_wait(0.9)), objective=objective, theta_per_s=2.0),
+        replace(unlike_rates(rates=(15.0,)), objective=objective, theta_per_s=2.0),
+    ):
+        best = brute_force(exact)
+        assert best is not None
+        assert_brute_force_optimum(exact, "program", best)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import tierflow
-from tierflow.operators.planning.quality import assign
+from tierflow.operators.planning.quality import LatencyMean, assign
 from tierflow.operators.planning.scenario import Scenario, ScenarioError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,6 +55,14 @@ def test_a_minimal_scenario_spreads_unsited_cameras_over_edge_nodes(tmp_path: Pa
     assert scenario.workflow is None
 
 
+def test_a_scenario_chooses_which_mean_eq_3_is(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(MINIMAL)
+    assert Scenario.load(path).problem.latency_mean is LatencyMean.FRAMES  # Problem's default
+    path.write_text('latency_mean = "sources"\n' + MINIMAL)  # the paper's eq. 3
+    assert Scenario.load(path).problem.latency_mean is LatencyMean.SOURCES
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -72,6 +80,7 @@ def test_a_minimal_scenario_spreads_unsited_cameras_over_edge_nodes(tmp_path: Pa
         (lambda s: s.replace("fps = 5\n", ""), "sources[0].fps is missing"),
         (lambda s: s.replace("[[sources]]", "[[sourcez]]"), "[[sources]]"),
         (lambda s: s + "\n[this is not toml", "is not TOML"),
+        (lambda s: 'latency_mean = "jobs"\n' + s, "scenario.latency_mean must be one of"),
     ],
 )
 def test_bad_scenarios_name_the_field(tmp_path: Path, change: object, named: str) -> None:
