@@ -4,7 +4,8 @@ A camera reads its source at a target frame rate, resizes each frame to its curr
 (the edge-side reduction T_reduce of the seed paper's eq. 1), encodes it with the envelope
 and publishes it to ``frames.raw.<quality>`` keyed by its id. It follows
 ``control.assignments``: an assignment with a newer epoch for its id switches its quality
-at the next frame.
+at the next frame. Epochs are the controller's wall clock in ms; one further ahead of the
+camera's clock than ``camera.epoch_skew_s`` is ignored (:class:`AssignmentFollower`).
 
 The capture loop never waits on the broker: ``produce`` only enqueues into the producer's
 bounded queue (``camera.queue_kbytes``); a full queue drops the frame under the named
@@ -29,6 +30,7 @@ from tierflow.errors import FrameFormatError
 from tierflow.operators.vision.codec import Image
 from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.resize import resize_square
+from tierflow.settings import CameraSettings
 from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import producer_config
@@ -61,14 +63,31 @@ class Assignments(Protocol):
         ...
 
 
+def now_ms() -> int:
+    """This machine's wall clock in ms: the unit of assignment epochs."""
+    return time.time_ns() // 1_000_000
+
+
 class AssignmentFollower:
     """``control.assignments`` followed from its beginning in a thread; the newest epoch wins.
 
-    One follower serves every camera of a process.
+    An epoch is the controller's wall clock in ms at its decision. One more than
+    ``max_skew_s`` ahead of this machine's clock is ignored with one warning per source,
+    as it arrives: a forged epoch (9e18) would otherwise outrank every real assignment
+    for good. One follower serves every camera of a process.
+
+    Args:
+        contract: the cluster and the topic names.
+        max_skew_s: how far ahead of this clock an epoch may be (``camera.epoch_skew_s``).
     """
 
-    def __init__(self, contract: Contract) -> None:
-        self.table = LatestTable(Assignment, lambda a: a.epoch)
+    def __init__(
+        self,
+        contract: Contract,
+        max_skew_s: float = CameraSettings.model_fields["epoch_skew_s"].default,
+    ) -> None:
+        skew_ms = round(max_skew_s * 1000)
+        self.table = LatestTable(Assignment, lambda a: a.epoch, lambda: now_ms() + skew_ms)
         self._follower = ThreadFollower(
             contract, contract.names.assignments, self.table.handle, client_id="camera-follower"
         )

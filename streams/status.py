@@ -83,8 +83,9 @@ def summarise(records: list[FrameRecord], window_s: float) -> dict[str, dict[str
 class StatusView:
     """Follows the topics and renders the current state."""
 
-    def __init__(self, contract: Contract, window_s: float) -> None:
+    def __init__(self, contract: Contract, window_s: float, epoch_skew_s: float = 60.0) -> None:
         self.contract = contract
+        self.epoch_skew_s = epoch_skew_s
         self.window = Window(window_s)
         self.collector = MetricsCollector(contract, on_record=self.window.add)
         self.registry = registry_reader(contract)
@@ -95,7 +96,7 @@ class StatusView:
         await self.collector.start()
         await self.registry.start()
         await self.registry.caught_up()
-        self.assignments = AssignmentFollower(self.contract).start()
+        self.assignments = AssignmentFollower(self.contract, self.epoch_skew_s).start()
 
     async def stop(self) -> None:
         """Stop following."""
@@ -194,7 +195,7 @@ async def run_status(
     settings: Settings, window_s: float, duration_s: float | None, live: bool
 ) -> dict[str, Any]:
     """Show the live view (until Ctrl-C or ``duration_s``); returns the last snapshot."""
-    view = StatusView(Contract.of(settings), window_s)
+    view = StatusView(Contract.of(settings), window_s, settings.camera.epoch_skew_s)
     await view.start()
     try:
         deadline = None if duration_s is None else time.monotonic() + duration_s

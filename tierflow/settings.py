@@ -307,6 +307,14 @@ class CameraSettings(_Section):
     )
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect backoff.")
     scene_size: int = Field(default=1024, ge=256, description="Generated scene side, pixels.")
+    epoch_skew_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "An assignment epoch (the controller's clock, ms) more than this ahead of the "
+            "camera's clock is ignored: a forged or far-future epoch cannot lock a camera."
+        ),
+    )
 
 
 class ControlSettings(_Section):
