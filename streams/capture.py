@@ -206,6 +206,15 @@ class VideoSource:
             self._capture = None
 
 
+STREAM = r"(rtsp|rtmp|https?)://"
+DEVICE = r"(?:device:|/dev/video)(\d+)"
+
+
+def is_live(spec: str) -> bool:
+    """Whether ``spec`` names a live source (a stream or a device): one that may come up later."""
+    return bool(re.match(STREAM, spec) or re.fullmatch(DEVICE, spec))
+
+
 def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameSource:
     """A frame source from a user's spec.
 
@@ -217,9 +226,9 @@ def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameS
     """
     if m := re.fullmatch(r"scene:(\d+)", spec):
         return SceneSource(int(m.group(1)), scene_size)
-    if re.match(r"(rtsp|rtmp|https?)://", spec):
+    if re.match(STREAM, spec):
         return VideoSource(spec, live=True)
-    if m := re.fullmatch(r"(?:device:|/dev/video)(\d+)", spec):
+    if m := re.fullmatch(DEVICE, spec):
         return VideoSource(int(m.group(1)), live=True)
     path = Path(spec)
     if path.is_dir():
@@ -237,7 +246,11 @@ class Reconnecting:
     """Wraps a live source: on failure, reopen it with exponential backoff.
 
     The delay starts at ``initial_backoff_s`` (0.5 s) and doubles up to ``max_backoff_s``,
-    until the source works again or ``stop`` is set.
+    until the source works again or ``stop`` is set. With ``live``, a first open that fails
+    (a stream or device not up yet) is retried the same way instead of raising.
+
+    Raises:
+        CaptureError: the first open failed and the source is not ``live``.
     """
 
     def __init__(
@@ -246,15 +259,32 @@ class Reconnecting:
         stop: threading.Event,
         max_backoff_s: float = 30.0,
         initial_backoff_s: float = 0.5,
+        live: bool = False,
     ) -> None:
         self.opener = opener
         self.stop = stop
         self.max_backoff_s = max_backoff_s
         self.initial_backoff_s = initial_backoff_s
         self.reconnects = 0
-        self.source = opener()
-        self.description = self.source.description
-        self.live = self.source.live
+        self.source: FrameSource | None = None
+        self.description = "a live source, not up yet"
+        self.live = live
+        self._ever_opened = False
+        try:
+            self._opened(opener())
+        except CaptureError as exc:
+            if not live:
+                raise
+            log.warning("%s; not up yet, retrying in %.1f s", exc, initial_backoff_s)
+
+    def _opened(self, source: FrameSource) -> None:
+        if self._ever_opened:
+            self.reconnects += 1
+            log.info("reconnected to %s", source.description)
+        self._ever_opened = True
+        self.source = source
+        self.description = source.description
+        self.live = source.live
 
     def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """Read, reconnecting live sources as long as it takes (or until stopped)."""
@@ -267,23 +297,26 @@ class Reconnecting:
     def _retrying(self, step: Callable[[FrameSource], _T | None]) -> _T | None:
         backoff = self.initial_backoff_s
         while not self.stop.is_set():
-            try:
-                return step(self.source)
-            except CaptureError as exc:
-                if not self.source.live:
-                    raise
-                log.warning("%s; reconnecting in %.1f s", exc, backoff)
+            if self.source is not None:
+                try:
+                    return step(self.source)
+                except CaptureError as exc:
+                    if not self.source.live:
+                        raise
+                    log.warning("%s; reconnecting in %.1f s", exc, backoff)
+                self.source = None
+            # else the last failed open already said when it retries
             if self.stop.wait(backoff):
                 return None
+            following = min(backoff * 2, self.max_backoff_s)
             try:
-                self.source = self.opener()
-                self.reconnects += 1
-                log.info("reconnected to %s", self.description)
+                self._opened(self.opener())
             except CaptureError as exc:
-                log.warning("reconnect failed: %s", exc)
-            backoff = min(backoff * 2, self.max_backoff_s)
+                log.warning("reconnect failed: %s; retrying in %.1f s", exc, following)
+            backoff = following
         return None
 
     def close(self) -> None:
         """Close the current source."""
-        self.source.close()
+        if self.source is not None:
+            self.source.close()

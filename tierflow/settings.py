@@ -4,15 +4,18 @@ Values come, highest precedence first, from keyword arguments, environment varia
 (``TIERFLOW_`` prefix, ``__`` between nested names, e.g. ``TIERFLOW_TOPICS__PREFIX=exp1``),
 a TOML file (``--config`` or ``TIERFLOW_CONFIG``), then the defaults below.
 ``KAFKA_BOOTSTRAP_SERVERS`` is honoured without the prefix because it is the name every
-Kafka tool and CI system already uses.
+Kafka tool and CI system already uses. A ``TIERFLOW_`` variable that names no section is
+refused rather than ignored.
 
 Nothing else in tierflow reads the environment or hard-codes a tunable.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -425,6 +428,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
         description="An existing Kafka cluster; when unset, tierflow starts its local broker.",
     )
+    connect_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a command waits for the Kafka cluster to answer before it gives up with "
+            "one line naming the address (exit 2)."
+        ),
+    )
     broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     frames: FrameSettings = Field(default_factory=FrameSettings)
@@ -464,6 +475,35 @@ class Settings(BaseSettings):
         return f"{self.broker.host}:{self.broker.port}"
 
 
+def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:
+    """Refuse a ``TIERFLOW_`` variable that names no setting (pydantic would ignore it).
+
+    Misspelled keys inside a section are refused by the sections themselves (extra
+    "forbid"); a misspelled section (``TIERFLOW_CAMRA__FPS``) matches no field at all.
+
+    Raises:
+        ConfigError: naming the variable, and the sections it may have meant.
+    """
+    prefix = Settings.model_config.get("env_prefix", "")
+    known = {name for name in Settings.model_fields if name != "bootstrap_servers"}
+    for variable in sorted(environ):
+        if not variable.upper().startswith(prefix) or variable.upper() == CONFIG_ENV:
+            continue
+        section = variable[len(prefix) :].lower().split("__", 1)[0]
+        if section in known:
+            continue
+        if section == "bootstrap_servers":
+            msg = f"{variable} is not read: the cluster is KAFKA_BOOTSTRAP_SERVERS"
+        else:
+            close = difflib.get_close_matches(section, sorted(known), n=1)
+            hint = f"did you mean {prefix}{close[0].upper()}? " if close else ""
+            msg = (
+                f"{variable} names no setting: {section!r} is not a section; {hint}"
+                f"sections: {', '.join(sorted(known))}"
+            )
+        raise ConfigError(msg)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Load settings from the environment and an optional TOML file.
 
@@ -480,6 +520,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if named is not None and not named.is_file():
         msg = f"config file {named} does not exist"
         raise ConfigError(msg)
+    _refuse_unknown_sections(os.environ)
     token = _config_file.set(named)
     try:
         return Settings(**overrides)

@@ -11,11 +11,17 @@ import logging
 import threading
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from tierflow.topics.clients import consumer_config
 from tierflow.topics.contract import Contract
-from tierflow.topics.errors import TopicAdminError
+from tierflow.topics.errors import BrokerUnreachableError, TopicAdminError
 from tierflow.topics.tables import RecordHandler
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,7 @@ class ThreadFollower:
         client_id: the client's name in broker logs.
 
     Raises:
+        BrokerUnreachableError: no broker answered within 10 s.
         TopicAdminError: the topic does not exist.
     """
 
@@ -43,7 +50,12 @@ class ThreadFollower:
         # group ever shares partitions with this follower.
         group = f"tierflow-follower-{uuid.uuid4().hex}"
         self._consumer = Consumer(consumer_config(contract, group_id=group, client_id=client_id))
-        found = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+        try:
+            found = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            self._consumer.close()
+            msg = f"cannot follow {topic}: no broker answered at {contract.bootstrap}: {exc}"
+            raise BrokerUnreachableError(msg) from exc
         if found is None or found.error is not None or not found.partitions:
             self._consumer.close()
             msg = f"topic {topic} does not exist; run 'tierflow topics create'"

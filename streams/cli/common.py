@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from tierflow.errors import ConfigError
@@ -63,8 +64,47 @@ def ensure_cluster(settings: Settings) -> None:
             pid = broker.start()
         console.print(f"Kafka {broker.install.version} broker (pid {pid}) at {broker.bootstrap}")
     else:
-        wait_for_cluster(Contract.of(settings), timeout_s=30.0)
+        wait_for_cluster(Contract.of(settings), timeout_s=settings.connect_timeout_s)
         console.print(f"using the Kafka cluster at {settings.bootstrap}")
+
+
+def reach_cluster(contract: Contract, settings: Settings, *topics: str) -> None:
+    """Wait for the cluster (``connect_timeout_s``) and check that ``topics`` exist on it.
+
+    A client's first contact: without it librdkafka logs every refused connection and the
+    command fails with a traceback, or a producer queues frames for a topic that is not
+    there until they time out.
+
+    Raises:
+        BrokerUnreachableError: no broker answered in time.
+        TopicAdminError: a topic is missing.
+    """
+    from tierflow.topics.admin import wait_for_cluster
+    from tierflow.topics.errors import TopicAdminError
+
+    admin = wait_for_cluster(contract, timeout_s=settings.connect_timeout_s)
+    if not topics:
+        return
+    present = admin.list_topics(timeout=settings.connect_timeout_s).topics
+    missing = [topic for topic in topics if topic not in present]
+    if missing:
+        msg = (
+            f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on "
+            f"{contract.bootstrap}; run 'tierflow topics create'"
+        )
+        raise TopicAdminError(msg)
+
+
+def positive(**values: float | None) -> None:
+    """Refuse a given option that is not above zero (None: not given).
+
+    Raises:
+        ConfigError: naming the first such option and its value.
+    """
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            msg = f"--{name.replace('_', '-')} must be above 0, got {value:g}"
+            raise ConfigError(msg)
 
 
 def with_section(settings: Settings, section: str, **values: object) -> Settings:
@@ -75,8 +115,12 @@ def with_section(settings: Settings, section: str, **values: object) -> Settings
     current = getattr(settings, section)
     try:
         updated = current.model_validate({**current.model_dump(), **given})
-    except ValueError as exc:
-        msg = f"invalid {section} option: {exc}"
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{section}.{'.'.join(str(p) for p in err['loc'])}={err['input']!r}: {err['msg']}"
+            for err in exc.errors()
+        )
+        msg = f"invalid {section} option: {problems}"
         raise ConfigError(msg) from exc
     return settings.model_copy(update={section: updated})
 

@@ -20,8 +20,11 @@ from tierflow.streams.cli.common import (
     console,
     create_topics,
     ensure_cluster,
+    positive,
+    reach_cluster,
     with_section,
 )
+from tierflow.topics.contract import Contract
 from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: broker, topics, workers and generated cameras, watched or summarised."""
     from tierflow.streams.up import UpOptions, print_summary, run_up
 
+    positive(cameras=args.cameras, fps=args.fps, quality=args.quality, duration=args.duration)
     settings = with_section(settings, "dataplane", output_dir=args.output_dir)
     settings = with_section(settings, "detector", backend=args.backend)
     ensure_cluster(settings)
@@ -92,29 +96,38 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
     from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
-    from tierflow.streams.capture import Reconnecting, open_source
-    from tierflow.topics.contract import Contract
+    from tierflow.streams.capture import Reconnecting, is_live, open_source
 
-    cam = settings.camera
+    # Every option is checked before the broker is dialled or the source opened.
+    positive(frames=args.frames, duration=args.duration)
+    cam = with_section(settings, "camera", fps=args.fps, quality=args.quality).camera
+    contract = Contract.of(settings)
+    if cam.quality not in contract.qualities:
+        qualities = ", ".join(str(q) for q in contract.qualities)
+        msg = f"camera quality {cam.quality} has no frame topic; topics.qualities: {qualities}"
+        raise ConfigError(msg)
+    names = contract.names
+    needed = [*(names.raw(q) for q in contract.qualities), names.metrics_frames]
+    reach_cluster(contract, settings, *needed, *([] if args.no_follow else [names.assignments]))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     source = Reconnecting(
         lambda: open_source(args.source, loop=args.loop, scene_size=cam.scene_size),
         stop,
         cam.reconnect_max_s,
+        live=is_live(args.source),
     )
     source_id = args.id or f"cam-{uuid.uuid4().hex[:6]}"
-    contract = Contract.of(settings)
     producer = camera_producer(contract, source_id, cam.queue_kbytes)
-    follower = None if args.no_follow else AssignmentFollower(contract).start()
+    follower = None if args.no_follow else AssignmentFollower(contract, cam.epoch_skew_s).start()
     camera = Camera(
         contract,
         source_id,
         source,
         producer,
         follower,
-        args.fps or cam.fps,
-        args.quality or cam.quality,
+        cam.fps,
+        cam.quality,
         max_frames=args.frames,
         initial_fps=None if args.no_follow else cam.initial_fps,
     )
@@ -124,7 +137,7 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         stats = camera.stats
     finally:
-        producer.flush(30)
+        queued = producer.flush(30)
         if follower is not None:
             follower.stop()
         source.close()
@@ -133,7 +146,9 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
             {
                 "source": source_id,
                 "captured": stats.captured,
+                "sent": stats.sent,
                 "produced": stats.produced,
+                "queued": queued,
                 "dropped": dict(stats.dropped),
                 "skipped_ticks": stats.skipped_ticks,
                 "quality": stats.quality,
@@ -143,6 +158,13 @@ def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
     )
+    if stats.produced < stats.sent:
+        # Frames handed to the producer the broker never took: a loss, never a success.
+        console.print(
+            f"{source_id}: {stats.sent - stats.produced} of {stats.sent} frames sent were not "
+            f"acknowledged by {contract.bootstrap} ({queued} still queued at exit)"
+        )
+        return 1
     return 0
 
 
@@ -153,6 +175,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json and args.duration is None:
         msg = "status --json needs --duration (how long to collect before the snapshot)"
         raise ConfigError(msg)
+    positive(window=args.window, duration=args.duration)
+    contract = Contract.of(settings)
+    names = contract.names
+    reach_cluster(contract, settings, names.metrics_frames, names.registry, names.assignments)
     try:
         snapshot = asyncio.run(run_status(settings, args.window, args.duration, not args.json))
     except KeyboardInterrupt:
