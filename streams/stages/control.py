@@ -27,7 +27,7 @@ from tierflow.operators.planning.controller import (
     LoopConfig,
     pipeline_id,
 )
-from tierflow.operators.planning.quality import Objective, Problem
+from tierflow.operators.planning.quality import LatencyMean, Objective, Problem
 from tierflow.settings import Settings
 from tierflow.streams.app import cancel
 from tierflow.streams.carry import CarryPairs
@@ -95,6 +95,7 @@ class ControlAgent:
                 min_dwell_slots=c.min_dwell_slots,
                 time_limit_s=c.time_limit_s,
                 max_utilisation=c.max_utilisation,
+                latency_mean=LatencyMean(c.latency_mean),
             )
         )
         self.registry = self.service.follow_registry()
