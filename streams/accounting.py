@@ -120,11 +120,16 @@ class SourceTally:
         )
 
     def add(self, record: FrameRecord, now_s: float) -> None:
-        """Fold one record in; a second record for the same sequence counts as a duplicate."""
-        if record.sequence in self.sequences:
-            self.duplicates += 1
-            return
-        self.sequences.add(record.sequence)
+        """Fold one record in; a second record for the same sequence counts as a duplicate.
+
+        Records of frames whose headers were unreadable carry sequence -1: each is a frame
+        of its own, never a duplicate of another.
+        """
+        if record.sequence >= 0:
+            if record.sequence in self.sequences:
+                self.duplicates += 1
+                return
+            self.sequences.add(record.sequence)
         self.last_quality = record.quality
         self._carry(record)
         for stage, waited in record.transfer_s.items():

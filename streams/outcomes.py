@@ -19,10 +19,11 @@ import faust
 from tierflow.streams.app import Event, faust_topic
 from tierflow.streams.metrics import observe_outcome
 from tierflow.topics.contract import Contract
-from tierflow.topics.envelope import FrameMeta, Headers
+from tierflow.topics.envelope import FrameMeta, Headers, HeadersIn
 from tierflow.topics.headers import (
     H_DL_ERROR,
     H_DL_OFFSET,
+    H_DL_OMITTED,
     H_DL_PARTITION,
     H_DL_PREFIX,
     H_DL_REASON,
@@ -32,6 +33,20 @@ from tierflow.topics.headers import (
 from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
+
+
+def raw_header_bytes(headers: HeadersIn) -> int:
+    """Bytes of header names and values as they are, repeats and all (never raises)."""
+    if headers is None:
+        return 0
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    total = 0
+    for pair in pairs:
+        key, value = pair
+        total += len(str(key).encode()) + (
+            len(value) if isinstance(value, bytes | bytearray) else 0
+        )
+    return total
 
 
 def latency_s(meta: FrameMeta, now_ns: int | None = None) -> float:
@@ -47,6 +62,7 @@ class Outcomes:
         self.stage = stage
         self.metrics_topic = faust_topic(app, catalogue[names.metrics_frames])
         self.deadletter_topic = faust_topic(app, catalogue[names.deadletter])
+        self.limits = contract.limits
         self._acks: set[asyncio.Task[None]] = set()
 
     def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
@@ -76,6 +92,38 @@ class Outcomes:
         """Wait until every pending acknowledgement is done (on shutdown)."""
         if self._acks:
             await asyncio.gather(*self._acks, return_exceptions=True)
+
+    def fits(self, key: bytes | None, value: bytes | bytearray, headers: HeadersIn) -> bool:
+        """Whether a message of ``key``, ``value`` and ``headers`` fits a producer request.
+
+        The broker's limit is ``limits.batch_bytes``; 1 KiB is left for the record batch's
+        own framing. A stage checks before it sends: a send over the limit raises in the
+        producer, where it would lose the frame's outcome.
+        """
+        size = len(key or b"") + len(value) + raw_header_bytes(headers) + 1024
+        return size <= self.limits.batch_bytes
+
+    def _fitted(
+        self, value: bytes | None, original: Headers, letter: Headers
+    ) -> tuple[bytes | None, Headers]:
+        """The deadletter's value and headers, within the frame limit whatever came in.
+
+        A letter always fits (a frame near the limit plus the ``tf-dl-*`` headers would
+        not, and a send that fails would leave the frame without an outcome): the value is
+        left out first, then the original headers, each noted in ``tf-dl-omitted``. The
+        original stays on its topic at the letter's offset for the topic's retention.
+        """
+        limit = self.limits.frame_bytes
+        omitted: list[str] = []
+        if value is not None and len(value) + raw_header_bytes([*original, *letter]) > limit:
+            omitted.append(f"value:{len(value)}")
+            value = None
+        if raw_header_bytes([*original, *letter]) + 64 > limit:
+            omitted.append(f"headers:{raw_header_bytes(original)}")
+            original = []
+        if omitted:
+            letter = [*letter, (H_DL_OMITTED, ",".join(omitted).encode())]
+        return value, [*original, *letter]
 
     async def record(self, record: FrameRecord) -> Awaitable[object]:
         """Send ``record`` to ``metrics.frames`` (and count it); returns its delivery future."""
@@ -113,8 +161,7 @@ class Outcomes:
             for k, v in pairs
             if not str(k).startswith(H_DL_PREFIX)
         ]
-        headers = [
-            *original,
+        letter: Headers = [
             (H_DL_TOPIC, message.topic.encode()),
             (H_DL_PARTITION, str(message.partition).encode()),
             (H_DL_OFFSET, str(message.offset).encode()),
@@ -122,6 +169,7 @@ class Outcomes:
             (H_DL_REASON, reason.encode()),
             (H_DL_ERROR, detail.encode(errors="replace")[:2048]),
         ]
+        value, headers = self._fitted(message.value, original, letter)
         log.warning(
             "%s: %s[%d]@%d to deadletter: %s: %s",
             self.stage,
@@ -132,7 +180,7 @@ class Outcomes:
             detail,
         )
         deliveries: list[Awaitable[object]] = [
-            await self.deadletter_topic.send(key=message.key, value=message.value, headers=headers)
+            await self.deadletter_topic.send(key=message.key, value=value, headers=headers)
         ]
         key = (message.key or b"?").decode(errors="replace")
         record = FrameRecord.of(meta, Outcome.DEADLETTER, self.stage, source=key, reason=reason)

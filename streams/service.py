@@ -21,7 +21,7 @@ from typing import ParamSpec, TypeVar
 
 import faust
 
-from tierflow.errors import FrameFormatError
+from tierflow.errors import FrameFormatError, FrameProblem, TierflowError
 from tierflow.settings import Settings
 from tierflow.streams import metrics
 from tierflow.streams.app import (
@@ -42,7 +42,7 @@ from tierflow.streams.discovery import (
 )
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.nodes import CpuMeter, local_node
-from tierflow.streams.outcomes import Outcomes, latency_s
+from tierflow.streams.outcomes import Outcomes, latency_s, raw_header_bytes
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
 from tierflow.topics.records import DropPolicy, ServiceAnnouncement
@@ -86,6 +86,37 @@ class Service:
         self.metrics_host: str | None = None
         self.metrics_port: int | None = None
         self.group = self.app.conf.id
+        self.failure: BaseException | None = None
+        """What broke the service (:meth:`fail`); it then stops and must be restarted."""
+        self.failed = asyncio.Event()
+
+    def fail(self, exc: BaseException) -> None:
+        """The service cannot go on: log it, stop announcing and end (the first call wins).
+
+        A task that dies while the process still heart-beats its capacity is the worst
+        failure: frames keep being routed to a service that never answers. So a dead task
+        fails the whole service loudly, and its supervisor restarts it.
+        """
+        if self.failure is not None:
+            return
+        self.failure = exc
+        log.critical("%s: the service failed and stops: %r", self.stage, exc, exc_info=exc)
+        self.failed.set()
+
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        """Run ``coro`` as a task whose death (other than cancellation) fails the service."""
+
+        async def body() -> None:
+            await coro
+
+        task = asyncio.create_task(body(), name=name)
+
+        def done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and (exc := t.exception()) is not None:
+                self.fail(exc)
+
+        task.add_done_callback(done)
+        return task
 
     def topic(self, name: str) -> faust.TopicT:
         """The faust topic for a catalogue topic name."""
@@ -239,7 +270,11 @@ class Service:
                     await handle(event)
                 except Exception as exc:
                     log.exception("%s: unexpected error", self.stage)
-                    await self.outcomes.deadletter(event, "stage-error", repr(exc))
+                    try:
+                        await self.outcomes.deadletter(event, "stage-error", repr(exc))
+                    except Exception as second:  # not even a deadletter: nothing is safe
+                        self.fail(second)
+                        raise
 
         self.app.agent(channel, name=name)(agent)
 
@@ -252,10 +287,15 @@ class Service:
         longer than ``dataplane.max_lag_s`` (policy ``lag``).
         """
         enter = time.time_ns()
+        readable: FrameMeta | None = None
         try:
-            meta = decode_meta(event.headers).stamped(f"{self.stage}.in", enter)
+            meta = self.checked_meta(event).stamped(f"{self.stage}.in", enter)
         except FrameFormatError as exc:
-            await self.outcomes.deadletter(event, exc.problem.value, exc.detail)
+            # Readable headers (a frame too large, a lying tf-quality) still name the frame:
+            # its outcome then counts for its own sequence, not the anonymous -1.
+            with contextlib.suppress(FrameFormatError):
+                readable = decode_meta(event.message.headers)
+            await self.outcomes.deadletter(event, exc.problem.value, exc.detail, readable)
             return None
         METRICS.stage_frames.labels(self.stage, str(meta.quality)).inc()
         waited_s = wait_before(meta, self.stage)
@@ -267,6 +307,40 @@ class Service:
         if may_drop and waited_s is not None and waited_s > self.settings.dataplane.max_lag_s:
             await self.outcomes.dropped(event, meta, DropPolicy.LAG)
             return None
+        return meta
+
+    def checked_meta(self, event: Event) -> FrameMeta:
+        """The frame metadata of a record, once the record is known to be a frame here.
+
+        One rule per way a record can lie: a value that is not bytes (a null) is
+        WRONG_TYPE; a value over ``frames.max_message_bytes``, or a message the stage could
+        not send on with its own headers added (:meth:`Outcomes.fits`), is TOO_LARGE (an
+        independent producer may send up to the broker's margin above the frame limit); a
+        header given twice is BAD_HEADER (read from the message's own header list, which
+        keeps repeats); a ``tf-quality`` other than its per-quality topic's is BAD_HEADER
+        (routing by the header would send it where its topic says it is not).
+
+        Raises:
+            FrameFormatError: naming the problem.
+        """
+        message = event.message
+        value = message.value
+        if not isinstance(value, bytes | bytearray):
+            found = "null" if value is None else type(value).__name__
+            msg = f"a frame's value must be bytes, got {found}"
+            raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
+        meta = decode_meta(message.headers)
+        self.contract.codec.check_size(len(value))
+        if not self.outcomes.fits(message.key, value, message.headers):
+            size = len(value) + raw_header_bytes(message.headers)
+            msg = f"a message of {size} bytes leaves no room for this stage's headers"
+            raise FrameFormatError(FrameProblem.TOO_LARGE, msg)
+        topic_quality = self.contract.names.quality_of(message.topic)
+        if topic_quality is not None and topic_quality != meta.quality:
+            msg = (
+                f"tf-quality {meta.quality} on {message.topic}, a topic of quality {topic_quality}"
+            )
+            raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
         return meta
 
     def lagging(self, meta: FrameMeta) -> bool:
@@ -317,7 +391,9 @@ async def serve_until_signalled(service: Service) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with service.run():
         log.info("%s service running (pid %d)", service.stage, os.getpid())
-        await stop.wait()
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.failed.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await cancel(*waits)
         # A graceful stop commits offsets and publishes tombstones; should it hang (a
         # broker gone away), the process must still end: nothing acked is lost by exiting.
         timeout = service.settings.workers.stop_timeout_s
@@ -325,7 +401,14 @@ async def serve_until_signalled(service: Service) -> None:
         watchdog.daemon = True
         watchdog.start()
     watchdog.cancel()
+    if service.failure is not None:
+        msg = f"{service.stage} service failed: {service.failure!r} (see the log above)"
+        raise ServiceFailedError(msg)
     log.info("%s service stopped", service.stage)
+
+
+class ServiceFailedError(TierflowError):
+    """A service stopped because one of its tasks died (:meth:`Service.fail`)."""
 
 
 def _exit_stuck(stage: str, timeout_s: float) -> None:

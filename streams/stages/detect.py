@@ -109,7 +109,7 @@ class Inference:
         """Start the workers (a start hook)."""
         threads = self.service.settings.detector.threads
         self._workers.extend(
-            asyncio.create_task(self._run(), name=f"detect-{self._quality}-{i}")
+            self.service.spawn(self._run(), name=f"detect-{self._quality}-{i}")
             for i in range(threads)
         )
 
@@ -169,8 +169,13 @@ class Inference:
                 .worked(STAGE, cpu_ns // len(batch))
                 .detected(result, self.detector.name, self.detector.labels)
             )
+            headers = encode_headers(meta)
+            if not outcomes.fits(item.event.key, item.event.value, headers):
+                detail = f"{len(result)} detections make the frame too large to send"
+                await outcomes.deadletter(item.event, FrameProblem.TOO_LARGE.value, detail, meta)
+                continue
             delivered = await self.sink.send(
-                key=item.event.key, value=item.event.value, headers=encode_headers(meta)
+                key=item.event.key, value=item.event.value, headers=headers
             )
             outcomes.ack_after([item.event], [delivered])
             observe_stage(STAGE, meta, len(item.event.value))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierflow.errors import FrameFormatError
+from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.accuracy import match
 from tierflow.operators.vision.codec import ContentType, encode_image
 from tierflow.operators.vision.detections import Detections
@@ -41,9 +41,25 @@ class Drawn:
 
 
 def frame_path(output_dir: Path, meta: FrameMeta) -> Path:
-    """Where the annotated frame of ``meta`` is stored: ``<dir>/<source>/<sequence>.jpg``."""
+    """Where the annotated frame of ``meta`` is stored: ``<dir>/<source>/<sequence>.jpg``.
+
+    The source id comes from a header, so it is made one safe path component: characters
+    other than letters, digits, ``-``, ``_`` and ``.`` become ``_``, and leading dots too
+    (``..`` or ``.`` would name the folder above or the folder itself). The result is
+    checked to lie inside ``output_dir``.
+
+    Raises:
+        FrameFormatError: BAD_HEADER if the path would still leave ``output_dir``.
+    """
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in meta.source)
-    return output_dir / safe / f"{meta.sequence:08d}.jpg"
+    stripped = safe.lstrip(".")
+    safe = "_" * (len(safe) - len(stripped)) + stripped or "_"
+    root = output_dir.resolve()
+    path = (root / safe / f"{meta.sequence:08d}.jpg").resolve()
+    if not path.is_relative_to(root) or path.parent == root:
+        msg = f"source {meta.source!r} would be stored outside {root}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    return path
 
 
 def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: FrameMeta) -> Drawn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from tierflow.errors import FrameFormatError
+from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType
 from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import Settings
@@ -84,6 +84,10 @@ def build_resize(settings: Settings) -> Service:
             except FrameFormatError as exc:
                 await service.outcomes.deadletter(event, exc.problem.value, exc.detail, meta)
                 return
+        if not service.outcomes.fits(event.key, value, headers):
+            detail = f"{len(value)} bytes with the stage's headers exceed the broker's limit"
+            await service.outcomes.deadletter(event, FrameProblem.TOO_LARGE.value, detail, meta)
+            return
         delivered = await ready[meta.quality].send(key=event.key, value=value, headers=headers)
         observe_stage(STAGE, out, len(value))
         service.outcomes.ack_after([event], [delivered])
