@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from tierflow.errors import FrameFormatError
-from tierflow.operators.vision.codec import Image
+from tierflow.operators.vision.codec import ContentType, Image
 from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import CameraSettings
@@ -317,6 +317,11 @@ class Camera:
         except CaptureError as exc:
             log.error("%s: %s", self.source_id, exc)
             return False
+        except FrameFormatError as exc:  # a recorded frame that cannot be read back
+            self.stats.captured += 1
+            self._drop("decode-error")
+            log.error("%s: frame %d cannot be read: %s", self.source_id, index, exc)
+            return True
         if captured is None:
             return False
         capture_ns = time.time_ns()
@@ -355,9 +360,14 @@ class Camera:
         return True
 
     def _encode(self, image: Image, captured: Captured, meta: FrameMeta) -> tuple[bytes, Headers]:
-        """The message of ``image``: a recorded frame at its own size is forwarded as is."""
+        """The message of ``image``: a recorded frame at its own size is forwarded as is.
+
+        Raw frames are always encoded: their headers carry the array's shape and dtype,
+        which only the codec fills in.
+        """
         codec = self.contract.codec
-        if captured.encoded is None or image is not captured.image:
+        raw = meta.content_type is ContentType.RAW
+        if captured.encoded is None or image is not captured.image or raw:
             return codec.encode(image, meta)
         headers = encode_headers(meta)
         codec.check_size(len(captured.encoded) + header_bytes(headers))
@@ -403,20 +413,25 @@ class Camera:
         self.producer.poll(0)
 
     def replay(
-        self, stop: threading.Event, offsets_s: Sequence[float], speed: float | None, loop: bool
+        self,
+        stop: threading.Event,
+        offsets_s: Sequence[float],
+        speed: float | None,
+        loop: bool,
+        span_s: float | None = None,
     ) -> CameraStats:
         """Capture frame ``i`` at ``offsets_s[i] / speed`` seconds from the start.
 
         A recording's own timing, scaled: ``speed`` 2 plays twice as fast, None as fast as
         the pipeline takes them (no waiting). Unlike :meth:`run`, a replay that falls behind
         sends late rather than skipping, so every recorded frame is offered in order. With
-        ``loop``, the recording starts again after its last frame (its span plus one frame
-        period later), for ever or until ``stop``.
+        ``loop``, the recording starts again every ``span_s`` seconds (default: this
+        source's last offset plus one frame period), for ever or until ``stop``; sources of
+        one recording share its span, so they stay in step lap after lap.
         """
         if not offsets_s:
             return self.stats
-        period = 1.0 / self.fps
-        span = offsets_s[-1] + period
+        span = span_s if span_s is not None else offsets_s[-1] + 1.0 / self.fps
         start = time.monotonic()
         index = 0
         while not stop.is_set():

@@ -128,7 +128,8 @@ class _SourceStats:
 
     def manifest(self) -> dict[str, Any]:
         steps = np.diff(np.sort(np.array(self.captures_ns, np.int64)))
-        fps = round(1e9 / float(np.median(steps)), 3) if steps.size and steps.any() else None
+        steps = steps[steps > 0]  # a frame recorded twice (a producer's retry) is no interval
+        fps = round(1e9 / float(np.median(steps)), 3) if steps.size else None
         return {
             "frames": self.frames,
             "qualities": {str(q): n for q, n in sorted(self.qualities.items())},
@@ -160,6 +161,11 @@ class _Closing:
 class RecordingWriter(_Closing):
     """Appends frames to a new recording folder; :meth:`close` writes the manifest.
 
+    Leaving its ``with`` block by an exception (an error, Ctrl-C during a generated
+    recording) removes what was written instead: a folder without a manifest would look
+    like a recording, and one with a manifest would look complete. (A live ``--topics``
+    recording ended by Ctrl-C ends normally: it holds what arrived until then.)
+
     Args:
         folder: where to write; must not hold a recording already.
         origin: what was recorded, for the manifest (``cameras``, ``topics:<prefix>``).
@@ -179,6 +185,20 @@ class RecordingWriter(_Closing):
         self._offset = 0
         self._sources: dict[str, _SourceStats] = {}
         self.manifest: dict[str, Any] | None = None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        self._index.close()
+        self._data.close()
+        for name in (INDEX, DATA):
+            (self.folder / name).unlink(missing_ok=True)
 
     @property
     def frames(self) -> int:
@@ -270,9 +290,16 @@ class Recording(_Closing):
         except ValueError as exc:
             msg = f"{folder / MANIFEST} is not JSON: {exc}"
             raise RecordingError(msg) from exc
+        if not isinstance(self.manifest, dict):
+            msg = f"{folder / MANIFEST} is not a recording's manifest"
+            raise RecordingError(msg)
         if self.manifest.get("format") != FORMAT or self.manifest.get("version") != VERSION:
             found = f"{self.manifest.get('format')} v{self.manifest.get('version')}"
             msg = f"{folder} holds {found}, not {FORMAT} v{VERSION}"
+            raise RecordingError(msg)
+        missing = [n for n in (INDEX, DATA) if not (folder / n).is_file()]
+        if missing or not isinstance(self.manifest.get("sha256"), str):
+            msg = f"{folder} is an incomplete recording (missing: {missing or ['sha256']})"
             raise RecordingError(msg)
         if verify and (actual := content_hash(folder)) != self.manifest["sha256"]:
             msg = f"{folder} was altered: sha256 {actual} != manifest {self.manifest['sha256']}"
@@ -302,10 +329,24 @@ class Recording(_Closing):
         """The message value of ``frame``."""
         return bytes(self._data[frame.offset : frame.offset + frame.length])
 
+    @property
+    def start_ns(self) -> int:
+        """The capture time of the recording's first frame, any source, ns."""
+        return min(frames[0].capture_ns for frames in self.by_source.values())
+
     def offsets_s(self, source: str) -> list[float]:
-        """Seconds from the source's first frame to each of its frames, in replay order."""
-        frames = self.by_source[source]
-        return [(f.capture_ns - frames[0].capture_ns) / 1e9 for f in frames]
+        """Seconds from the recording's first frame (any source) to each frame of ``source``.
+
+        One origin for every source keeps their relative timing: a camera that joined a
+        recorded run 10 s late joins its replay 10 s late.
+        """
+        start = self.start_ns
+        return [(f.capture_ns - start) / 1e9 for f in self.by_source[source]]
+
+    def span_s(self) -> float:
+        """Seconds of one lap of a looping replay: first to last frame, plus one frame period."""
+        end = max(frames[-1].capture_ns for frames in self.by_source.values())
+        return (end - self.start_ns) / 1e9 + 1.0 / max(self.fps(s) for s in self.by_source)
 
     def close(self) -> None:
         """Release the data file."""

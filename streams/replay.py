@@ -27,7 +27,12 @@ from confluent_kafka import TopicPartition as Partition
 
 from tierflow.errors import FrameFormatError
 from tierflow.streams.camera import Assignments, Camera, camera_producer
-from tierflow.streams.recording import Recording, RecordingSource, RecordingWriter
+from tierflow.streams.recording import (
+    Recording,
+    RecordingError,
+    RecordingSource,
+    RecordingWriter,
+)
 from tierflow.topics.clients import consumer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta, header_map
@@ -92,20 +97,30 @@ def record_topics(
     """
     origin = f"topics:{contract.names.prefix or '(no prefix)'}"
     topics = [contract.names.raw(q) for q in contract.qualities]
+    consumer = Consumer(consumer_config(contract, "tierflow-record-unused", "tierflow-record"))
+    partitions = partitions_of(consumer, topics, 30.0)
+    if not partitions:
+        consumer.close()
+        msg = f"prefix {contract.names.prefix or '(none)'!r} has no frames.raw topics to record"
+        raise RecordingError(msg)
     with RecordingWriter(folder, origin) as writer:
         recorder = TopicRecorder(writer, sources)
+
+        def enough() -> bool:
+            full = max_frames is not None and writer.frames >= max_frames
+            return full or (stop is not None and stop.is_set())
+
         if from_beginning:
-            read_to_end(contract, topics, recorder.handle, client_id="tierflow-record")
+            consumer.close()
+            read_to_end(
+                contract, topics, recorder.handle, client_id="tierflow-record", until=enough
+            )
             return writer.close()
-        consumer = Consumer(consumer_config(contract, "tierflow-record-unused", "tierflow-record"))
         try:
-            partitions = partitions_of(consumer, topics, 30.0)
             consumer.assign([Partition(tp.topic, tp.partition, OFFSET_END) for tp in partitions])
             ends = time.monotonic() + duration_s if duration_s is not None else None
-            while not (stop is not None and stop.is_set()):
+            while not enough():
                 if ends is not None and time.monotonic() >= ends:
-                    break
-                if max_frames is not None and writer.frames >= max_frames:
                     break
                 message = consumer.poll(0.2)
                 if message is None:
@@ -183,7 +198,7 @@ def replay(
     threads = [
         threading.Thread(
             target=cam.replay,
-            args=(stop, recording.offsets_s(cam.source_id), speed, loop),
+            args=(stop, recording.offsets_s(cam.source_id), speed, loop, recording.span_s()),
             name=f"replay-{cam.source_id}",
             daemon=True,
         )

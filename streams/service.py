@@ -45,6 +45,7 @@ from tierflow.streams.nodes import CpuMeter, local_node
 from tierflow.streams.outcomes import Outcomes, latency_s, raw_header_bytes
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
+from tierflow.topics.headers import H_QUALITY
 from tierflow.topics.records import DropPolicy, ServiceAnnouncement
 from tierflow.topics.stages import PIPELINE, StageName
 
@@ -338,7 +339,7 @@ class Service:
         topic_quality = self.contract.names.quality_of(message.topic)
         if topic_quality is not None and topic_quality != meta.quality:
             msg = (
-                f"tf-quality {meta.quality} on {message.topic}, a topic of quality {topic_quality}"
+                f"{H_QUALITY} {meta.quality} on {message.topic}, a topic of quality {topic_quality}"
             )
             raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
         return meta

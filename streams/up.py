@@ -63,8 +63,8 @@ class CameraRun:
     camera: Camera
     thread: threading.Thread | None = None
     result: CameraStats | None = None
-    replay: tuple[list[float], float | None, bool] | None = None
-    """A recorded source's frame offsets (s), replay speed (None: max) and loop flag."""
+    replay: tuple[list[float], float | None, bool, float] | None = None
+    """A recorded source's frame offsets (s), replay speed (None: max), loop flag, lap (s)."""
 
     def start(self, stop: threading.Event, duration_s: float | None) -> None:
         """Run the camera in a daemon thread (a replay ends with its recording)."""
@@ -219,7 +219,7 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
             stack.push_async_callback(scraping.stop)
             interval = settings.prometheus.scrape_interval_s
             console.print(f"Prometheus at {url} (scraping every {interval:g} s)")
-        follower = AssignmentFollower(contract).start()
+        follower = AssignmentFollower(contract, settings.camera.epoch_skew_s).start()
         stack.callback(follower.stop)
         producer = camera_producer(contract, f"tierflow-up-{run_id}", settings.camera.queue_kbytes)
         initial_fps = settings.camera.initial_fps if options.control else None
@@ -251,7 +251,13 @@ def _cameras(
         recording = options.recording
         return [
             CameraRun(
-                camera, replay=(recording.offsets_s(camera.source_id), options.speed, options.loop)
+                camera,
+                replay=(
+                    recording.offsets_s(camera.source_id),
+                    options.speed,
+                    options.loop,
+                    recording.span_s(),
+                ),
             )
             for camera in recorded_cameras(
                 contract,

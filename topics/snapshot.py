@@ -41,6 +41,7 @@ def read_to_end(
     *,
     timeout_s: float = 60.0,
     client_id: str = "tierflow-snapshot",
+    until: Callable[[], bool] = lambda: False,
 ) -> int:
     """Hand every message of ``topics`` to ``handle``, first retained offset to the end at the call.
 
@@ -50,6 +51,7 @@ def read_to_end(
         handle: called once per message, in partition order.
         timeout_s: give up after this many seconds.
         client_id: the consumer's client id, for broker logs.
+        until: checked after each message (and while waiting): True ends the read early.
 
     Returns:
         Messages handed over.
@@ -71,7 +73,7 @@ def read_to_end(
         consumer.assign([Partition(t, p, OFFSET_BEGINNING) for t, p in ends])
         deadline = time.monotonic() + timeout_s
         count = 0
-        while ends:
+        while ends and not until():
             if time.monotonic() > deadline:
                 msg = f"{sorted(ends)} not read to their end in {timeout_s:g} s"
                 raise SnapshotError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import threading
 from pathlib import Path
@@ -28,7 +29,7 @@ def _speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         value = 0.0
-    if value <= 0:
+    if not 0 < value < math.inf:
         msg = f"speed must be a positive number or 'max', not {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
@@ -71,6 +72,13 @@ def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
     else:
         quality = args.quality or settings.camera.quality
         fps = args.fps or settings.camera.fps
+        for flag, number in (("--fps", fps), ("--quality", quality), ("--cameras", args.cameras)):
+            if not 0 < number < math.inf:
+                msg = f"record {flag} must be positive, got {number}"
+                raise ConfigError(msg)
+        if (args.frames is not None and args.frames <= 0) or (args.duration or 1.0) <= 0:
+            msg = "record --frames and --duration must be positive"
+            raise ConfigError(msg)
         frames = args.frames or round((args.duration or 10.0) * fps)
         specs = args.camera or [f"scene:{args.seed + i}" for i in range(args.cameras)]
         size = settings.camera.scene_size
@@ -95,7 +103,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     ensure_cluster(settings)
     create_topics(settings)
     contract = Contract.of(settings)
-    follower = None if args.no_follow else AssignmentFollower(contract).start()
+    skew_s = settings.camera.epoch_skew_s
+    follower = None if args.no_follow else AssignmentFollower(contract, skew_s).start()
     stop = _stop_on_signals()
     try:
         speed = "max" if args.speed is None else f"{args.speed:g}x"
@@ -124,7 +133,11 @@ def cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
 
     report = run_experiment_file(args.experiment, args.out, settings, keep_topics=args.keep_topics)
     console.print(f"report: {report}")
-    return 0
+    results = report.parent / "results.json"
+    failed = json.loads(results.read_text()).get("failed", {}) if results.exists() else {}
+    for name, why in failed.items():
+        console.print(f"configuration {name} did not finish: {why}")
+    return 1 if failed else 0
 
 
 def register(sub: Subparsers) -> None:

@@ -27,12 +27,30 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def frame_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows that describe a frame once: the first per (source, sequence), as the summary.
+
+    Records of frames whose headers were unreadable (sequence -1, no capture time) are
+    counted in the summary's deadletters but have no time to place them at.
+    """
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for row in rows:
+        key = (row["source"], row["sequence"])
+        if row["sequence"] < 0 or row["capture_ns"] <= 0 or key in seen:
+            continue
+        seen.add(key)
+        kept.append(row)
+    return kept
+
+
 def frame_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Makespan, rates and the time series of one configuration's frame rows.
 
     ``makespan_s`` is the seed paper's metric: from the first frame sent (its capture) to
     the last frame processed (capture + end-to-end latency), seconds.
     """
+    rows = frame_rows(rows)
     sent = [r for r in rows if r["outcome"] != "sampled"]
     processed = [r for r in rows if r["outcome"] == "processed"]
     if not sent:
@@ -133,12 +151,23 @@ def _plots(
     return made
 
 
+def _failures(failed: Mapping[str, str]) -> list[str]:
+    if not failed:
+        return []
+    lines = ["## Configurations that did not finish", ""]
+    lines += [f"- `{name}`: {why}" for name, why in failed.items()]
+    return [*lines, ""]
+
+
 def write_report(out: Path, results: dict[str, Any], command: str) -> Path:
     """Write ``report.md``, ``results.json`` and the plots into ``out``; the report's path."""
     configs = results["configs"]
     summaries = {name: c["summary"] for name, c in configs.items()}
     stats = {name: frame_stats(load_rows(Path(c["frames_file"]))) for name, c in configs.items()}
     for name, s in stats.items():
+        totals = summaries[name]["totals"]
+        if not summaries[name]["all_accounted"] or totals["unaccounted"]:
+            s["makespan_s"] = None  # frames without an outcome: the run never finished
         configs[name]["makespan_s"] = s["makespan_s"]
         configs[name]["mean_quality_sent"] = s.get("mean_quality_sent")
     plots = _plots(out, stats, summaries)
@@ -161,7 +190,8 @@ def write_report(out: Path, results: dict[str, Any], command: str) -> Path:
         "the controller refused their source (Algorithm 1, steps 7-8) and were not captured. "
         "`F1 analysed` is over the frames the detector saw; `F1 all frames` scores every "
         "captured frame, a frame not analysed taking the detections of its source's last "
-        "analysed one (carry-forward). Makespan: first frame sent to last frame processed.",
+        "analysed one (carry-forward). Makespan: first frame sent to last frame processed "
+        "(none when frames were left without an outcome at the end of the drain).",
         "",
         "## Configurations",
         "",
@@ -172,6 +202,7 @@ def write_report(out: Path, results: dict[str, Any], command: str) -> Path:
                 for n, c in configs.items()
             ],
         ),
+        *_failures(results.get("failed", {})),
         "## Plots",
         "",
         *[f"![{p.stem}]({p.name})" for p in plots],

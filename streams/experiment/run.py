@@ -33,7 +33,7 @@ from tierflow.settings import Settings
 from tierflow.streams.experiment.spec import ConfigSpec, ExperimentError, ExperimentSpec
 from tierflow.streams.recording import Recording, record_cameras
 from tierflow.topics.contract import Contract
-from tierflow.topics.records import FrameRecord, parse_frame_records
+from tierflow.topics.records import FrameRecord, RecordError, parse_frame_records
 from tierflow.topics.snapshot import read_to_end
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,19 @@ def prepare_recording(spec: ExperimentSpec, out: Path, settings: Settings) -> Re
 
 
 def read_frame_records(contract: Contract, sources: set[str]) -> list[FrameRecord]:
-    """Every ``metrics.frames`` record of ``sources`` on the prefix, first to last offset."""
+    """Every ``metrics.frames`` record of ``sources`` on the prefix, first to last offset.
+
+    A malformed message (not tierflow's) is skipped with a warning, as the collector does.
+    """
     records: list[FrameRecord] = []
 
     def handle(message: Any) -> None:
-        for record in parse_frame_records(message.value()):
+        try:
+            parsed = parse_frame_records(message.value())
+        except RecordError as exc:
+            log.warning("ignoring a malformed metrics record: %s", exc)
+            return
+        for record in parsed:
             if record.source in sources:
                 records.append(record)
 
@@ -137,6 +145,56 @@ async def run_config(
     return await run_up(settings, options, console)
 
 
+def _plan(spec: ExperimentSpec, settings: Settings) -> list[tuple[ConfigSpec, Settings]]:
+    """Every configuration with its settings and prefix, checked before anything runs.
+
+    Raises:
+        ExperimentError: a settings override or a quality the topics do not have.
+    """
+    run_id = uuid.uuid4().hex[:6]
+    planned = []
+    for config in spec.configs:
+        own = configured(settings, config.settings)
+        if config.quality is not None and config.quality not in own.topics.qualities:
+            known = list(own.topics.qualities)
+            msg = f"configs[{config.name}]: quality {config.quality} has no topics ({known})"
+            raise ExperimentError(msg)
+        prefix = f"exp.{spec.name}.{config.name}.{run_id}"
+        topics = own.topics.model_copy(update={"prefix": prefix})
+        planned.append((config, own.model_copy(update={"topics": topics})))
+    return planned
+
+
+def _run_one(
+    config: ConfigSpec,
+    own: Settings,
+    recording: Recording,
+    out: Path,
+    console: Console,
+    advance: Callable[[int], None],
+) -> dict[str, Any]:
+    """Run one configuration and write ``out/<config>/``; its entry in the results."""
+    from tierflow.streams.cli.common import create_topics
+
+    create_topics(own)
+    summary = asyncio.run(run_config(own, config, recording, console, advance))
+    records = read_frame_records(Contract.of(own), set(recording.by_source))
+    folder = out / config.name
+    folder.mkdir(exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with (folder / "frames.jsonl").open("w") as f:
+        for record in records:
+            f.write(json.dumps(frame_row(record)) + "\n")
+    return {
+        "prefix": own.topics.prefix,
+        "mode": config.mode,
+        "control": config.control,
+        "settings": config.settings,
+        "summary": summary,
+        "frames_file": str(folder / "frames.jsonl"),
+    }
+
+
 def run_pipeline_experiment(
     spec: ExperimentSpec,
     out: Path,
@@ -144,22 +202,22 @@ def run_pipeline_experiment(
     console: Console,
     keep_topics: bool = False,
 ) -> dict[str, Any]:
-    """Run every configuration of ``spec`` and write ``out/<config>/``; returns the results."""
-    from tierflow.streams.cli.common import create_topics, ensure_cluster
+    """Run every configuration of ``spec`` and write ``out/<config>/``; returns the results.
+
+    A configuration that fails is reported (``failed``) and the others still run; Ctrl-C
+    ends the experiment after the running one, with the report of those that finished.
+    Each configuration's topics are deleted afterwards whatever happened (unless
+    ``keep_topics``).
+    """
+    from tierflow.streams.cli.common import ensure_cluster
     from tierflow.topics.admin import delete_catalogue
 
-    run_id = uuid.uuid4().hex[:6]
-    planned = []  # every configuration's settings checked before anything runs
-    for config in spec.configs:
-        own = configured(settings, config.settings)
-        prefix = f"exp.{spec.name}.{config.name}.{run_id}"
-        topics = own.topics.model_copy(update={"prefix": prefix})
-        planned.append((config, own.model_copy(update={"topics": topics})))
+    planned = _plan(spec, settings)
+    common = configured(settings, spec.raw.get("settings", {}))
     out.mkdir(parents=True, exist_ok=True)
     with console.status("preparing the recording"):
-        recording = prepare_recording(spec, out, settings)
+        recording = prepare_recording(spec, out, common)
     total = int(recording.manifest["frames"])
-    sources = set(recording.by_source)
     ensure_cluster(settings)
     results: dict[str, Any] = {
         "experiment": spec.name,
@@ -168,40 +226,34 @@ def run_pipeline_experiment(
             "path": str(recording.folder),
             "sha256": recording.sha256,
             "frames": total,
-            "sources": sorted(sources),
+            "sources": sorted(recording.by_source),
             "span_s": recording.manifest["span_s"],
         },
         "configs": {},
+        "failed": {},
     }
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+    with recording, Progress(*columns, TimeElapsedColumn(), console=console) as bar:
         for config, own in planned:
-            prefix = own.topics.prefix
             task = bar.add_task(f"{config.name} ({config.mode})", total=total)
-            create_topics(own)
 
             def advance(done: int, task: TaskID = task) -> None:
                 bar.update(task, completed=done)
 
-            summary = asyncio.run(run_config(own, config, recording, console, advance))
-            bar.update(task, completed=total)
-            contract = Contract.of(own)
-            records = read_frame_records(contract, sources)
-            folder = out / config.name
-            folder.mkdir(exist_ok=True)
-            (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            with (folder / "frames.jsonl").open("w") as f:
-                for record in records:
-                    f.write(json.dumps(frame_row(record)) + "\n")
-            results["configs"][config.name] = {
-                "prefix": prefix,
-                "mode": config.mode,
-                "control": config.control,
-                "settings": config.settings,
-                "summary": summary,
-                "frames_file": str(folder / "frames.jsonl"),
-            }
-            if not keep_topics:
-                delete_catalogue(contract)
-    recording.close()
+            try:
+                entry = _run_one(config, own, recording, out, console, advance)
+                results["configs"][config.name] = entry
+                bar.update(task, completed=total)
+            except KeyboardInterrupt:
+                results["failed"][config.name] = "interrupted (Ctrl-C)"
+                break
+            except Exception as exc:  # one configuration must not lose the others
+                log.exception("configuration %s failed", config.name)
+                results["failed"][config.name] = repr(exc)
+            finally:
+                if not keep_topics:
+                    try:
+                        delete_catalogue(Contract.of(own))
+                    except Exception as exc:  # clean-up is best effort, never the result
+                        log.warning("topics of %s not deleted: %s", own.topics.prefix, exc)
     return results

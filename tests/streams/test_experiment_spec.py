@@ -63,6 +63,9 @@ def test_shortcuts_become_settings_and_makespan_turns_drops_off(settings: Settin
         (_spec(input={"cameras": "two"}), "two"),
         (_spec(run={"speed": 0}), "speed"),
         (_spec(run={"speed": "fast"}), "fast"),
+        (_spec(run={"speed": float("inf")}), "speed"),
+        (_spec(input={"fps": 0}), "fps must be positive"),
+        ({"name": "t", "configs": ["a"]}, "must be a table"),
     ],
 )
 def test_a_bad_file_names_what_is_wrong(raw: dict[str, Any], named: str) -> None:
@@ -114,3 +117,6 @@ def test_makespan_is_first_frame_sent_to_last_processed() -> None:
     assert stats["mean_quality_sent"] == pytest.approx((512 + 320 + 320) / 3)
     assert sum(v for _, v in stats["fps_series"]) == pytest.approx(2.0)
     assert frame_stats([_row(0, 1.0, "sampled", 0.0, 512)])["makespan_s"] is None
+    # a repeated record and an unreadable frame's (sequence -1, no time) change nothing
+    noisy = [*rows, _row(3, 11.5, "processed", 2.0, 320), _row(-1, 0.0, "deadletter", 0.0, 0)]
+    assert frame_stats(noisy) == stats

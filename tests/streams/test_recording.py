@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tierflow.settings import Settings
-from tierflow.streams.capture import SceneSource
+from tierflow.streams.capture import Captured, SceneSource
 from tierflow.streams.recording import (
     DATA,
     INDEX,
@@ -21,6 +21,7 @@ from tierflow.streams.recording import (
     record_cameras,
 )
 from tierflow.topics.contract import Contract
+from tierflow.topics.envelope import FrameMeta
 
 
 def _record(folder: Path, settings: Settings, frames: int = 6, seed: int = 3) -> dict[str, object]:
@@ -104,3 +105,40 @@ def test_source_gives_recorded_frames_forwardable_and_truth_at_any_size(
     assert recording.offsets_s("cam-0") == pytest.approx([0.0, 0.2, 0.4, 0.6])
     recording.close()
     assert recording.frames[0].sequence == 0
+
+
+def test_a_failed_recording_leaves_nothing_that_looks_like_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    class Broken(SceneSource):
+        def read(self, index: int, t_s: float, quality: int | None = None) -> Captured:
+            if index == 2:
+                raise KeyboardInterrupt  # Ctrl-C halfway
+            return super().read(index, t_s, quality)
+
+    with pytest.raises(KeyboardInterrupt):
+        record_cameras(tmp_path / "r", Contract.of(settings), {"c": Broken(1, 512)}, 5, 5.0, 320)
+    assert not any((tmp_path / "r").iterdir())
+    _record(tmp_path / "r", settings)  # and the folder can be used again
+    (tmp_path / "r" / INDEX).unlink()
+    with pytest.raises(RecordingError, match="incomplete"):
+        Recording(tmp_path / "r")
+
+
+def test_sources_share_one_clock_from_the_recordings_first_frame(
+    tmp_path: Path, settings: Settings
+) -> None:
+    contract = Contract.of(settings)
+    with RecordingWriter(tmp_path / "r", "test") as writer:
+        for source, start_s in (("early", 0.0), ("late", 10.0)):
+            for i in range(3):
+                image, _ = SceneSource(0, 256).scene.render_at(0.0, 256)
+                meta = FrameMeta(source, i, round((start_s + i * 0.5) * 1e9), 256)
+                value, headers = contract.codec.encode(image, meta)
+                writer.add(value, dict(headers))
+        writer.add(value, dict(headers))  # the last frame twice, as a producer retry does
+    with Recording(tmp_path / "r") as recording:
+        assert recording.offsets_s("late") == pytest.approx([10.0, 10.5, 11.0, 11.0])
+        assert recording.offsets_s("early") == pytest.approx([0.0, 0.5, 1.0])
+        assert recording.fps("late") == pytest.approx(2.0)  # the repeat is no interval
+        assert recording.span_s() == pytest.approx(11.5)

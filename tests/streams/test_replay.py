@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from tests.waiting import eventually
 from tierflow.settings import Settings
 from tierflow.streams.camera import AssignmentFollower, publish_assignment
 from tierflow.streams.capture import SceneSource
-from tierflow.streams.recording import Recording, record_cameras
+from tierflow.streams.recording import Recording, RecordingError, content_hash, record_cameras
 from tierflow.streams.replay import record_topics, replay
 from tierflow.topics.admin import create_catalogue
 from tierflow.topics.clients import producer_config
@@ -144,3 +146,43 @@ def test_recording_a_prefix_gives_back_the_replayed_frames(
         from_beginning=True,
     )
     assert set(only["sources"]) == {"cam-1"}
+
+
+def test_raw_frames_replay_with_their_shape_and_a_bad_one_is_counted(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    frames = kafka_settings.frames.model_copy(update={"codec": "raw"})
+    raw = kafka_settings.model_copy(update={"frames": frames})
+    source = {"cam-raw": SceneSource(3, 320)}
+    record_cameras(tmp_path / "raw", Contract.of(raw), source, 3, 10.0, 320)
+    index = tmp_path / "raw" / "index.jsonl"
+    lines = index.read_text().splitlines()
+    broken = json.loads(lines[1])
+    broken["headers"]["tf-shape"] = base64.b64encode(b"9,9,9").decode()  # not its size
+    lines[1] = json.dumps(broken, separators=(",", ":"), sort_keys=True)
+    index.write_text("\n".join(lines) + "\n")
+    manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
+    manifest["sha256"] = content_hash(tmp_path / "raw")  # a hand-edited, re-hashed recording
+    (tmp_path / "raw" / "manifest.json").write_text(json.dumps(manifest))
+    contract = _on(raw, raw.topics.prefix + "-raw")
+    with Recording(tmp_path / "raw") as recording:
+        summary = _replay(contract, recording, None)
+    sources = summary["sources"]
+    assert isinstance(sources, dict)
+    assert sources["cam-raw"]["produced"] == 2
+    assert sources["cam-raw"]["dropped"] == {"decode-error": 1}  # counted, and the rest went on
+    shapes = []
+    read_to_end(
+        contract,
+        [contract.names.raw(320)],
+        lambda m: shapes.append(decode_meta(m.headers()).shape),  # readable: shape is there
+    )
+    assert shapes == [(320, 320, 3), (320, 320, 3)]
+
+
+def test_recording_a_prefix_without_frame_topics_is_an_error(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(RecordingError, match=r"no frames\.raw topics"):
+        record_topics(Contract.of(kafka_settings), tmp_path / "r", duration_s=1.0)
+    assert not (tmp_path / "r").exists()
