@@ -150,7 +150,12 @@ class NodeAgent:
         self.workers: dict[ServiceKey, WorkerProcess] = {}
         self.retired: list[WorkerProcess] = []
         self.supervisor = Supervisor([], settings)
-        self.placement = LatestTable(PlacementRecord, lambda record: record.epoch)
+        # Placement epochs are the placer's clock in ms: one far in the future (forged, or a
+        # clock gone wrong) would shadow every later placement, so it is refused.
+        skew_ms = round(settings.camera.epoch_skew_s * 1000)
+        self.placement = LatestTable(
+            PlacementRecord, lambda record: record.epoch, lambda: time.time_ns() // 10**6 + skew_ms
+        )
         self.registry = ProbedRegistryReader(self.contract, settings.dataplane.heartbeat_s)
         self._env = worker_env(settings)
         self._follower = Follower(

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tierflow.errors import TierflowError
 from tierflow.infra.processes import die_with_parent
 from tierflow.settings import Settings
@@ -40,7 +42,8 @@ class WorkersError(TierflowError):
 
 
 SETTINGS_SECTIONS = tuple(name for name in Settings.model_fields if name != "bootstrap_servers")
-"""The sections of the settings a worker is handed (the cluster goes on its own)."""
+"""The sections (and top-level values) of the settings a worker is handed (the cluster goes
+on its own)."""
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -52,7 +55,11 @@ def worker_env(settings: Settings) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERFLOW_")}
     for section in SETTINGS_SECTIONS:
-        env[f"TIERFLOW_{section.upper()}"] = getattr(settings, section).model_dump_json()
+        value = getattr(settings, section)
+        if isinstance(value, BaseModel):
+            env[f"TIERFLOW_{section.upper()}"] = value.model_dump_json()
+        elif value is not None:  # a top-level value (connect_timeout_s)
+            env[f"TIERFLOW_{section.upper()}"] = str(value)
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap
     return env
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,20 @@ def test_invalid_values_raise_config_error_naming_the_field(
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_a_worker_gets_exactly_its_parents_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tierflow.streams.workers import worker_env
+
+    parent = load_settings(
+        connect_timeout_s=7.5, camera={"fps": 12.0}, workers={"data_dir": tmp_path}
+    )
+    for name in [k for k in os.environ if k.startswith("TIERFLOW_")]:
+        monkeypatch.delenv(name)
+    for name, value in worker_env(parent).items():
+        monkeypatch.setenv(name, value)
+    child = load_settings()
+    assert child.bootstrap == parent.bootstrap  # the cluster goes as KAFKA_BOOTSTRAP_SERVERS
+    assert child.model_copy(update={"bootstrap_servers": None}) == parent

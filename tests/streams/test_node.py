@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from tierflow.operators.planning.placement import place
 from tierflow.operators.planning.workflow import pipeline_workflow
 from tierflow.settings import Settings
-from tierflow.streams.node import NodeError, ServiceKey, changes, placed
+from tierflow.streams.node import NodeAgent, NodeError, ServiceKey, changes, placed
 from tierflow.streams.placing import Placer, node_metrics
 from tierflow.topics.records import NodeAnnouncement, PlacementRecord, parse_record
 from tierflow.topics.stages import StageName
@@ -112,3 +115,20 @@ async def test_the_placer_publishes_on_node_changes_and_tombstones_what_it_dropp
     assert (b"detect-512#0", None) in sent  # a tombstone: the compacted topic forgets it
     records = [parse_record(PlacementRecord, v) for _, v in sent if v is not None]
     assert {r.epoch for r in records} == {placer.epoch}
+
+
+def test_a_placement_epoch_far_in_the_future_does_not_shadow_later_ones(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 11, fault 4 for placement: epochs are the placer's clock in ms, bounded."""
+    agent = NodeAgent(settings, tmp_path)
+    now_ms = time.time_ns() // 10**6
+    forged = _record("detect-416", "elsewhere", 9 * 10**18)
+    agent.placement.apply(forged.instance, forged)
+    real = _record("detect-416", "here", now_ms)
+    agent.placement.apply(real.instance, real)
+    assert agent.placement.get(real.instance) == real
+    assert agent.placement.refused == 1
+    near = _record("detect-416", "there", now_ms + 1000)  # within the skew: a clock a bit ahead
+    agent.placement.apply(near.instance, near)
+    assert agent.placement.get(near.instance) == near
