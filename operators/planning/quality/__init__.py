@@ -4,7 +4,9 @@ Each source gets a quality, a frame rate (when options offer lower rates, issue 
 pipeline serving it so that the estimated mean latency over analysed frames (eq. 1-3) is
 least, or the utility ``U = a - Theta*T`` (eq. 5) greatest, subject to the accuracy
 constraint (eq. 4, 6: mean accuracy >= ``a_min``, default 0.5), each pipeline's compute
-capacity and each link's bandwidth. Policies, by name (:func:`assign`):
+capacity and each link's bandwidth; or, with ``Objective.MAKESPAN`` (§VII's metric), so that
+the load offered over a run of ``duration_s`` drains soonest (``T_E = Load/C`` uncapped: the
+backlog may grow). Policies, by name (:func:`assign`):
 
 * ``milp`` — a mixed-integer program solved by HiGHS (highspy).
 * ``exact`` — Algorithm 1 as written: enumerate the quality distributions ``B``, keep those
@@ -27,6 +29,8 @@ a solve goes through them:
   of :mod:`.moves`;
 * :mod:`.ratio` — frame rates make eq. 3's mean a ratio: Dinkelbach / fixed-point steps,
   and :mod:`.frontier`, which settles eq. 5's utility on the accuracy-latency frontier;
+* :mod:`.makespan` — the makespan objective's program (an epigraph of the max over
+  resources of ``T_E = Load/C``);
 * :mod:`.exact` — Algorithm 1 by enumeration;
 * :mod:`.driver` — :func:`assign`: policies by name, refusal (steps 7-8), rotation (§V).
 

@@ -32,6 +32,10 @@ policy so that they are comparable:
   ratio. Over sources the weight ``n_r / lambda_r`` is ``1/f`` where every column using
   ``r`` has rate ``f`` (linear, exact); where rates mix it is a fixed point. Capacity:
   ``u_r <= max utilisation`` (the curve's last breakpoint).
+* The makespan objective (:mod:`.makespan`) drops the capacity rows: ``T_E = Load/C`` over
+  a run of ``duration_s`` seconds, ``makespan = duration_s * max(1, max_r u_r)``, and a
+  frame's latency is its zero-load part plus the fluid backlog wait of the most loaded
+  resource on its path (:func:`makespan_latency`).
 
 :func:`compile_problem` builds the columns and resources (per-option arrays are computed
 once per problem in a :class:`Catalogue`); :func:`evaluate` scores count vectors with the
@@ -54,6 +58,7 @@ from tierflow.operators.planning.quality.problem import (
     Choice,
     LatencyMean,
     Link,
+    Objective,
     Option,
     Problem,
     Source,
@@ -332,13 +337,16 @@ class Eval:
     accuracy: FloatArray  # (D,) mean over sources
     utility: FloatArray  # (D,)
     utilisation: FloatArray  # (D, R)
-    waiting: FloatArray  # (D, R) frames waiting L_q
+    waiting: FloatArray  # (D, R) frames waiting L_q (0 with the makespan objective)
+    makespan_s: FloatArray  # (D,) drain time of the run's load (NaN unless that objective)
 
 
 def evaluate(comp: Compiled, x: Counts) -> Eval:
     """Score count vectors ``x`` (D, V) with the model every policy shares."""
     xf = x.astype(np.float64)
     util = xf @ comp.load.T
+    if comp.problem.objective is Objective.MAKESPAN:
+        return _evaluate_makespan(comp, xf, util)
     waiting = np.zeros_like(util)
     cap_ok = np.ones(x.shape[0], dtype=np.bool_)
     for r, (_, _, curve) in enumerate(comp.resources):
@@ -355,7 +363,53 @@ def evaluate(comp: Compiled, x: Counts) -> Eval:
     accuracy = xf @ comp.acc / k
     acc_ok = accuracy >= comp.problem.floor - TOL
     utility = accuracy - comp.problem.theta_per_s * latency
-    return Eval(cap_ok & acc_ok, latency, accuracy, utility, util, waiting)
+    makespan = np.full(x.shape[0], np.nan)
+    return Eval(cap_ok & acc_ok, latency, accuracy, utility, util, waiting, makespan)
+
+
+def drain_factor(comp: Compiled, util: FloatArray) -> FloatArray:
+    """``max(1, u)`` of the most loaded resource on each column's path, (D, V).
+
+    Args:
+        comp: the compiled problem.
+        util: utilisation (offered over capacity) per resource, (D, R).
+    """
+    rho = np.ones((util.shape[0], comp.load.shape[1]))
+    for r in range(comp.load.shape[0]):
+        cols = comp.load[r] > 0
+        if cols.any():
+            rho[:, cols] = np.maximum(rho[:, cols], util[:, r : r + 1])
+    return rho
+
+
+def makespan_latency(comp: Compiled, util: FloatArray) -> FloatArray:
+    """Mean latency of a column's frames over the run, seconds, (D, V).
+
+    Fluid FIFO drain: a frame offered at ``t`` in ``[0, duration_s]`` to a bottleneck
+    offered ``rho > 1`` times its capacity leaves it at ``rho * t``, so it waits
+    ``(rho - 1) * t``, on average ``duration_s * (rho - 1) / 2``; added to the zero-load
+    part of eq. 1-2. The steady-state queue waiting of the other objectives is left out: it
+    is not defined past a curve's utilisation cap, and below saturation it is seconds
+    against the hours of backlog this mode is for.
+    """
+    backlog = comp.problem.duration_s * (drain_factor(comp, util) - 1.0) / 2.0
+    return comp.base_s[None, :] + backlog
+
+
+def _evaluate_makespan(comp: Compiled, xf: FloatArray, util: FloatArray) -> Eval:
+    """:func:`evaluate` with the makespan objective: no capacity rows, eq. 6 still holds."""
+    k = max(comp.sources, 1)
+    per_frame = makespan_latency(comp, util)
+    if comp.per_source:
+        latency = (xf * per_frame).sum(axis=1) / k
+    else:
+        latency = (xf * comp.fps * per_frame).sum(axis=1) / comp.frames(xf)
+    accuracy = xf @ comp.acc / k
+    feasible = accuracy >= comp.problem.floor - TOL
+    utility = accuracy - comp.problem.theta_per_s * latency
+    peak = util.max(axis=1, initial=0.0)
+    makespan = comp.problem.duration_s * np.maximum(1.0, peak)
+    return Eval(feasible, latency, accuracy, utility, util, np.zeros_like(util), makespan)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from tierflow.operators.planning.quality.compiled import (
     Outcome,
     compile_problem,
     evaluate,
+    makespan_latency,
     rate_of,
 )
 from tierflow.operators.planning.quality.exact import EXACT_LIMIT, exact_core
@@ -211,10 +212,13 @@ def _result(
     x = out.counts
     ev = evaluate(comp, x[None, :])
     util, waiting = ev.utilisation[0], ev.waiting[0]
-    # per-frame wait at each resource: L_q / lambda (Little's law)
-    lam = (x * comp.fps) @ (comp.load > 0).T.astype(np.float64)
-    wait_s = np.divide(waiting, lam, out=np.zeros_like(waiting), where=lam > 0)
-    var_latency = comp.base_s + (comp.load > 0).T.astype(np.float64) @ wait_s
+    objective = comp.problem.objective
+    if objective is Objective.MAKESPAN:  # zero-load latency + the run's mean backlog wait
+        var_latency = makespan_latency(comp, ev.utilisation)[0]
+    else:  # per-frame wait at each resource: L_q / lambda (Little's law)
+        lam = (x * comp.fps) @ (comp.load > 0).T.astype(np.float64)
+        wait_s = np.divide(waiting, lam, out=np.zeros_like(waiting), where=lam > 0)
+        var_latency = comp.base_s + (comp.load > 0).T.astype(np.float64) @ wait_s
     assignments = []
     for v, source in _map_counts(comp, x):
         o = comp.var_option[v]
@@ -224,8 +228,9 @@ def _result(
                 reduced=o.quality < source.native, fps=float(comp.fps[v]),
             )
         )  # fmt: skip
-    objective = comp.problem.objective
     latency, utility = float(ev.latency_s[0]), float(ev.utility[0])
+    makespan = float(ev.makespan_s[0])
+    value = {Objective.UTILITY: utility, Objective.MAKESPAN: makespan}.get(objective, latency)
     return AssignmentResult(
         policy=policy,
         status=out.status,
@@ -234,7 +239,8 @@ def _result(
         latency_s=latency if x.size else math.nan,
         accuracy=float(ev.accuracy[0]) if x.size else math.nan,
         utility=utility if x.size else math.nan,
-        objective=(utility if objective is Objective.UTILITY else latency) if x.size else math.nan,
+        objective=value if x.size else math.nan,
+        makespan_s=makespan if x.size else math.nan,
         rule=out.rule,
         iterations=out.iterations,
         pipeline_utilisation={

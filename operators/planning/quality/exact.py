@@ -5,7 +5,8 @@ each of its options, stars and bars), keep those with mean accuracy >= the slot'
 (steps 2-6, eq. 4 and 6) and within every capacity, report infeasibility when none is left
 (steps 7-8), take the fastest (step 9, eq. 3) and let the preference rule replace it, in
 ``B``'s order with ``best`` updated inside the loop (steps 10-12). With the utility
-objective the greatest eq. 5 utility wins. Options that fix a frame rate are more options of
+objective the greatest eq. 5 utility wins; with the makespan objective the least makespan,
+ties to the most accurate (:func:`min_makespan`). Options that fix a frame rate are more options of
 a class; the mean latency over analysed frames is scored exactly, ratio and all. Small
 instances only: more than ``exact_limit`` distributions are declined with an ERROR status.
 
@@ -77,6 +78,7 @@ class Enumerated:
     latency_s: FloatArray  # (M,)
     accuracy: FloatArray  # (M,)
     utility: FloatArray  # (M,)
+    makespan_s: FloatArray  # (M,) NaN unless the objective is makespan
 
 
 def enumerate_distributions(comp: Compiled, limit: int) -> Enumerated | None:
@@ -102,10 +104,29 @@ def enumerate_distributions(comp: Compiled, limit: int) -> Enumerated | None:
         np.concatenate([e.latency_s for e in scores]),
         np.concatenate([e.accuracy for e in scores]),
         np.concatenate([e.utility for e in scores]),
+        np.concatenate([e.makespan_s for e in scores]),
     )
 
 
 NO_DISTRIBUTION = "no distribution meets every constraint"
+
+MAKESPAN_TOL = 1e-9
+"""Relative tolerance within which two makespans tie (the more accurate then wins)."""
+
+
+def min_makespan(scored: Enumerated) -> Outcome:
+    """The least makespan among distributions meeting eq. 6, ties to the most accurate.
+
+    Both ``exact`` and ``milp`` (on instances it enumerates) choose so; among equal
+    makespan and accuracy the first in ``B``'s order wins.
+    """
+    ok = np.flatnonzero(scored.feasible)
+    if ok.size == 0:
+        return Outcome(SolveStatus.INFEASIBLE, message=NO_DISTRIBUTION)
+    span = scored.makespan_s[ok]
+    tied = ok[span <= span.min() * (1 + MAKESPAN_TOL)]
+    best = int(tied[np.argmax(scored.accuracy[tied])])
+    return Outcome(SolveStatus.OPTIMAL, scored.rows(np.asarray([best]))[0], "min-makespan")
 
 
 def exact_core(comp: Compiled, budget: Budget) -> Outcome:
@@ -116,11 +137,13 @@ def exact_core(comp: Compiled, budget: Budget) -> Outcome:
         total = distribution_count(class_sizes(comp))
         msg = f"exact: {total} quality distributions exceed the limit {limit}; use 'milp'"
         return Outcome(SolveStatus.ERROR, message=msg)
+    problem = comp.problem
+    if problem.objective is Objective.MAKESPAN:
+        return min_makespan(scored)
     ok = np.flatnonzero(scored.feasible)  # steps 2-6: keep b with A >= a_min
     if ok.size == 0:  # steps 7-8
         return Outcome(SolveStatus.INFEASIBLE, message=NO_DISTRIBUTION)
     lat, acc = scored.latency_s, scored.accuracy
-    problem = comp.problem
     if problem.objective is Objective.UTILITY:
         best = int(ok[np.argmax(scored.utility[ok])])
         return Outcome(SolveStatus.OPTIMAL, scored.rows(np.asarray([best]))[0], "max-utility")

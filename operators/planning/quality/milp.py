@@ -14,7 +14,8 @@ restricted to the box ``[floor, ceil]`` of the LP point; a best-improvement loca
 MIP starts from it. ``optimal`` therefore means "proven within ``gap``"; at the time limit
 the best feasible point is returned as ``time-limit`` with its proven gap. Instances with at
 most :data:`ENUMERATE_BELOW` distributions are enumerated instead: exact, and on the bench's
-small instances 1-10 ms where HiGHS took 20-90 ms.
+small instances 1-10 ms where HiGHS took 20-90 ms. The makespan objective (§VII) has a
+program of its own, :mod:`.makespan`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from tierflow.operators.planning.quality.exact import (
     NO_DISTRIBUTION,
     Enumerated,
     enumerate_distributions,
+    min_makespan,
 )
+from tierflow.operators.planning.quality.makespan import makespan_program
 from tierflow.operators.planning.quality.problem import Objective
 from tierflow.operators.planning.quality.program import Goal, Program
 from tierflow.operators.planning.quality.ratio import minimise
@@ -45,8 +48,11 @@ ENUMERATE_BELOW = 50_000
 def milp_core(comp: Compiled, budget: Budget) -> Outcome:
     """Solve ``comp``: enumerate it when tiny, else as a MILP in a fresh HiGHS instance."""
     scored = enumerate_distributions(comp, ENUMERATE_BELOW)
+    makespan = comp.problem.objective is Objective.MAKESPAN
     if scored is not None:
-        return _pick(comp, scored)
+        return min_makespan(scored) if makespan else _pick(comp, scored)
+    if makespan:
+        return makespan_program(comp, budget)
     with new_model() as h:
         return _milp_solve(comp, Program(comp, h), budget)
 

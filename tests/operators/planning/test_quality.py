@@ -40,6 +40,8 @@ from tierflow.operators.planning.workflow import Tier
 
 QUALITIES = (512, 416, 320)
 TOL = 1e-7
+STEADY = (Objective.LATENCY, Objective.UTILITY)
+"""The objectives of eq. 3 and 5, which this brute force scores (makespan: test_makespan)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ def small_problems(draw: st.DrawFn) -> Problem:
     return Problem(
         sources, options, pipelines, links,
         a_min=draw(st.floats(0.0, 0.8)),
-        objective=draw(st.sampled_from(list(Objective))),
+        objective=draw(st.sampled_from(list(STEADY))),
         theta_per_s=draw(st.floats(0.5, 5.0)),
         preference=None,
         latency_mean=LatencyMean.FRAMES,  # over sources: see the tests after eq. 3's below
@@ -213,7 +215,7 @@ def assert_brute_force_optimum(
     check_constraints(problem, res)
 
 
-@pytest.mark.parametrize("objective", list(Objective))
+@pytest.mark.parametrize("objective", list(STEADY))
 @settings(max_examples=200, deadline=None)
 @given(problem=rate_problems())
 def test_with_frame_rates_milp_and_exact_reach_the_brute_force_optimum(
@@ -409,7 +411,7 @@ def with_rates(problem: Problem, ladder: tuple[float, ...] = LADDER) -> Problem:
     st.sampled_from([100, 1000]),
     st.integers(2, 5),
     st.sampled_from([3, 10, 50]),
-    st.sampled_from(list(Objective)),
+    st.sampled_from(list(STEADY)),
 )
 def test_large_instances_with_frame_rates_respect_every_constraint(
     seed: int, n_sources: int, n_qualities: int, n_nodes: int, objective: Objective
@@ -888,7 +890,7 @@ def assert_within_its_gap(
         assert got == pytest.approx(value, rel=1e-6, abs=1e-6)
 
 
-@pytest.mark.parametrize("objective", list(Objective))
+@pytest.mark.parametrize("objective", list(STEADY))
 @settings(max_examples=150, deadline=None)
 @given(problem=rate_problems())
 def test_over_sources_enumeration_and_exact_reach_the_brute_force_optimum(
@@ -929,7 +931,7 @@ def unlike_rates(
                    latency_mean=LatencyMean.SOURCES, preference=None)  # fmt: skip
 
 
-@pytest.mark.parametrize("objective", list(Objective))
+@pytest.mark.parametrize("objective", list(STEADY))
 def test_over_sources_the_milp_program_with_unlike_rates_against_brute_force(
     objective: Objective,
 ) -> None:
