@@ -54,11 +54,20 @@ class _Section(BaseModel):
 
 
 class LocalBrokerSettings(_Section):
-    """The single-node KRaft broker tierflow starts when no cluster is given."""
+    """The local KRaft broker (or cluster of them) tierflow starts when no cluster is given."""
 
     host: str = "127.0.0.1"
     port: Port = 9092
     controller_port: Port = 9093
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description=(
+            "Nodes of the local cluster (each broker+controller; node i listens on port + 2i "
+            "and controller_port + 2i); also the default replication factor, at most 3."
+        ),
+    )
     jar_cache: Path = Field(
         default_factory=lambda: _cache_home() / "kafka",
         description="Where the broker's jars are cached (outside the repository).",
@@ -83,7 +92,13 @@ class TopicSettings(_Section):
         default=(320, 416, 512),
         description="Frame qualities (square side in pixels) that get frames.* topics.",
     )
-    replication_factor: PositiveInt = 1
+    replication_factor: PositiveInt | None = Field(
+        default=None, description="Replicas per partition; by default min(3, broker.brokers)."
+    )
+    min_insync_replicas: PositiveInt | None = Field(
+        default=None,
+        description="Topic min.insync.replicas; by default 2 at 3+ replicas, else the broker's.",
+    )
     frame_partitions: PositiveInt = 6
     metrics_partitions: PositiveInt = 3
     control_partitions: PositiveInt = 1

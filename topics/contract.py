@@ -49,6 +49,6 @@ class Contract:
             names=names,
             qualities=settings.topics.qualities,
             limits=limits,
-            catalogue=Catalogue.build(settings.topics, names, limits),
+            catalogue=Catalogue.build(settings.topics, names, limits, settings.broker.brokers),
             codec=FrameCodec.of(settings.frames, limits),
         )
