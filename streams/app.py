@@ -1,18 +1,22 @@
 """The faust app every tierflow worker runs, configured from the settings.
 
 faust uses its default aiokafka driver (``kafka://``): the confluent driver ignores
-``producer_max_request_size`` (DESIGN.md, Kafka facts), and frames need it.
+``producer_max_request_size`` (DESIGN.md, Kafka facts), and frames need it. Its producer
+is made idempotent with ``acks=all`` (faust turns idempotence on only inside
+transactions), like the confluent-kafka producers of ``topics.clients``: a retry after a
+broker failover must not write an outcome or a forwarded frame twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import faust
-from faust.types import EventT
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT, ProducerT
 
 from tierflow.settings import Settings
 from tierflow.topics.catalogue import TopicSpec
@@ -22,6 +26,20 @@ from tierflow.topics.contract import Contract
 def broker_urls(bootstrap: str) -> list[str]:
     """faust broker URLs for a ``host:port[,host:port]`` bootstrap list."""
     return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+
+
+class IdempotentProducer(faust_aiokafka.Producer):
+    """faust's aiokafka producer with ``acks=all`` and ``enable_idempotence`` always on."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class TierflowApp(faust.App):
+    """A faust app whose producer is :class:`IdempotentProducer`."""
+
+    def _new_producer(self) -> ProducerT:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: Any) -> faust.App:
@@ -45,7 +63,8 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
         "store": "memory://",
         "web_enabled": False,
         "datadir": str(w.data_dir / full_id),
-        "topic_replication_factor": settings.topics.replication_factor,
+        "topic_replication_factor": contract.catalogue.replication_factor,
+        "producer_acks": -1,  # all in-sync replicas; IdempotentProducer insists on it too
         "topic_partitions": settings.topics.frame_partitions,
         "consumer_auto_offset_reset": w.offset_reset,
         "broker_session_timeout": w.session_timeout_s,
@@ -62,7 +81,7 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
     if w.instance_id is not None:
         conf["consumer_group_instance_id"] = w.instance_id
     conf.update(overrides)
-    return faust.App(full_id, **conf)
+    return TierflowApp(full_id, **conf)
 
 
 Event = EventT[bytes]
