@@ -1,4 +1,8 @@
-"""``tierflow kafka`` and ``tierflow topics``: the local broker and the topic catalogue."""
+"""``tierflow kafka`` and ``tierflow topics``: the local broker (or cluster) and the catalogue.
+
+``--brokers N`` on ``kafka up|down|status`` overrides ``broker.brokers`` for that command;
+set ``TIERFLOW_BROKER__BROKERS`` so every other command (topic replication) agrees.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from tierflow.settings import Settings
-from tierflow.streams.cli.common import Subparsers, add, console, ensure_cluster, stdout
+from tierflow.streams.cli.common import (
+    Subparsers,
+    add,
+    console,
+    ensure_cluster,
+    positive,
+    stdout,
+    with_section,
+)
 from tierflow.topics.contract import Contract
 
 if TYPE_CHECKING:
@@ -20,6 +32,12 @@ def _local_broker(settings: Settings) -> LocalBroker:
     from tierflow.infra.kafka import LocalBroker
 
     return LocalBroker(settings)
+
+
+def _with_brokers(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``settings`` with ``--brokers`` (when given) as ``broker.brokers``."""
+    positive(brokers=args.brokers)
+    return with_section(settings, "broker", brokers=args.brokers)
 
 
 def cmd_kafka_install(args: argparse.Namespace, settings: Settings) -> int:
@@ -34,24 +52,33 @@ def cmd_kafka_install(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kafka_up(args: argparse.Namespace, settings: Settings) -> int:
-    """Start the local broker (or check the external cluster answers)."""
-    ensure_cluster(settings)
+    """Start the local broker or cluster (or check the external cluster answers)."""
+    ensure_cluster(_with_brokers(args, settings))
     return 0
 
 
 def cmd_kafka_down(args: argparse.Namespace, settings: Settings) -> int:
-    """Stop the local broker."""
+    """Stop the local broker or cluster."""
+    settings = _with_brokers(args, settings)
     if not settings.uses_local_broker:
         console.print(f"KAFKA_BOOTSTRAP_SERVERS={settings.bootstrap}: not ours to stop")
         return 0
     broker = _local_broker(settings)
-    stopped = broker.stop()
-    console.print("broker stopped" if stopped else f"no broker was running on {broker.bootstrap}")
+    stopped = broker.cluster.stop()
+    if not stopped:
+        console.print(f"no broker was running on {broker.bootstrap}")
+    else:
+        console.print("broker stopped" if stopped == 1 else f"{stopped} brokers stopped")
     return 0
 
 
 def cmd_kafka_status(args: argparse.Namespace, settings: Settings) -> int:
-    """Report whether the broker runs and answers; exit 1 when it does not."""
+    """Report whether the broker runs and answers; exit 1 when it does not.
+
+    With several local brokers the JSON also lists each node under ``nodes``; the
+    top-level fields are node 1's, and ``answering`` is true only when every node is.
+    """
+    settings = _with_brokers(args, settings)
     if not settings.uses_local_broker:
         from tierflow.topics.admin import wait_for_cluster
         from tierflow.topics.errors import BrokerUnreachableError
@@ -66,21 +93,24 @@ def cmd_kafka_status(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         print(json.dumps({"external": True, "bootstrap": settings.bootstrap, "answering": True}))
         return 0
-    status = _local_broker(settings).status()
-    print(
-        json.dumps(
-            {
-                "external": False,
-                "running": status.running,
-                "answering": status.answering,
-                "pid": status.pid,
-                "bootstrap": status.bootstrap,
-                "version": status.version,
-                "state_dir": str(status.state_dir),
-            }
-        )
-    )
-    return 0 if status.answering else 1
+    nodes = _local_broker(settings).cluster.status()
+    rows = [
+        {
+            "running": n.running,
+            "answering": n.answering,
+            "pid": n.pid,
+            "bootstrap": n.bootstrap,
+            "version": n.version,
+            "state_dir": str(n.state_dir),
+        }
+        for n in nodes
+    ]
+    answering = all(n.answering for n in nodes)
+    state: dict[str, object] = {"external": False, **rows[0], "answering": answering}
+    if len(rows) > 1:
+        state["nodes"] = rows
+    print(json.dumps(state))
+    return 0 if answering else 1
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,9 +179,17 @@ def register(sub: Subparsers) -> None:
     kafka = add(sub, "kafka", "Manage the local Apache Kafka broker (KRaft, no Docker).")
     actions = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
     add(actions, "install", "Resolve the broker's jars from Maven Central.", cmd_kafka_install)
-    add(actions, "up", "Start the local broker; wait until it answers.", cmd_kafka_up)
-    add(actions, "down", "Stop the local broker (SIGTERM, then SIGKILL).", cmd_kafka_down)
-    add(actions, "status", "Print the state as JSON; exit 1 unless it answers.", cmd_kafka_status)
+    for name, help_, handler in (
+        ("up", "Start the local broker(s); wait until they answer.", cmd_kafka_up),
+        ("down", "Stop the local broker(s) (SIGTERM, then SIGKILL).", cmd_kafka_down),
+        ("status", "Print the state as JSON; exit 1 unless it answers.", cmd_kafka_status),
+    ):
+        action = add(actions, name, help_, handler)
+        action.add_argument(
+            "--brokers",
+            type=int,
+            help="nodes of the local KRaft cluster (default broker.brokers, 1)",
+        )
 
     topics = add(sub, "topics", "Create and inspect the topic catalogue.")
     actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
