@@ -10,14 +10,23 @@ unchanged in ``FrameMeta.extra``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tierflow.errors import FrameFormatError, FrameProblem
-from tierflow.operators.vision.codec import ContentType, Image, decode_image, encode_image
+from tierflow.operators.vision.codec import (
+    RAW_DTYPES,
+    ContentType,
+    Image,
+    decode_image,
+    encode_image,
+)
 from tierflow.operators.vision.detections import Detections
 from tierflow.settings import FrameSettings
 from tierflow.topics.headers import (
@@ -42,6 +51,18 @@ _KNOWN = {
     H_DETECTIONS, H_DETECTOR,
 }  # fmt: skip
 
+INT_LIMIT = 2**63
+"""Integer headers (sequence, times, quality, epoch, stamps) lie in ``[0, 2**63)``: what an
+int64 holds, as Kafka, Prometheus and every other reader of the records store them."""
+SIDE_LIMIT = 2**31
+"""A raw frame's height and width, and a detections ``size``, are below this (OpenCV's int)."""
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+"""An integer header: ASCII digits, no sign but ``-``, no spaces or ``_`` (``int()`` takes
+those, and other scripts' digits too)."""
+
+RAW_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in RAW_DTYPES}
+"""Bytes per element of each raw dtype."""
+
 Headers = list[tuple[str, bytes]]
 HeadersIn = Mapping[str, object] | Sequence[tuple[str, object]] | None
 """Headers as clients hand them over: confluent-kafka and aiokafka give a list of pairs,
@@ -58,7 +79,9 @@ class DetectionsJson(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    size: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+    size: tuple[
+        Annotated[int, Field(gt=0, lt=SIDE_LIMIT)], Annotated[int, Field(gt=0, lt=SIDE_LIMIT)]
+    ]
     boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
     scores: list[float] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
@@ -81,9 +104,13 @@ class DetectionsJson(BaseModel):
 
     @classmethod
     def parse(cls, name: str, raw: bytes) -> DetectionsJson:
-        """Validate header ``name``'s value; BAD_HEADER naming the header and the field."""
+        """Validate header ``name``'s value; BAD_HEADER naming the header and the field.
+
+        Strict: a ``true`` or ``"10"`` is no number here. Coordinates and scores must be
+        finite (JSON's NaN and Infinity, or 1e400, are refused).
+        """
         try:
-            parsed = cls.model_validate_json(raw)
+            parsed = cls.model_validate_json(raw, strict=True)
         except ValidationError as exc:
             fields = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
@@ -96,6 +123,10 @@ class DetectionsJson(BaseModel):
                 f"header {name!r} has {n} boxes, {len(parsed.scores)} scores and "
                 f"{len(parsed.labels)} labels"
             )
+            raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+        numbers = [*(x for box in parsed.boxes for x in box), *parsed.scores]
+        if not all(math.isfinite(x) for x in numbers):
+            msg = f"header {name!r} has a box or score that is not a finite number"
             raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
         return parsed
 
@@ -206,12 +237,20 @@ def producer_headers(headers: Headers) -> list[tuple[str, str | bytes | None]]:
 def header_map(headers: HeadersIn) -> dict[str, bytes]:
     """Headers as a name -> bytes dict (a null header is empty bytes).
 
+    A name given twice is BAD_HEADER whatever the values: neither the first nor the last
+    is believed. (A dict, as faust's ``event.headers``, has already lost the repeats: read
+    ``event.message.headers``, the record's own list.)
+
     Raises:
-        FrameFormatError: WRONG_TYPE for a malformed pair, BAD_HEADER for a repeated name.
+        FrameFormatError: WRONG_TYPE for headers that are not (name, bytes) pairs,
+            BAD_HEADER for a repeated name.
     """
     if headers is None:
         return {}
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    pairs: object = headers.items() if isinstance(headers, Mapping) else headers
+    if not isinstance(pairs, Iterable) or isinstance(pairs, str | bytes | bytearray):
+        msg = f"headers must be (name, bytes) pairs, got {type(headers).__name__}"
+        raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
     out: dict[str, bytes] = {}
     for pair in pairs:
         try:
@@ -248,25 +287,40 @@ def _text(headers: Mapping[str, bytes], name: str) -> str:
 
 
 def _int(headers: Mapping[str, bytes], name: str, minimum: int = 0) -> int:
+    """Header ``name`` as an integer in ``[minimum, INT_LIMIT)``; BAD_HEADER otherwise."""
     text = _text(headers, name)
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"header {name!r} must be an integer, got {text[:32]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
-    if value < minimum:
-        msg = f"header {name!r} must be >= {minimum}, got {value}"
+    if not _DECIMAL.fullmatch(text):
+        msg = f"header {name!r} must be a decimal integer, got {text[:32]!r}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    value = int(text)
+    if not minimum <= value < INT_LIMIT:
+        msg = f"header {name!r} must be >= {minimum} and < 2**63, got {value}"
         raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
     return value
 
 
 def _shape(headers: Mapping[str, bytes]) -> tuple[int, ...]:
+    """``h,w[,c]`` of a raw frame: positive sides below SIDE_LIMIT, 1, 3 or 4 channels."""
     text = _text(headers, H_SHAPE)
-    try:
-        return tuple(int(n) for n in text.split(","))
-    except ValueError:
-        msg = f"header {H_SHAPE!r} must be comma-separated integers, got {text!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
+    parts = text.split(",")
+    if len(parts) not in (2, 3) or not all(_DECIMAL.fullmatch(p) for p in parts):
+        msg = f"header {H_SHAPE!r} must be h,w[,c] in decimal integers, got {text[:64]!r}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    shape = tuple(int(p) for p in parts)
+    if not all(0 < n < SIDE_LIMIT for n in shape[:2]) or shape[2:] not in ((), (1,), (3,), (4,)):
+        msg = (
+            f"header {H_SHAPE!r} {shape} is not positive sides below 2**31 with 1, 3 or 4 channels"
+        )
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    return shape
+
+
+def _dtype(headers: Mapping[str, bytes]) -> str:
+    dtype = _text(headers, H_DTYPE)
+    if dtype not in RAW_DTYPES:
+        msg = f"header {H_DTYPE!r} {dtype[:32]!r} is not one of {', '.join(RAW_DTYPES)}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    return dtype
 
 
 def _detections(headers: Mapping[str, bytes], name: str) -> DetectionsJson | None:
@@ -310,7 +364,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         stamps=stamps,
         busy_ns=busy,
         shape=_shape(h) if raw else None,
-        dtype=_text(h, H_DTYPE) if raw else None,
+        dtype=_dtype(h) if raw else None,
         truth=truth.detections() if truth is not None else None,
         detections=found.detections() if found is not None else None,
         classes=tuple(found.classes) if found is not None and found.classes is not None else None,
@@ -375,6 +429,22 @@ class FrameCodec:
             msg = f"frame value must be bytes, got {type(value).__name__}"
             raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
         self.check_size(len(value))
+        itemsize = RAW_ITEMSIZE.get(meta.dtype or "")
+        if meta.content_type is ContentType.RAW and meta.shape and itemsize is not None:
+            # Counted here in Python ints: numpy's int64 product wraps for huge shapes, and a
+            # wrapped count that matches the value makes reshape raise a bare ValueError.
+            expected = math.prod(meta.shape) * itemsize
+            if len(value) != expected:
+                problem = (
+                    FrameProblem.TRUNCATED_IMAGE
+                    if len(value) < expected
+                    else FrameProblem.BAD_HEADER
+                )
+                msg = (
+                    f"raw {meta.dtype} frame of shape {meta.shape} needs {expected} bytes, "
+                    f"got {len(value)}"
+                )
+                raise FrameFormatError(problem, msg)
         return decode_image(bytes(value), meta.content_type, meta.shape, meta.dtype)
 
     def decode(self, value: object, headers: HeadersIn) -> Frame:
