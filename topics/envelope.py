@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import (
@@ -63,6 +63,11 @@ those, and other scripts' digits too)."""
 RAW_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in RAW_DTYPES}
 """Bytes per element of each raw dtype."""
 
+READING = {"reading": True}
+"""Validation context of JSON read from a topic or header: it gets the checks a writer's
+own values are spared (finite boxes and scores), so a NaN from a detector fails where it
+is read, as bad input, not inside the stage that wrote it."""
+
 Headers = list[tuple[str, bytes]]
 HeadersIn = Mapping[str, object] | Sequence[tuple[str, object]] | None
 """Headers as clients hand them over: confluent-kafka and aiokafka give a list of pairs,
@@ -87,6 +92,15 @@ class DetectionsJson(BaseModel):
     labels: list[str] = Field(default_factory=list)
     classes: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _finite_when_read(self, info: ValidationInfo) -> DetectionsJson:
+        if info.context is not None and info.context.get("reading"):
+            numbers = [*(x for box in self.boxes for x in box), *self.scores]
+            if not all(math.isfinite(x) for x in numbers):
+                msg = "boxes and scores must be finite numbers"
+                raise ValueError(msg)
+        return self
+
     @classmethod
     def of(cls, detections: Detections, classes: tuple[str, ...] | None = None) -> DetectionsJson:
         """The JSON form of ``detections`` (coordinates rounded to 0.1 pixel)."""
@@ -110,7 +124,7 @@ class DetectionsJson(BaseModel):
         finite (JSON's NaN and Infinity, or 1e400, are refused).
         """
         try:
-            parsed = cls.model_validate_json(raw, strict=True)
+            parsed = cls.model_validate_json(raw, strict=True, context=READING)
         except ValidationError as exc:
             fields = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
@@ -123,10 +137,6 @@ class DetectionsJson(BaseModel):
                 f"header {name!r} has {n} boxes, {len(parsed.scores)} scores and "
                 f"{len(parsed.labels)} labels"
             )
-            raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-        numbers = [*(x for box in parsed.boxes for x in box), *parsed.scores]
-        if not all(math.isfinite(x) for x in numbers):
-            msg = f"header {name!r} has a box or score that is not a finite number"
             raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
         return parsed
 

@@ -14,6 +14,12 @@
 Records are pydantic models so a malformed record fails with the field named, never with a
 KeyError deep inside an agent. Times are nanoseconds since the Unix epoch unless a field
 name ends in ``_s`` (seconds).
+
+Parsing is strict about types (``true`` or ``"512"`` is no integer) and refuses numbers
+that parse but mean nothing: every float is finite (JSON's ``NaN``/``Infinity``, ``1e400``),
+and counts, sizes, shares and times have the bounds their readers rely on. Assignment
+epochs have no upper bound here: a follower bounds them by its clock
+(:class:`~tierflow.topics.tables.LatestTable`'s ``ceiling``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tierflow.errors import TierflowError
-from tierflow.topics.envelope import DetectionsJson, FrameMeta
+from tierflow.topics.envelope import INT_LIMIT, READING, DetectionsJson, FrameMeta
 from tierflow.topics.stages import PIPELINE, StageName
 
 
@@ -36,9 +42,9 @@ class RecordError(TierflowError):
 
 
 class Record(BaseModel):
-    """Base of every JSON record: frozen, unknown fields ignored (newer writers)."""
+    """Base of every JSON record: frozen, unknown fields ignored (newer writers), finite floats."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     def to_bytes(self) -> bytes:
         """Compact JSON, the Kafka value."""
@@ -58,13 +64,19 @@ def parse_record(kind: type[R], data: bytes | None) -> R:
         msg = f"{kind.__name__}: the value is empty (a tombstone?)"
         raise RecordError(msg)
     try:
-        return kind.model_validate_json(data)
+        return kind.model_validate_json(data, strict=True, context=READING)
     except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-        )
-        msg = f"malformed {kind.__name__}: {fields}"
+        msg = f"malformed {kind.__name__}: {_fields(exc)}"
         raise RecordError(msg) from exc
+
+
+def _fields(exc: ValidationError, most: int = 5) -> str:
+    """The first ``most`` fields at fault and why (a garbage record can fail hundreds)."""
+    errors = exc.errors()
+    named = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in errors[:most]
+    )
+    return named + (f"; and {len(errors) - most} more" if len(errors) > most else "")
 
 
 def parse_frame_records(data: bytes | None) -> list[FrameRecord]:
@@ -76,14 +88,11 @@ def parse_frame_records(data: bytes | None) -> list[FrameRecord]:
     Raises:
         RecordError: naming the record (and its index in a batch) and the fields at fault.
     """
-    if data is not None and data.lstrip()[:1] == b"[":
+    if isinstance(data, bytes | bytearray) and data.lstrip()[:1] == b"[":
         try:
-            return _FRAME_BATCH.validate_json(data)
+            return _FRAME_BATCH.validate_json(data, strict=True, context=READING)
         except ValidationError as exc:
-            fields = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-            )
-            msg = f"malformed batch of FrameRecord: {fields}"
+            msg = f"malformed batch of FrameRecord: {_fields(exc)}"
             raise RecordError(msg) from exc
     return [parse_record(FrameRecord, data)]
 
@@ -125,10 +134,12 @@ class FrameRecord(Record):
     """
 
     source: str
-    sequence: int
-    quality: int
-    epoch: int = 0
-    capture_ns: int
+    sequence: int = Field(ge=-1)
+    """From 0; -1 for a frame whose headers were unreadable."""
+    quality: int = Field(ge=0)
+    """0 for a frame whose headers were unreadable."""
+    epoch: int = Field(default=0, ge=0)
+    capture_ns: int = Field(ge=0)
     outcome: Outcome
     stage: str
     policy: DropPolicy | None = None
@@ -136,18 +147,18 @@ class FrameRecord(Record):
     latency_s: float
     stamps: dict[str, int] = Field(default_factory=dict)
     detector: str | None = None
-    detections: int | None = None
-    tp: int | None = None
-    fp: int | None = None
-    fn: int | None = None
-    f1: float | None = None
+    detections: int | None = Field(default=None, ge=0)
+    tp: int | None = Field(default=None, ge=0)
+    fp: int | None = Field(default=None, ge=0)
+    fn: int | None = Field(default=None, ge=0)
+    f1: float | None = Field(default=None, ge=0, le=1)
     stage_s: dict[str, float] = Field(default_factory=dict)
     """Seconds inside each stage: ``<stage>.out - <stage>.in`` (queueing included)."""
     transfer_s: dict[str, float] = Field(default_factory=dict)
     """Seconds between stages, keyed by the receiving stage: ``<next>.in - <prev>.out``."""
     busy_s: dict[str, float] = Field(default_factory=dict)
     """CPU seconds each stage spent on the frame: its cost, queueing excluded."""
-    frame_bytes: int | None = None
+    frame_bytes: int | None = Field(default=None, ge=0)
     """Size of the encoded frame the detector received, bytes (eq. 2's S)."""
     truth: DetectionsJson | None = None
     """The frame's true objects (generated scenes), so any reader can score carry-forward."""
@@ -232,7 +243,7 @@ class Heartbeat(Record):
         ttl_s: after this long without a heartbeat the announced thing counts as gone.
     """
 
-    heartbeat_ns: int
+    heartbeat_ns: int = Field(ge=0, lt=INT_LIMIT)
     ttl_s: float = Field(gt=0)
 
 
@@ -258,17 +269,17 @@ class ServiceAnnouncement(Heartbeat):
 
     service_id: str
     stage: StageName
-    quality: int | None = None
-    input_size: int | None = None
+    quality: int | None = Field(default=None, gt=0)
+    input_size: int | None = Field(default=None, gt=0)
     topic: str
     model: str | None = None
     tier: str = "edge"
     node: str = "local"
-    capacity_fps: float | None = None
-    threads: int = 1
+    capacity_fps: float | None = Field(default=None, ge=0)
+    threads: int = Field(default=1, ge=1)
     remote: bool = False
     metrics_host: str | None = None
-    metrics_port: int | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     group: str | None = None
 
 
@@ -294,12 +305,12 @@ class NodeAnnouncement(Heartbeat):
     cores: float = Field(gt=0)
     memory_mb: float = Field(ge=0)
     accelerator: str | None = None
-    accelerator_memory_mb: float = 0.0
-    latency_ms: float = 0.0
-    bandwidth_mbps: float = 0.0
-    used_cores: float = 0.0
-    used_memory_mb: float = 0.0
-    storage_mb: float = 0.0
+    accelerator_memory_mb: float = Field(default=0.0, ge=0)
+    latency_ms: float = Field(default=0.0, ge=0)
+    bandwidth_mbps: float = Field(default=0.0, ge=0)
+    used_cores: float = Field(default=0.0, ge=0)
+    used_memory_mb: float = Field(default=0.0, ge=0)
+    storage_mb: float = Field(default=0.0, ge=0)
 
 
 class PlacementRecord(Record):

@@ -11,6 +11,8 @@ parsed value are the ones the readers rely on.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis.strategies as st
@@ -20,9 +22,23 @@ from hypothesis import HealthCheck, given, settings
 
 from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import RAW_DTYPES, ContentType
+from tierflow.streams.discovery import LiveTable, RegistryView
 from tierflow.topics import headers as H
 from tierflow.topics.envelope import DetectionsJson, FrameCodec, FrameMeta, decode_meta
 from tierflow.topics.envelope import encode_headers as encode
+from tierflow.topics.records import (
+    Assignment,
+    FrameRecord,
+    Heartbeat,
+    NodeAnnouncement,
+    PlacementRecord,
+    Record,
+    RecordError,
+    ServiceAnnouncement,
+    parse_frame_records,
+    parse_record,
+)
+from tierflow.topics.tables import LatestTable
 
 FUZZ = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
@@ -347,3 +363,252 @@ def test_a_raw_frame_whose_bytes_do_not_fill_its_shape_is_refused() -> None:
     with pytest.raises(FrameFormatError) as caught:
         FrameCodec().decode(value + b"\0", headers)
     assert caught.value.problem is FrameProblem.BAD_HEADER
+
+
+# ---------------------------------------------------------------------------- records
+
+KINDS: list[type[Record]] = [
+    Assignment,
+    ServiceAnnouncement,
+    NodeAnnouncement,
+    PlacementRecord,
+    Heartbeat,
+    FrameRecord,
+]
+
+
+def _plausible(annotation: object) -> st.SearchStrategy[Any]:
+    """Mostly right-typed values for a field, so parsing gets past the type checks."""
+    text = str(annotation)
+    if "dict" in text:
+        return st.dictionaries(st.text(max_size=6), st.one_of(numbers, st.floats()), max_size=3)
+    if "int" in text:
+        return numbers
+    if "float" in text:
+        return st.one_of(st.floats(allow_nan=True, allow_infinity=True), numbers)
+    if "bool" in text:
+        return st.booleans()
+    if "StageName" in text:
+        return st.sampled_from(["camera", "resize", "detect", "draw", "control", "paint"])
+    if "Literal" in text:
+        return st.sampled_from(["edge", "fog", "cloud", "moon"])
+    if "Outcome" in text or "DropPolicy" in text:
+        return st.sampled_from(["processed", "dropped", "deadline", "lag", "x"])
+    if "DetectionsJson" in text:
+        return detections_dicts()
+    return st.text(max_size=8)
+
+
+_HEARTBEAT = {"heartbeat_ns": 1_795_000_000_000_000_000, "ttl_s": 4.0}
+VALID: dict[type[Record], dict[str, Any]] = {
+    Assignment: {"source": "cam-1", "quality": 512, "fps": 5.0, "epoch": 3},
+    ServiceAnnouncement: {
+        "service_id": "detect-1", "stage": "detect", "quality": 512, "input_size": 640,
+        "topic": "frames.512", "capacity_fps": 30.0, "threads": 2, "metrics_port": 9100,
+        "group": "g", **_HEARTBEAT,
+    },
+    NodeAnnouncement: {
+        "node": "n1", "tier": "edge", "cores": 8.0, "memory_mb": 16000.0, "used_cores": 1.5,
+        "storage_mb": 1e5, **_HEARTBEAT,
+    },
+    PlacementRecord: {
+        "instance": "detect#0", "task": "detect", "node": "n1", "tier": "fog", "share": 0.5,
+        "epoch": 2, "policy": "avec",
+    },
+    Heartbeat: _HEARTBEAT,
+    FrameRecord: {
+        "source": "cam-1", "sequence": 4, "quality": 512, "capture_ns": 1_795_000_000_000,
+        "outcome": "processed", "stage": "draw", "latency_s": 0.2, "tp": 1, "fp": 0, "fn": 0,
+        "f1": 1.0, "stamps": {"resize.in": 5}, "frame_bytes": 1000,
+        "truth": {"size": [640, 480], "boxes": [[1, 2, 3, 4]], "scores": [1], "labels": ["a"]},
+    },
+}  # fmt: skip
+
+
+@st.composite
+def mutated(draw: st.DrawFn, kind: type[Record]) -> dict[str, Any]:
+    """A valid ``kind`` record with a few fields replaced by plausible values or garbage."""
+    record = dict(VALID[kind])
+    fields = sorted(kind.model_fields)
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from(fields))
+        annotation = kind.model_fields[name].annotation
+        if draw(st.integers(0, 5)) == 0:
+            record.pop(name, None)
+        else:
+            record[name] = draw(st.one_of(_plausible(annotation), json_values))
+    return record
+
+
+def record_json(kind: type[Record]) -> st.SearchStrategy[bytes]:
+    """A ``kind`` record's JSON: a valid one mutated, any of its fields plausible or garbage,
+    any JSON, any bytes, cut short or nested deep."""
+    fields = {
+        name: st.one_of(_plausible(info.annotation), json_values)
+        for name, info in kind.model_fields.items()
+    }
+    shaped = st.fixed_dictionaries({}, optional=fields)
+    return st.one_of(
+        mutated(kind).map(_dumps),
+        mutated(kind).map(_dumps),
+        shaped.map(_dumps),
+        json_values.map(_dumps),
+        st.binary(max_size=60),
+        shaped.map(_dumps).map(lambda raw: raw[: len(raw) // 2]),  # cut short
+        st.integers(1, 3000).map(lambda depth: b"[" * depth + b"]" * depth),
+        st.integers(1, 3000).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+    )
+
+
+def _floats(value: object) -> Iterator[float]:
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for inner in value.values():
+            yield from _floats(inner)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from _floats(inner)
+
+
+def _check_record(record: Record) -> None:
+    """The bounds readers of each record rely on."""
+    assert all(math.isfinite(f) for f in _floats(record.model_dump()))
+    if isinstance(record, Heartbeat):
+        assert 0 <= record.heartbeat_ns < INT64
+        assert record.ttl_s > 0
+    if isinstance(record, ServiceAnnouncement):
+        assert record.quality is None or record.quality > 0
+        assert record.input_size is None or record.input_size > 0
+        assert record.threads >= 1
+        assert record.capacity_fps is None or record.capacity_fps >= 0
+        assert record.metrics_port is None or 0 < record.metrics_port < 65536
+    if isinstance(record, NodeAnnouncement):
+        assert record.cores > 0
+        assert min(record.memory_mb, record.accelerator_memory_mb, record.storage_mb) >= 0
+        assert min(record.latency_ms, record.bandwidth_mbps, record.used_memory_mb) >= 0
+    if isinstance(record, PlacementRecord):
+        assert 0 < record.share <= 1
+        assert record.epoch >= 0
+    if isinstance(record, Assignment):
+        assert record.quality > 0
+        assert record.epoch >= 0  # no upper bound here: the camera bounds it by its clock
+        assert record.fps is None or record.fps > 0
+    if isinstance(record, FrameRecord):
+        assert record.sequence >= -1
+        assert record.quality >= 0 and record.epoch >= 0 and record.capture_ns >= 0
+        counts = (record.detections, record.tp, record.fp, record.fn, record.frame_bytes)
+        assert all(c is None or c >= 0 for c in counts)
+        assert record.f1 is None or 0 <= record.f1 <= 1
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
+@FUZZ
+@given(data=st.data())
+def test_parse_record_raises_only_record_error(kind: type[Record], data: st.DataObject) -> None:
+    raw = data.draw(st.one_of(record_json(kind), st.none()))
+    try:
+        record = parse_record(kind, raw)
+    except RecordError:
+        return
+    _check_record(record)
+    assert parse_record(kind, record.to_bytes()) == record  # what parses writes back
+
+
+@FUZZ
+@given(
+    st.one_of(
+        record_json(FrameRecord),
+        st.lists(record_json(FrameRecord), max_size=3).map(lambda rs: b"[" + b",".join(rs) + b"]"),
+        st.binary(max_size=30).map(lambda b: b" [" + b),
+    )
+)
+def test_parse_frame_records_raises_only_record_error(raw: bytes) -> None:
+    try:
+        records = parse_frame_records(raw)
+    except RecordError:
+        return
+    for record in records:
+        _check_record(record)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        (Assignment, {"source": "c", "quality": 0, "epoch": 0}),
+        (Assignment, {"source": "c", "quality": 512, "epoch": -1}),
+        (Assignment, {"source": "c", "quality": 512, "epoch": 0, "fps": "NaN"}),
+        (Assignment, {"source": "c", "quality": 512, "epoch": 0, "fps": 1e400}),
+        (Assignment, {"source": "c", "quality": True, "epoch": 0}),
+        (Assignment, {"source": "c", "quality": "512", "epoch": 0}),
+        (Assignment, {"source": 7, "quality": 512, "epoch": 0}),
+        (Heartbeat, {"heartbeat_ns": -1, "ttl_s": 1}),
+        (Heartbeat, {"heartbeat_ns": INT64, "ttl_s": 1}),
+        (Heartbeat, {"heartbeat_ns": 1, "ttl_s": float("inf")}),
+        (Heartbeat, {"heartbeat_ns": 1, "ttl_s": float("nan")}),
+        (PlacementRecord, {"instance": "t#0", "task": "t", "node": "n", "tier": "edge",
+                           "share": float("nan"), "epoch": 0, "policy": "p"}),
+        (NodeAnnouncement, {"node": "n", "tier": "edge", "cores": float("inf"), "memory_mb": 1,
+                            "heartbeat_ns": 1, "ttl_s": 1}),
+        (NodeAnnouncement, {"node": "n", "tier": "edge", "cores": 4, "memory_mb": 1,
+                            "storage_mb": -1, "heartbeat_ns": 1, "ttl_s": 1}),
+        (ServiceAnnouncement, {"service_id": "s", "stage": "detect", "topic": "t",
+                               "quality": 0, "heartbeat_ns": 1, "ttl_s": 1}),
+        (ServiceAnnouncement, {"service_id": "s", "stage": "detect", "topic": "t",
+                               "threads": 0, "heartbeat_ns": 1, "ttl_s": 1}),
+        (ServiceAnnouncement, {"service_id": "s", "stage": "detect", "topic": "t",
+                               "metrics_port": 70000, "heartbeat_ns": 1, "ttl_s": 1}),
+        (ServiceAnnouncement, {"service_id": "s", "stage": "detect", "topic": "t",
+                               "capacity_fps": float("nan"), "heartbeat_ns": 1, "ttl_s": 1}),
+        (FrameRecord, {"source": "c", "sequence": 0, "quality": 512, "capture_ns": 0,
+                       "outcome": "processed", "stage": "draw", "latency_s": 0.1, "f1": 2}),
+        (FrameRecord, {"source": "c", "sequence": 0, "quality": 512, "capture_ns": 0,
+                       "outcome": "processed", "stage": "draw", "latency_s": float("nan")}),
+        (FrameRecord, {"source": "c", "sequence": -2, "quality": 512, "capture_ns": 0,
+                       "outcome": "processed", "stage": "draw", "latency_s": 0.1}),
+        (FrameRecord, {"source": "c", "sequence": 0, "quality": 512, "capture_ns": 0,
+                       "outcome": "processed", "stage": "draw", "latency_s": 0.1,
+                       "truth": {"size": [1, 1], "boxes": [[float("nan"), 0, 1, 1]]}}),
+    ],
+)  # fmt: skip
+def test_records_that_parse_but_make_no_sense_are_refused(
+    kind: type[Record], fields: dict[str, Any]
+) -> None:
+    with pytest.raises(RecordError):
+        parse_record(kind, json.dumps(fields).encode())
+
+
+def test_a_huge_assignment_epoch_still_parses() -> None:
+    """Bounding epochs is the camera's (by its clock): the record itself takes any epoch."""
+    raw = json.dumps({"source": "c", "quality": 512, "epoch": 9 * 10**18}).encode()
+    assert parse_record(Assignment, raw).epoch == 9 * 10**18
+
+
+# ---------------------------------------------------------------------------- followers
+
+keys = st.one_of(st.none(), st.binary(max_size=8), st.sampled_from([b"cam-1", b"\xff"]))
+
+
+@pytest.mark.parametrize("kind", KINDS[:5], ids=lambda k: k.__name__)
+@settings(FUZZ, max_examples=50)
+@given(data=st.data())
+def test_tables_ignore_what_they_cannot_parse(kind: type[Record], data: st.DataObject) -> None:
+    table: LatestTable[Any]
+    if issubclass(kind, Heartbeat):
+        table = RegistryView() if kind is ServiceAnnouncement else LiveTable(kind)
+    else:
+        table = LatestTable(kind, lambda r: int(r.epoch), lambda: 10**12)
+    messages = data.draw(st.lists(st.tuples(keys, st.none() | record_json(kind)), max_size=6))
+    for key, value in messages:
+        table.handle(key, value)
+    for record in table.values():
+        _check_record(record)
+    if isinstance(table, RegistryView):
+        now = data.draw(st.integers(0, INT64))
+        table.live(now)
+        table.live_qualities(now)
+        table.detector_for(512, now)
+        table.consumers = {"g": {"t"}}
+        table.live(now)
+    elif isinstance(table, LiveTable):
+        table.live(data.draw(st.integers(0, INT64)))
