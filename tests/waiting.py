@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+import pytest
 
 T = TypeVar("T")
 
@@ -24,3 +27,16 @@ def eventually(probe: Callable[[], T], accept: Callable[[T], bool], timeout_s: f
             msg = f"condition not met within {timeout_s} s; last value: {value!r}"
             raise AssertionError(msg)
         time.sleep(0.05)
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Await ``predicate`` turning true, checking every 0.1 s; fail naming ``what`` at the deadline.
+
+    For tests running services in the event loop, which ``eventually``'s blocking wait would
+    stop.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.1)

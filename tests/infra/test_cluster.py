@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.brokers import free_port
-from tests.waiting import eventually
+from tests.waiting import eventually, until
 from tierflow.errors import ConfigError
 from tierflow.infra.kafka import LocalCluster
 from tierflow.settings import Settings, load_settings
@@ -92,14 +92,6 @@ def _cluster_settings(tmp_path: Path, ports: list[tuple[int, int]], bootstrap: s
         # the pause, and every frame must come out processed.
         dataplane={"output_dir": tmp_path / "annotated", "deadline_s": 120.0},
     )
-
-
-async def _until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def _longest_gap(times: list[float]) -> tuple[float, float]:
@@ -175,7 +167,7 @@ async def _run_and_kill(
             await stack.enter_async_context(service.run())
         for thread in threads:
             thread.start()
-        await _until(
+        await until(
             lambda: all(c in tallies and tallies[c].processed >= 5 for c in ids),
             60,
             "five processed frames per camera",

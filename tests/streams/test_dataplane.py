@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
+from tests.waiting import until
 from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.draw import label_colour
 from tierflow.settings import Settings
@@ -49,14 +50,6 @@ def _settings(base: Settings, tmp_path: Path) -> Settings:
     )
 
 
-async def _until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
     kafka_topics: Settings, tmp_path: Path
 ) -> None:
@@ -85,7 +78,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
         for thread in threads:
             thread.start()
         tallies = collector.tallies
-        await _until(
+        await until(
             lambda: all(tallies.get(c, None) and tallies[c].processed >= 6 for c in ids),
             90,
             "six processed frames per camera at 512",
@@ -95,7 +88,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
         publish_assignment(
             control, contract, Assignment(source="cam-1", quality=320, epoch=1, reason="test")
         )
-        await _until(
+        await until(
             lambda: tallies["cam-1"].deadlettered.get("no-consumer", 0) >= 2,
             60,
             "frames of quality 320 to go to deadletter as no-consumer",
@@ -104,7 +97,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
 
         # A detector for 320 started at run time gets the traffic without restarts.
         await stack.enter_async_context(build_stage(settings, StageName.DETECT, 320).run())
-        await _until(
+        await until(
             lambda: (
                 320 in tallies["cam-1"].by_quality
                 and tallies["cam-1"].by_quality[320].processed >= 12
