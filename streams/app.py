@@ -53,11 +53,11 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
         **overrides: faust settings that win over the derived ones.
     """
     w = settings.workers
-    prefix = settings.topics.prefix
-    full_id = f"{prefix}.{app_id}" if prefix else app_id
+    full_id = contract.names.group(app_id)
     w.data_dir.mkdir(parents=True, exist_ok=True)
     conf: dict[str, Any] = {
         "broker": broker_urls(contract.bootstrap),
+        "broker_credentials": contract.security.faust_credentials(),
         "key_serializer": "raw",
         "value_serializer": "raw",
         "store": "memory://",

@@ -129,7 +129,7 @@ async def round_trip(
     value, headers = codec.encode(sample_image(quality), meta)
 
     consumer = Consumer(
-        consumer_config(contract, group_id=f"{SMOKE_APP_ID}-reader", client_id=source)
+        consumer_config(contract, group_id=names.group(f"{SMOKE_APP_ID}-reader"), client_id=source)
     )
     # Assign at the end of the output topic before producing, so the reply cannot be missed.
     partitions = (

@@ -32,6 +32,7 @@ from tierflow.settings import Settings
 from tierflow.streams.discovery import ProbedRegistryReader
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.contract import Contract
+from tierflow.topics.security import REVEAL
 from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
     for section in SETTINGS_SECTIONS:
         value = getattr(settings, section)
         if isinstance(value, BaseModel):
-            env[f"TIERFLOW_{section.upper()}"] = value.model_dump_json()
+            # The child needs the Kafka password in clear; nothing else prints it.
+            env[f"TIERFLOW_{section.upper()}"] = value.model_dump_json(context={REVEAL: True})
         elif value is not None:  # a top-level value (connect_timeout_s)
             env[f"TIERFLOW_{section.upper()}"] = str(value)
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap

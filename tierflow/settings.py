@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from tierflow.errors import ConfigError
+from tierflow.topics.security import KafkaSettings
 
 MiB = 1024 * 1024
 CONFIG_ENV = "TIERFLOW_CONFIG"
@@ -451,6 +452,7 @@ class Settings(BaseSettings):
             "one line naming the address (exit 2)."
         ),
     )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     broker: LocalBrokerSettings = Field(default_factory=LocalBrokerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     frames: FrameSettings = Field(default_factory=FrameSettings)

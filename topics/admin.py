@@ -9,6 +9,7 @@ are reported as conflicts for a human to resolve.
 from __future__ import annotations
 
 import enum
+import logging
 import socket
 import time
 from collections.abc import Iterable
@@ -30,6 +31,11 @@ from tierflow.topics.catalogue import Catalogue, TopicSpec
 from tierflow.topics.clients import admin_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.errors import BrokerUnreachableError, TopicAdminError
+
+log = logging.getLogger(__name__)
+
+REFUSALS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+"""librdkafka errors that waiting longer cannot cure: bad credentials, a TLS mismatch."""
 
 
 class Action(enum.StrEnum):
@@ -120,7 +126,8 @@ def wait_for_cluster(contract: Contract, timeout_s: float = 30.0) -> AdminClient
         An admin client connected to that cluster.
 
     Raises:
-        BrokerUnreachableError: no broker answered within ``timeout_s``.
+        BrokerUnreachableError: no broker answered within ``timeout_s``, or the cluster
+            refused this client's credentials or TLS handshake (at once, with the reason).
     """
     deadline = time.monotonic() + timeout_s
     # Probe the TCP port first: librdkafka logs every refused connection to stderr.
@@ -129,9 +136,20 @@ def wait_for_cluster(contract: Contract, timeout_s: float = 30.0) -> AdminClient
             msg = f"no Kafka broker listens at {contract.bootstrap} (waited {timeout_s:.0f} s)"
             raise BrokerUnreachableError(msg)
         time.sleep(0.2)
-    admin = AdminClient(admin_config(contract))
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in REFUSALS:
+            refused.append(error)
+
+    # librdkafka's retries go to our logger (debug), not to the terminal line by line.
+    config = {**admin_config(contract), "error_cb": on_error, "logger": log}
+    admin = AdminClient(config)
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        admin.poll(0)  # serves error_cb and the logger
+        if refused:
+            raise BrokerUnreachableError(_refusal(contract, refused[0]))
         try:
             metadata = admin.list_topics(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
         except KafkaException as exc:
@@ -142,6 +160,17 @@ def wait_for_cluster(contract: Contract, timeout_s: float = 30.0) -> AdminClient
         time.sleep(0.2)
     msg = f"the broker at {contract.bootstrap} did not answer metadata requests: {last_error}"
     raise BrokerUnreachableError(msg)
+
+
+def _refusal(contract: Contract, error: KafkaError) -> str:
+    """One line saying who was refused and how to fix it."""
+    security = contract.security
+    who = f"user {security.username!r} ({security.sasl_mechanism})" if security.uses_sasl else ""
+    what = "refused the credentials of " + who if who else "refused the TLS handshake"
+    return (
+        f"the cluster at {contract.bootstrap} {what}: {error.str()}; check the [kafka] "
+        "settings (TIERFLOW_KAFKA__USERNAME, TIERFLOW_KAFKA__PASSWORD, TIERFLOW_KAFKA__CA_FILE)"
+    )
 
 
 def _result(future: Any, what: str) -> Any:

@@ -2,7 +2,8 @@
 
 confluent-kafka clients (cameras, tools, tests) and the faust app (workers) both read their
 size limits from the contract's :class:`~tierflow.topics.limits.MessageLimits`, so a frame
-one side may send the other side can always fetch.
+one side may send the other side can always fetch, and authenticate as the contract's
+:class:`~tierflow.topics.security.KafkaSettings` say.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from tierflow.topics.contract import Contract
 
 def admin_config(contract: Contract, client_id: str = "tierflow-admin") -> dict[str, Any]:
     """confluent-kafka AdminClient configuration."""
-    return {"bootstrap.servers": contract.bootstrap, "client.id": client_id}
+    return {
+        "bootstrap.servers": contract.bootstrap,
+        "client.id": client_id,
+        **contract.security.confluent(),
+    }
 
 
 def producer_config(contract: Contract, client_id: str, **overrides: Any) -> dict[str, Any]:
@@ -26,6 +31,7 @@ def producer_config(contract: Contract, client_id: str, **overrides: Any) -> dic
     config: dict[str, Any] = {
         "bootstrap.servers": contract.bootstrap,
         "client.id": client_id,
+        **contract.security.confluent(),
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 2,
@@ -44,6 +50,7 @@ def consumer_config(
         "bootstrap.servers": contract.bootstrap,
         "group.id": group_id,
         "client.id": client_id,
+        **contract.security.confluent(),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         **contract.limits.confluent_consumer(),

@@ -17,6 +17,7 @@ from tierflow.topics.catalogue import Catalogue
 from tierflow.topics.envelope import FrameCodec
 from tierflow.topics.limits import MessageLimits
 from tierflow.topics.names import TopicNames
+from tierflow.topics.security import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Contract:
         limits: message-size limits of broker, topics, producers and consumers.
         catalogue: every topic with its partitions, replication and configs.
         codec: the frame encoding and its size limit.
+        security: how clients authenticate to the cluster (TLS, SASL).
     """
 
     bootstrap: str
@@ -38,6 +40,7 @@ class Contract:
     limits: MessageLimits
     catalogue: Catalogue
     codec: FrameCodec
+    security: KafkaSettings
 
     @classmethod
     def of(cls, settings: Settings) -> Contract:
@@ -51,4 +54,5 @@ class Contract:
             limits=limits,
             catalogue=Catalogue.build(settings.topics, names, limits, settings.broker.brokers),
             codec=FrameCodec.of(settings.frames, limits),
+            security=settings.kafka,
         )

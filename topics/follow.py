@@ -86,6 +86,7 @@ class Follower:
             enable_auto_commit=False,
             client_id=self.client_id,
             max_partition_fetch_bytes=self.contract.limits.batch_bytes,
+            **self.contract.security.aiokafka(),
         )
         await consumer.start()
         try:

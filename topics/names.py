@@ -22,6 +22,13 @@ class TopicNames:
     def _name(self, base: str) -> str:
         return f"{self.prefix}.{base}" if self.prefix else base
 
+    def group(self, name: str) -> str:
+        """A consumer group (or faust app) id under the prefix.
+
+        Deployments sharing a cluster share no group, and one prefixed ACL covers them all.
+        """
+        return self._name(name)
+
     def raw(self, quality: int) -> str:
         """Frames as cameras publish them at ``quality`` (pixels of the square side)."""
         return self._name(f"frames.raw.{quality}")
