@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 from tierflow.infra.errors import InfraError
 from tierflow.infra.kafka.install import BrokerInstall
 from tierflow.infra.kafka.node import KafkaNode, NodeAddress, new_cluster_id
+from tierflow.infra.kafka.security import LISTENER, BrokerSecurity
 from tierflow.settings import Settings
 from tierflow.topics.admin import port_open
 from tierflow.topics.catalogue import min_insync_replicas, replication_for
@@ -56,6 +57,9 @@ class LocalCluster:
         settings: tierflow settings; ``settings.broker`` gives host, ports, heap, dirs.
         brokers: node count; ``settings.broker.brokers`` by default.
         ports: explicit ``(port, controller_port)`` per node (tests on free ports).
+        security: SASL_SSL listeners and ACLs (:mod:`tierflow.infra.kafka.security`); None
+            for PLAINTEXT. Its clients (``answers``, ``leaders``) authenticate with
+            ``settings.kafka``, which must then be an administrator's.
     """
 
     def __init__(
@@ -63,8 +67,10 @@ class LocalCluster:
         settings: Settings,
         brokers: int | None = None,
         ports: Sequence[tuple[int, int]] | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.settings = settings
+        self.security = security
         self.conf = settings.broker
         count = brokers if brokers is not None else self.conf.brokers
         if ports is None:
@@ -91,7 +97,7 @@ class LocalCluster:
 
     @property
     def bootstrap(self) -> str:
-        """``host:port,...`` of every node's PLAINTEXT listener."""
+        """``host:port,...`` of every node's client listener."""
         return ",".join(node.address.bootstrap for node in self.nodes)
 
     @property
@@ -105,12 +111,13 @@ class LocalCluster:
         a = node.address
         rf = self.replicas
         isr = min_insync_replicas(rf)
+        listener = "PLAINTEXT" if self.security is None else LISTENER
         props = {
             "process.roles": "broker,controller",
             "node.id": str(a.node_id),
             "controller.quorum.voters": ",".join(n.address.voter for n in self.nodes),
-            "listeners": f"PLAINTEXT://{a.host}:{a.port},CONTROLLER://{a.host}:{a.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{a.host}:{a.port}",
+            "listeners": f"{listener}://{a.host}:{a.port},CONTROLLER://{a.host}:{a.controller_port}",
+            "advertised.listeners": f"{listener}://{a.host}:{a.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -129,6 +136,8 @@ class LocalCluster:
             "log.cleaner.backoff.ms": "5000",
             **self.contract.limits.broker_properties(),
         }
+        if self.security is not None:
+            props |= self.security.properties()
         if len(self.nodes) > 1:
             props |= {
                 "default.replication.factor": str(rf),

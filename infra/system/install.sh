@@ -9,6 +9,8 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 # Debian's Prometheus: tierflow up --prometheus and the observability tests run it.
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+# openssl: the throw-away CA and broker certificate of the SASL_SSL tests.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -22,6 +22,7 @@ from tierflow.streams.cli.common import (
     stdout,
     with_section,
 )
+from tierflow.topics.acls import ROLES
 from tierflow.topics.contract import Contract
 
 if TYPE_CHECKING:
@@ -174,6 +175,27 @@ def cmd_topics_describe(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(not s.differences for s in states) else 1
 
 
+def cmd_topics_acls(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the ACLs of a role for a principal; with ``--apply``, create them."""
+    from tierflow.topics.acls import grant, role_acls, row
+
+    contract = Contract.of(settings)
+    try:
+        bindings = role_acls(contract.names, args.role, args.principal)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    table = Table("permission", "operation", "resource", "pattern", "name", title=args.role)
+    for binding in bindings:
+        table.add_row(*row(binding))
+    stdout().print(table)
+    if args.apply:
+        ensure_cluster(settings)
+        count = grant(contract, args.role, args.principal)
+        console.print(f"{count} ACLs in force for {args.principal} at {contract.bootstrap}")
+    return 0
+
+
 def register(sub: Subparsers) -> None:
     """Add the ``kafka`` and ``topics`` commands."""
     kafka = add(sub, "kafka", "Manage the local Apache Kafka broker (KRaft, no Docker).")
@@ -206,3 +228,17 @@ def register(sub: Subparsers) -> None:
         cmd_topics_describe,
     )
     describe.add_argument("--json", action="store_true", help="machine-readable output")
+    acls = add(
+        actions,
+        "acls",
+        "Print (or --apply) the ACLs of a role on a cluster with an authorizer: a camera "
+        "writes only its frames, only the controller writes assignments and placement.",
+        cmd_topics_acls,
+    )
+    acls.add_argument("role", choices=ROLES, help="camera, controller or worker")
+    acls.add_argument("principal", help="the principal, e.g. User:cam1 (its SASL user name)")
+    acls.add_argument(
+        "--apply",
+        action="store_true",
+        help="create them (needs a super user's credentials in the [kafka] settings)",
+    )
