@@ -489,7 +489,9 @@ class Settings(BaseSettings):
         """The ``host:port[,host:port]`` list every client connects to."""
         if self.bootstrap_servers:
             return self.bootstrap_servers
-        return f"{self.broker.host}:{self.broker.port}"
+        # Every node of a local cluster, so a client still bootstraps when node 1 is down.
+        b = self.broker
+        return ",".join(f"{b.host}:{b.port + 2 * i}" for i in range(b.brokers))
 
 
 def _refuse_unknown_sections(environ: Mapping[str, str]) -> None:

@@ -69,6 +69,7 @@ def test_cluster_nodes_vote_together_and_replicate_internal_topics(tmp_path: Pat
     assert {p["offsets.topic.replication.factor"] for p in props} == {"3"}
     assert {p["min.insync.replicas"] for p in props} == {"2"}
     assert cluster.bootstrap == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert settings.bootstrap == cluster.bootstrap  # every client bootstraps from all three
     single = LocalCluster(load_settings(broker={"state_dir": tmp_path}))
     assert (
         single.home == tmp_path / "9092" and "min.insync.replicas" not in single.server_properties()
