@@ -7,6 +7,7 @@ decodes a cut-off JPEG into a partly grey image with only a warning on stderr.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,7 +150,8 @@ def _decode_raw(data: bytes, shape: Sequence[int] | None, dtype: str | None) -> 
     if len(shape) not in (2, 3) or any(n <= 0 for n in shape):
         msg = f"raw shape {tuple(shape)} is not (height, width[, channels]) of positive sizes"
         raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    # math.prod: exact Python ints; np.prod wraps around in int64 for forged shapes (2**32, 2**32).
+    expected = math.prod(shape) * np.dtype(dtype).itemsize
     if len(data) != expected:
         problem = FrameProblem.TRUNCATED_IMAGE if len(data) < expected else FrameProblem.BAD_HEADER
         msg = f"raw {dtype} frame of shape {tuple(shape)} needs {expected} bytes, got {len(data)}"

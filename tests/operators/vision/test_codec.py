@@ -115,3 +115,10 @@ def test_unknown_content_type_names_the_known_ones() -> None:
         ContentType.parse("video/h264")
     assert err.value.problem is FrameProblem.UNSUPPORTED_CONTENT
     assert "image/jpeg" in str(err.value)
+
+
+def test_a_forged_raw_shape_whose_size_overflows_int64_is_a_format_error() -> None:
+    """(2**32, 2**32, 1) is 2**64 bytes: np.prod wrapped it to 0, matching an empty value."""
+    with pytest.raises(FrameFormatError) as err:
+        decode_image(b"", ContentType.RAW, (2**32, 2**32, 1), "uint8")
+    assert err.value.problem is FrameProblem.TRUNCATED_IMAGE
