@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -245,6 +245,30 @@ def ensure_topics(
             changes[state.spec.name] = _reconcile(admin, state, timeout_s)
     wait_for_leaders(admin, catalogue.names, timeout_s)
     return [changes[spec.name] for spec in catalogue]
+
+
+METADATA_SETTLE_S = 3.0
+"""Seconds a topic may stay unknown to the broker asked before it counts as missing: in
+KRaft each broker applies the metadata log on its own, so one created a moment ago through
+another broker may not be listed yet."""
+
+
+def known_partitions(
+    client: AdminClient | Consumer, topic: str, timeout_s: float = 10.0
+) -> list[int] | None:
+    """``topic``'s partition ids once a broker lists it; None if none does within the settle time.
+
+    Raises:
+        KafkaException: no broker answered the metadata request within ``timeout_s``.
+    """
+    deadline = time.monotonic() + METADATA_SETTLE_S
+    while True:
+        found = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            return sorted(found.partitions)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
 
 
 def wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:

@@ -17,6 +17,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tierflow.topics.admin import known_partitions
 from tierflow.topics.clients import admin_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.errors import TopicAdminError
@@ -32,11 +33,11 @@ def topic_partitions(contract: Contract, topic: str, timeout_s: float = 10.0) ->
         TopicAdminError: the topic does not exist.
     """
     admin = AdminClient(admin_config(contract, "tierflow-metadata"))
-    found = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
+    found = known_partitions(admin, topic, timeout_s)
+    if found is None:
         msg = f"topic {topic} does not exist; run 'tierflow topics create'"
         raise TopicAdminError(msg)
-    return sorted(found.partitions)
+    return found
 
 
 class Follower:

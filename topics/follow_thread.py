@@ -19,6 +19,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from tierflow.topics.admin import known_partitions
 from tierflow.topics.clients import consumer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.errors import BrokerUnreachableError, TopicAdminError
@@ -51,17 +52,17 @@ class ThreadFollower:
         group = f"tierflow-follower-{uuid.uuid4().hex}"
         self._consumer = Consumer(consumer_config(contract, group_id=group, client_id=client_id))
         try:
-            found = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            found = known_partitions(self._consumer, topic)
         except KafkaException as exc:
             self._consumer.close()
             msg = f"cannot follow {topic}: no broker answered at {contract.bootstrap}: {exc}"
             raise BrokerUnreachableError(msg) from exc
-        if found is None or found.error is not None or not found.partitions:
+        if found is None:
             self._consumer.close()
             msg = f"topic {topic} does not exist; run 'tierflow topics create'"
             raise TopicAdminError(msg)
         self._consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found]
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"follow-{topic}", daemon=True)

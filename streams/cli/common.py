@@ -79,14 +79,15 @@ def reach_cluster(contract: Contract, settings: Settings, *topics: str) -> None:
         BrokerUnreachableError: no broker answered in time.
         TopicAdminError: a topic is missing.
     """
-    from tierflow.topics.admin import wait_for_cluster
+    from tierflow.topics.admin import known_partitions, wait_for_cluster
     from tierflow.topics.errors import TopicAdminError
 
     admin = wait_for_cluster(contract, timeout_s=settings.connect_timeout_s)
     if not topics:
         return
     present = admin.list_topics(timeout=settings.connect_timeout_s).topics
-    missing = [topic for topic in topics if topic not in present]
+    # A topic just created may not be listed by every broker yet: ask again before refusing.
+    missing = [t for t in topics if t not in present and known_partitions(admin, t) is None]
     if missing:
         msg = (
             f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on "
