@@ -43,19 +43,36 @@ log = logging.getLogger(__name__)
 H = TypeVar("H", bound=Heartbeat)
 
 
+HEARTBEAT_SKEW_S = 60.0
+"""How far ahead of this machine's clock a heartbeat may be stamped, seconds.
+
+Heartbeats order the records of one key, so a forged one stamped far in the future
+(``heartbeat_ns`` 9e18) would otherwise outrank every real heartbeat of that service for
+good and keep it live after it died; it is ignored with one warning instead (the bound
+assignments get from ``camera.epoch_skew_s``, for the same reason)."""
+
+MAX_TTL_S = 600.0
+"""The longest a heartbeat keeps its service live, seconds, whatever ``ttl_s`` it claims:
+a record claiming 1e18 s must not make a crashed service immortal."""
+
+
 class LiveTable(LatestTable[H]):
     """The latest heartbeat per key of ``control.registry`` or ``control.nodes``."""
 
     def __init__(self, kind: type[H]) -> None:
-        super().__init__(kind, lambda record: record.heartbeat_ns)
+        super().__init__(
+            kind,
+            lambda record: record.heartbeat_ns,
+            ceiling=lambda: time.time_ns() + int(HEARTBEAT_SKEW_S * 1e9),
+        )
 
     def live(self, now_ns: int) -> list[H]:
-        """Records whose heartbeat is younger than their ``ttl_s``."""
+        """Records whose heartbeat is younger than their ``ttl_s`` (at most ``MAX_TTL_S``)."""
         return [r for r in self.values() if _fresh(r, now_ns)]
 
 
 def _fresh(record: Heartbeat, now_ns: int) -> bool:
-    return now_ns - record.heartbeat_ns <= record.ttl_s * 1e9
+    return now_ns - record.heartbeat_ns <= min(record.ttl_s, MAX_TTL_S) * 1e9
 
 
 class RegistryView(LiveTable[ServiceAnnouncement]):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from tierflow.streams.discovery import RegistryView
+import time
+
+from tierflow.streams.discovery import MAX_TTL_S, RegistryView
 from tierflow.topics.records import ServiceAnnouncement
 
 S = 1_000_000_000
@@ -81,3 +83,20 @@ def test_probed_a_crashed_member_still_holding_its_partitions_stays_live_past_it
     assert view.detector_for(512, 60 * S) is not None  # being restarted: frames wait for it
     view.consumers = {"tierflow-detect-512": set()}  # its session timed out, nobody took over
     assert view.detector_for(512, 60 * S) is None
+
+
+def test_a_forged_future_heartbeat_neither_shadows_real_ones_nor_keeps_a_service_live() -> None:
+    now_s = time.time()
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 9e9))  # the year 2255
+    assert view.refused == 1
+    view.apply("d512", _detect("d512", 512, now_s, ttl_s=3))
+    assert view.detector_for(512, int((now_s + 1) * S)) is not None
+    assert view.detector_for(512, int((now_s + 4) * S)) is None  # its real heartbeat expired
+
+
+def test_a_claimed_ttl_longer_than_the_ceiling_expires_at_the_ceiling() -> None:
+    view = RegistryView()
+    view.apply("d512", _detect("d512", 512, 10, ttl_s=1e18))
+    assert view.detector_for(512, int((10 + MAX_TTL_S - 1) * S)) is not None
+    assert view.detector_for(512, int((10 + MAX_TTL_S + 1) * S)) is None
