@@ -56,6 +56,10 @@ class RecentSet:
         if len(self._order) > self._size:
             self._items.discard(self._order.popleft())
 
+    def discard(self, item: int) -> None:
+        """Forget ``item`` (its place in the order goes when it would have)."""
+        self._items.discard(item)
+
     def snapshot(self) -> set[int]:
         """The items remembered now."""
         return set(self._items)

@@ -18,6 +18,7 @@ tierflow_end_to_end_seconds                capture to outcome {quality, outcome}
 tierflow_stage_bytes_total                 frame bytes a stage sent on {stage}
 tierflow_batch_frames                      frames per inference call {quality}
 tierflow_undrawn_frames_total              processed frames draw recorded without drawing
+tierflow_repeat_outcomes_total             second outcomes of a frame a stage did not write {stage}
 tierflow_consumer_lag_messages             records behind the high watermark {group, topic, part.}
 tierflow_consumer_lag_seconds              age of the record being consumed {group, topic, part.}
 tierflow_detections_tp_total               true positives {source, quality}; also _fp_, _fn_
@@ -68,6 +69,7 @@ class Metrics(NamedTuple):
     stage_bytes: Counter
     batch_frames: Histogram
     undrawn: Counter
+    repeat_outcomes: Counter
     lag_messages: Gauge
     lag_seconds: Gauge
     tp: Counter
@@ -132,6 +134,11 @@ def _create(prefix: str = "tierflow") -> Metrics:
         undrawn=Counter(
             name("undrawn_frames"),
             "Processed frames draw recorded without an annotated copy (behind its lag bound).",
+        ),
+        repeat_outcomes=Counter(
+            name("repeat_outcomes"),
+            "Redelivered frames whose outcome this stage process had written already.",
+            ["stage"],
         ),
         lag_messages=Gauge(
             name("consumer_lag_messages"),

@@ -5,6 +5,13 @@ Each frame gets a record on ``metrics.frames``; bad input also gets a copy on
 
 Stages never ack an event themselves: they hand it here with its outputs, so "offsets are
 committed only after the output is produced" holds in one place.
+
+Delivery is at least once: a frame whose outputs were written but whose offset was not yet
+committed when a worker upstream crashed, or a rebalance moved its partition, comes again.
+Each stage process remembers the frames it wrote an outcome for (the last
+``OUTCOME_MEMORY`` per source) and writes no second one: the redelivered frame is acked
+and counted in ``tierflow_repeat_outcomes_total``. A repeat survives only when the process
+that wrote the first outcome is itself the one that restarted.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping
 
 import faust
 
+from tierflow.streams.accounting import RecentSet
 from tierflow.streams.app import Event, faust_topic
-from tierflow.streams.metrics import observe_outcome
+from tierflow.streams.metrics import METRICS, observe_outcome
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, Headers, HeadersIn
 from tierflow.topics.headers import (
@@ -33,6 +42,10 @@ from tierflow.topics.headers import (
 from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
+
+OUTCOME_MEMORY = 10_000
+"""Sequence numbers per source a stage remembers having written an outcome for: a
+redelivery arrives within a commit interval or a session timeout, far fewer frames."""
 
 
 def raw_header_bytes(headers: HeadersIn) -> int:
@@ -64,6 +77,10 @@ class Outcomes:
         self.deadletter_topic = faust_topic(app, catalogue[names.deadletter])
         self.limits = contract.limits
         self._acks: set[asyncio.Task[None]] = set()
+        self._written: dict[str, RecentSet] = defaultdict(lambda: RecentSet(OUTCOME_MEMORY))
+        self._pending: dict[tuple[str, int], asyncio.Future[object]] = {}
+        self.repeats = 0
+        """Outcomes not written because this process had delivered one for the frame."""
 
     def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
         """Acknowledge ``events`` once every delivery has completed; never blocks the caller.
@@ -126,11 +143,47 @@ class Outcomes:
         return value, [*original, *letter]
 
     async def record(self, record: FrameRecord) -> Awaitable[object]:
-        """Send ``record`` to ``metrics.frames`` (and count it); returns its delivery future."""
+        """Send ``record`` to ``metrics.frames`` (and count it); returns its delivery future.
+
+        A frame this process already delivered an outcome for (a redelivery) gets none: the
+        returned future is done at once, so the input is acked. Sequence -1 (headers
+        unreadable) is never taken for a repeat.
+        """
+        written = self._written[record.source]
+        if record.sequence >= 0 and record.sequence in written:
+            self.repeats += 1
+            METRICS.repeat_outcomes.labels(self.stage).inc()
+            log.info("%s: %s#%d came again; its outcome stands", self.stage, record.source,
+                     record.sequence)  # fmt: skip
+            # Acked with the first outcome's delivery: if that fails, neither offset is committed.
+            pending = self._pending.get((record.source, record.sequence))
+            if pending is not None:
+                return pending
+            done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         observe_outcome(record)
-        fut: Awaitable[object] = await self.metrics_topic.send(
-            key=record.source.encode(), value=record.to_bytes()
-        )
+        if record.sequence >= 0:
+            # Taken before the send (a repeat in the same batch must see it), given back if
+            # the send fails, so the redelivery of an undelivered outcome is written.
+            written.add(record.sequence)
+        try:
+            fut: Awaitable[object] = await self.metrics_topic.send(
+                key=record.source.encode(), value=record.to_bytes()
+            )
+        except BaseException:
+            written.discard(record.sequence)
+            raise
+        if record.sequence >= 0 and isinstance(fut, asyncio.Future):  # faust's FutureMessage
+            key = (record.source, record.sequence)
+            self._pending[key] = fut
+
+            def delivered(f: asyncio.Future[object]) -> None:
+                self._pending.pop(key, None)
+                if f.cancelled() or f.exception() is not None:
+                    written.discard(record.sequence)
+
+            fut.add_done_callback(delivered)
         return fut
 
     async def dropped(self, event: Event, meta: FrameMeta, policy: DropPolicy) -> None:

@@ -261,3 +261,34 @@ async def test_frames_behind_the_lag_bound_are_dropped_at_resize_and_undrawn_at_
     assert (undrawn.outcome, undrawn.drawn, undrawn.f1) == (Outcome.PROCESSED, False, 1.0)
     assert undrawn.found is not None and len(undrawn.found.boxes) == 1
     assert not (tmp_path / "annotated" / "late").exists()  # nothing was stored for it
+
+
+async def test_a_redelivered_frame_gets_no_second_outcome(
+    kafka_topics: Settings, tmp_path: Path
+) -> None:
+    """A detector that crashed after forwarding, before committing, sends a frame again."""
+    settings = _settings(kafka_topics, tmp_path)
+    contract = Contract.of(settings)
+    names, codec = contract.names, contract.codec
+    collector = MetricsCollector(contract, {"again"})
+    await collector.start()
+    producer = Producer(producer_config(contract, client_id="test-again"))
+    image = np.zeros((512, 512, 3), np.uint8)
+    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
+    for sequence in (0, 0, 1):  # frame 0 twice (the redelivery), then frame 1
+        meta = FrameMeta("again", sequence, time.time_ns(), 512).detected(
+            found, "haar:face", ("face",)
+        )
+        value, headers = codec.encode(image, meta)
+        producer.produce(
+            names.detections(512), key=b"again", value=value, headers=producer_headers(headers)
+        )
+    producer.flush(10)
+    records: list[FrameRecord] = []
+    collector.on_record = records.append
+    async with build_stage(settings, StageName.DRAW).run():
+        assert await collector.wait_for({"again": 2}, 60)
+    await collector.stop()
+    # One key, one partition, in order: frame 1's record comes after any repeat of frame 0.
+    assert [r.sequence for r in records] == [0, 1]
+    assert {r.outcome for r in records} == {Outcome.PROCESSED}
