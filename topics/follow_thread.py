@@ -61,9 +61,7 @@ class ThreadFollower:
             self._consumer.close()
             msg = f"topic {topic} does not exist; run 'tierflow topics create'"
             raise TopicAdminError(msg)
-        self._consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found]
-        )
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in found])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"follow-{topic}", daemon=True)
 
