@@ -10,8 +10,11 @@ Delivery is at least once: a frame whose outputs were written but whose offset w
 committed when a worker upstream crashed, or a rebalance moved its partition, comes again.
 Each stage process remembers the frames it wrote an outcome for (the last
 ``OUTCOME_MEMORY`` per source) and writes no second one: the redelivered frame is acked
-and counted in ``tierflow_repeat_outcomes_total``. A repeat survives only when the process
-that wrote the first outcome is itself the one that restarted.
+and counted in ``tierflow_repeat_outcomes_total``. A process that starts (a restart after
+kill -9 included) first reads the last ``OUTCOME_MEMORY`` records of each ``metrics.frames``
+partition (:meth:`Outcomes.seed`): a frame its previous incarnation gave an outcome, then
+died before committing, is a repeat too. What remains is an outcome in flight at the crash
+(sent, not yet in the log): that one the redelivery writes, once.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Iterable, Mapping
 
 import faust
+from confluent_kafka import KafkaException, Message
 
+from tierflow.errors import TierflowError
 from tierflow.streams.accounting import RecentSet
 from tierflow.streams.app import Event, faust_topic
 from tierflow.streams.metrics import METRICS, observe_outcome
@@ -39,13 +44,22 @@ from tierflow.topics.headers import (
     H_DL_STAGE,
     H_DL_TOPIC,
 )
-from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
+from tierflow.topics.records import (
+    DropPolicy,
+    FrameRecord,
+    Outcome,
+    RecordError,
+    parse_frame_records,
+)
+from tierflow.topics.snapshot import read_to_end
 
 log = logging.getLogger(__name__)
 
 OUTCOME_MEMORY = 10_000
 """Sequence numbers per source a stage remembers having written an outcome for: a
 redelivery arrives within a commit interval or a session timeout, far fewer frames."""
+SEED_TIMEOUT_S = 20.0
+"""Seconds a starting stage spends reading the outcomes already written."""
 
 
 def raw_header_bytes(headers: HeadersIn) -> int:
@@ -81,6 +95,46 @@ class Outcomes:
         self._pending: dict[tuple[str, int], asyncio.Future[object]] = {}
         self.repeats = 0
         """Outcomes not written because this process had delivered one for the frame."""
+        self._contract = contract
+        self._seeding: asyncio.Task[int] | None = None
+
+    async def seed(self) -> int:
+        """Learn the frames ``metrics.frames`` already holds an outcome for (once per process).
+
+        Reads the last ``OUTCOME_MEMORY`` records of each partition in a thread (the event
+        loop stays free); agents await it before their first record. A read that fails is
+        logged and leaves delivery at least once, as without it.
+
+        Returns:
+            Frames learnt.
+        """
+        if self._seeding is None:
+            self._seeding = asyncio.create_task(asyncio.to_thread(self._read_outcomes))
+        return await self._seeding
+
+    def _read_outcomes(self) -> int:
+        seen: list[tuple[str, int]] = []
+
+        def keep(message: Message) -> None:
+            try:
+                records = parse_frame_records(message.value())
+            except RecordError:
+                return
+            seen.extend((r.source, r.sequence) for r in records if r.sequence >= 0)
+
+        topic = self._contract.names.metrics_frames
+        try:
+            read_to_end(
+                self._contract, [topic], keep, timeout_s=SEED_TIMEOUT_S,
+                client_id=f"tierflow-{self.stage}-seed", last=OUTCOME_MEMORY,
+            )  # fmt: skip
+        except (TierflowError, KafkaException) as exc:
+            log.warning(
+                "%s: outcomes already written not read (%s); at least once", self.stage, exc
+            )
+        for source, sequence in seen:
+            self._written[source].add(sequence)
+        return len(seen)
 
     def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
         """Acknowledge ``events`` once every delivery has completed; never blocks the caller.

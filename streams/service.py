@@ -264,6 +264,8 @@ class Service:
         """
 
         async def agent(stream: faust.StreamT[bytes]) -> None:
+            # Redeliveries of frames a previous incarnation finished get no second outcome.
+            await self.outcomes.seed()
             if ready is not None:
                 await ready()
             async for event in self.events(stream):
@@ -366,7 +368,10 @@ class Service:
         METRICS.lag_seconds.labels(self.group, message.topic, str(message.partition)).set(age)
 
     async def _report_lag(self, period_s: float = 2.0) -> None:
-        """Every ``period_s``: records between this group's positions and the high watermarks."""
+        """Every ``period_s``: records between this group's positions and the high watermarks.
+
+        A partition with none left has a lag of 0 s too.
+        """
         while True:
             await asyncio.sleep(period_s)
             consumer = getattr(self.app, "_consumer", None)
@@ -379,7 +384,12 @@ class Service:
                     if position is None or highwater is None:
                         continue  # not fetched yet: no lag to report
                     behind = max(0, highwater - position)
-                    METRICS.lag_messages.labels(self.group, tp.topic, str(tp.partition)).set(behind)
+                    labels = (self.group, tp.topic, str(tp.partition))
+                    METRICS.lag_messages.labels(*labels).set(behind)
+                    if behind == 0:
+                        # Caught up: nothing waits, whatever the age of the last record was
+                        # (a partition no camera writes any more would show it for ever).
+                        METRICS.lag_seconds.labels(*labels).set(0.0)
             except Exception:  # a rebalance may pull the assignment away mid-loop
                 log.debug("%s: lag report skipped", self.stage, exc_info=True)
 

@@ -42,6 +42,7 @@ def read_to_end(
     timeout_s: float = 60.0,
     client_id: str = "tierflow-snapshot",
     until: Callable[[], bool] = lambda: False,
+    last: int | None = None,
 ) -> int:
     """Hand every message of ``topics`` to ``handle``, first retained offset to the end at the call.
 
@@ -52,6 +53,7 @@ def read_to_end(
         timeout_s: give up after this many seconds.
         client_id: the consumer's client id, for broker logs.
         until: checked after each message (and while waiting): True ends the read early.
+        last: read only the last ``last`` messages of each partition (None: all retained).
 
     Returns:
         Messages handed over.
@@ -64,13 +66,16 @@ def read_to_end(
     try:
         partitions = partitions_of(consumer, topics, timeout_s)
         ends: dict[tuple[str, int], int] = {}
+        starts: list[Partition] = []
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
             if high > low:
                 ends[(tp.topic, tp.partition)] = high
+                start = OFFSET_BEGINNING if last is None else max(low, high - last)
+                starts.append(Partition(tp.topic, tp.partition, start))
         if not ends:
             return 0
-        consumer.assign([Partition(t, p, OFFSET_BEGINNING) for t, p in ends])
+        consumer.assign(starts)
         deadline = time.monotonic() + timeout_s
         count = 0
         while ends and not until():

@@ -26,6 +26,7 @@ from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally
 from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
 from tierflow.streams.capture import SceneSource
+from tierflow.streams.metrics import METRICS
 from tierflow.streams.stages import build_stage
 from tierflow.topics.clients import consumer_config, producer_config
 from tierflow.topics.contract import Contract
@@ -292,3 +293,53 @@ async def test_a_redelivered_frame_gets_no_second_outcome(
     # One key, one partition, in order: frame 1's record comes after any repeat of frame 0.
     assert [r.sequence for r in records] == [0, 1]
     assert {r.outcome for r in records} == {Outcome.PROCESSED}
+
+
+async def test_a_restarted_stage_gives_no_second_outcome_to_a_frame_finished_before(
+    kafka_topics: Settings, tmp_path: Path
+) -> None:
+    """kill -9 after draw wrote frame 0's outcome, before it committed: frame 0 comes again."""
+    settings = _settings(kafka_topics, tmp_path)
+    contract = Contract.of(settings)
+    names, codec = contract.names, contract.codec
+    collector = MetricsCollector(contract, {"reborn"})
+    await collector.start()
+    records: list[FrameRecord] = []
+    collector.on_record = records.append
+    producer = Producer(producer_config(contract, client_id="test-reborn"))
+    # What the previous incarnation wrote before it died.
+    first = FrameRecord(
+        source="reborn", sequence=0, quality=512, capture_ns=time.time_ns(),
+        outcome=Outcome.PROCESSED, stage="draw", latency_s=0.1,
+    )  # fmt: skip
+    producer.produce(names.metrics_frames, key=b"reborn", value=first.to_bytes())
+    image = np.zeros((512, 512, 3), np.uint8)
+    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
+    for sequence in (0, 1):  # frame 0 redelivered to the new process, then frame 1
+        meta = FrameMeta("reborn", sequence, time.time_ns(), 512).detected(
+            found, "haar:face", ("face",)
+        )
+        value, headers = codec.encode(image, meta)
+        producer.produce(
+            names.detections(512),
+            key=b"reborn",
+            value=value,
+            headers=producer_headers(headers),
+            timestamp=int(time.time() * 1000) - 120_000,  # lag 120 s when consumed
+        )
+    producer.flush(10)
+    stage = build_stage(settings, StageName.DRAW)
+    async with stage.run():
+        assert await collector.wait_for({"reborn": 2}, 60)
+        await until(lambda: stage.outcomes.repeats == 1, 30, "frame 0 taken for a repeat")
+
+        def lag_s() -> list[float]:
+            topic = names.detections(512)
+            samples = METRICS.lag_seconds.collect()[0].samples
+            return [x.value for x in samples if x.labels["topic"] == topic]
+
+        # Caught up, the lag is 0 s, not the age of the last record consumed (120 s).
+        await until(lambda: lag_s() != [] and max(lag_s()) == 0.0, 30, "a lag of 0 s")
+    await collector.stop()
+    assert [r.sequence for r in records] == [0, 1]
+    assert records[0].latency_s == 0.1  # the record written before the restart, not a new one
