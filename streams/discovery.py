@@ -155,6 +155,12 @@ def registry_reader(contract: Contract) -> TableReader[RegistryView]:
     return TableReader(contract, contract.names.registry, RegistryView())
 
 
+PROBE_SOCKET_TIMEOUT_S = 4.0
+"""Seconds a group probe's request to one broker may take before it fails."""
+PROBE_CALL_TIMEOUT_S = 10.0
+"""Seconds a group probe's describe call may take: longer than any one request of it."""
+
+
 class ProbedRegistryReader(TableReader[RegistryView]):
     """A registry reader that also asks the broker which announced groups consume what.
 
@@ -165,7 +171,13 @@ class ProbedRegistryReader(TableReader[RegistryView]):
 
     def __init__(self, contract: Contract, period_s: float) -> None:
         super().__init__(contract, contract.names.registry, RegistryView())
-        self._admin = AdminClient(admin_config(contract, "tierflow-group-probe"))
+        # A broker request must fail before the describe call does: librdkafka aborts the
+        # process (enq_once refcnt assertion, confluentinc/librdkafka#4605) on a group
+        # description answered after its call timed out, which a killed coordinator caused
+        # in the chaos soak.
+        config = admin_config(contract, "tierflow-group-probe")
+        config["socket.timeout.ms"] = round(PROBE_SOCKET_TIMEOUT_S * 1000)
+        self._admin = AdminClient(config)
         self._period_s = period_s
         self._task: asyncio.Task[None] | None = None
         self._probed = asyncio.Event()
@@ -183,7 +195,7 @@ class ProbedRegistryReader(TableReader[RegistryView]):
     async def probe(self) -> None:
         """Describe the announced groups now and update the view."""
         groups = {s.group for s in self.view.values() if s.group is not None}
-        answer = await asyncio.to_thread(consumed_topics, self._admin, groups)
+        answer = await asyncio.to_thread(consumed_topics, self._admin, groups, PROBE_CALL_TIMEOUT_S)
         known = self.view.consumers or {}
         # A group mid-rebalance (a member joining or leaving, a migration) keeps what it
         # consumed: its frames will have a consumer once the assignment is done.
