@@ -16,6 +16,7 @@ $(BIN)/tierflow: pyproject.toml
 install: $(BIN)/tierflow
 	infra/system/install.sh
 	$(BIN)/tierflow kafka install
+	$(BIN)/tierflow tiers install
 
 run: install
 	$(BIN)/tierflow up

@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from tierflow.errors import ConfigError
+from tierflow.infra.tiers.config import TierSettings
 from tierflow.topics.security import KafkaSettings
 
 MiB = 1024 * 1024
@@ -462,6 +463,7 @@ class Settings(BaseSettings):
     camera: CameraSettings = Field(default_factory=CameraSettings)
     control: ControlSettings = Field(default_factory=ControlSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    tiers: TierSettings = Field(default_factory=TierSettings)
 
     @classmethod
     def settings_customise_sources(

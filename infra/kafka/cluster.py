@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,9 @@ class LocalCluster:
         security: SASL_SSL listeners and ACLs (:mod:`tierflow.infra.kafka.security`); None
             for PLAINTEXT. Its clients (``answers``, ``leaders``) authenticate with
             ``settings.kafka``, which must then be an administrator's.
+        listeners: more PLAINTEXT listeners of a one-node cluster, name -> (port on
+            ``broker.host``, advertised ``host:port``): an emulated host's, behind the
+            proxy on its link (:mod:`tierflow.infra.tiers`).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class LocalCluster:
         brokers: int | None = None,
         ports: Sequence[tuple[int, int]] | None = None,
         security: BrokerSecurity | None = None,
+        listeners: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self.settings = settings
         self.security = security
@@ -80,6 +84,10 @@ class LocalCluster:
         flat = [p for pair in ports for p in pair]
         if count < 1 or len(ports) != count or len(set(flat)) != len(flat):
             msg = f"a local cluster needs {count} >= 1 nodes with distinct ports, got {list(ports)}"
+            raise InfraError(msg)
+        self.listeners = dict(listeners or {})
+        if self.listeners and (count != 1 or security is not None):
+            msg = "extra listeners are for one PLAINTEXT node (an emulated continuum's broker)"
             raise InfraError(msg)
         self.install = BrokerInstall.from_settings(self.conf)
         first = ports[0][0]
@@ -138,6 +146,10 @@ class LocalCluster:
         }
         if self.security is not None:
             props |= self.security.properties()
+        for name, (port, advertised) in self.listeners.items():
+            props["listeners"] += f",{name}://{a.host}:{port}"
+            props["advertised.listeners"] += f",{name}://{advertised}"
+            props["listener.security.protocol.map"] += f",{name}:PLAINTEXT"
         if len(self.nodes) > 1:
             props |= {
                 "default.replication.factor": str(rf),

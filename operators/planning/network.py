@@ -46,6 +46,8 @@ class Node:
         uplink_mbps: bandwidth of the link to ``parent``, Mbit/s (Table II: edge-fog 30,
             fog-cloud 10 000).
         uplink_delay_s: propagation delay of that link, seconds (Table II: 4 ms, 5 ms).
+        cores: the node's CPU, cores (Table I: edge 1, fog 4, cloud 8); None when not
+            stated. Only the emulated continuum uses it (:mod:`tierflow.infra.tiers`).
     """
 
     id: str
@@ -53,6 +55,7 @@ class Node:
     parent: str | None = None
     uplink_mbps: float = math.inf
     uplink_delay_s: float = 0.0
+    cores: float | None = None
 
 
 def route(nodes: Mapping[str, Node], src: str, dst: str) -> tuple[str, ...] | None:

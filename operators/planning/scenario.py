@@ -95,7 +95,7 @@ class Scenario:
     @classmethod
     def parse(cls, data: Mapping[str, Any], origin: str = "<scenario>") -> Scenario:
         """Build a scenario from parsed TOML."""
-        nodes = _nodes(data.get("nodes", []))
+        nodes = parse_nodes(data.get("nodes", []))
         deployments = _pipelines(data.get("pipelines", []), nodes)
         sources = _sources(data.get("sources", []), nodes)
         gamma_default = default_workflow().bits_per_pixel
@@ -150,7 +150,8 @@ class Scenario:
         return cls(problem, workflow, policy, origin)
 
 
-def _nodes(items: Any) -> dict[str, Node]:
+def parse_nodes(items: Any) -> dict[str, Node]:
+    """A scenario's ``[[nodes]]``, ``count`` expanded (``edge`` x 11: ``edge0`` .. ``edge10``)."""
     if not isinstance(items, list) or not items:
         msg = "[[nodes]] must list at least one node"
         raise ScenarioError(msg)
@@ -167,12 +168,15 @@ def _nodes(items: Any) -> dict[str, Node]:
         mbps = _positive(_get(item, "uplink_mbps", float, where, math.inf), f"{where}.uplink_mbps")
         delay_ms = _get(item, "uplink_delay_ms", float, where, 0.0)
         count = _get(item, "count", int, where, 1)
+        cores = _get(item, "cores", float, where, None)
+        if cores is not None:
+            _positive(cores, f"{where}.cores")
         for k in range(count):
             name = f"{node_id}{k}" if count > 1 else node_id
             if name in nodes:
                 msg = f"{where}.id {name!r} is used twice"
                 raise ScenarioError(msg)
-            nodes[name] = Node(name, tier, parent, mbps, delay_ms / 1000)
+            nodes[name] = Node(name, tier, parent, mbps, delay_ms / 1000, cores)
     for node in nodes.values():
         if node.parent is not None and node.parent not in nodes:
             msg = f"node {node.id!r} names parent {node.parent!r}, which is not a node"

@@ -11,7 +11,7 @@ from pathlib import Path
 from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
-from tierflow.streams.cli import cluster, experiments, pipeline, plan
+from tierflow.streams.cli import cluster, experiments, pipeline, plan, tiers
 from tierflow.streams.cli.common import EPILOG, Handler
 
 OWN_PACKAGES = ("tierflow",)
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.register(sub)
     cluster.register(sub)
     experiments.register(sub)
+    tiers.register(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Emulated edge, fog and cloud hosts on one machine: namespaces, shaped links, CPU quotas."""
