@@ -335,7 +335,7 @@ async def test_a_restarted_stage_gives_no_second_outcome_to_a_frame_finished_bef
 
         def lag_s() -> list[float]:
             topic = names.detections(512)
-            samples = METRICS.lag_seconds.collect()[0].samples
+            samples = next(iter(METRICS.lag_seconds.collect())).samples
             return [x.value for x in samples if x.labels["topic"] == topic]
 
         # Caught up, the lag is 0 s, not the age of the last record consumed (120 s).
