@@ -11,9 +11,9 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from tierflow.operators.vision.accuracy import CarryForward
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_frame_records
+
+T = TypeVar("T", bound=Hashable)
 
 log = logging.getLogger(__name__)
 RATE_WINDOW_S = 5.0
@@ -33,21 +35,21 @@ hour; percentiles are then over the latest frames, and duplicates are looked for
 them (a redelivered record arrives close to its first delivery)."""
 
 
-class RecentSet:
+class RecentSet(Generic[T]):
     """The last ``size`` distinct items seen, for duplicate detection in bounded memory."""
 
     def __init__(self, size: int = MEMORY) -> None:
-        self._order: deque[int] = deque()
-        self._items: set[int] = set()
+        self._order: deque[T] = deque()
+        self._items: set[T] = set()
         self._size = size
 
-    def __contains__(self, item: int) -> bool:
+    def __contains__(self, item: object) -> bool:
         return item in self._items
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, item: int) -> None:
+    def add(self, item: T) -> None:
         """Remember ``item``, forgetting the oldest beyond ``size``."""
         if item in self._items:
             return
@@ -56,11 +58,11 @@ class RecentSet:
         if len(self._order) > self._size:
             self._items.discard(self._order.popleft())
 
-    def discard(self, item: int) -> None:
+    def discard(self, item: T) -> None:
         """Forget ``item`` (its place in the order goes when it would have)."""
         self._items.discard(item)
 
-    def snapshot(self) -> set[int]:
+    def snapshot(self) -> set[T]:
         """The items remembered now."""
         return set(self._items)
 
@@ -108,7 +110,7 @@ class SourceTally:
     """When each processed frame left the pipeline (capture + latency), epoch seconds."""
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
     carried: CarryForward = field(default_factory=CarryForward)
-    sequences: RecentSet = field(default_factory=RecentSet)
+    sequences: RecentSet[int] = field(default_factory=RecentSet)
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
     last_quality: int | None = None

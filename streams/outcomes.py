@@ -91,8 +91,12 @@ class Outcomes:
         self.deadletter_topic = faust_topic(app, catalogue[names.deadletter])
         self.limits = contract.limits
         self._acks: set[asyncio.Task[None]] = set()
-        self._written: dict[str, RecentSet] = defaultdict(lambda: RecentSet(OUTCOME_MEMORY))
-        self._pending: dict[tuple[str, int], asyncio.Future[object]] = {}
+        # A frame is its (sequence, capture_ns): a camera restarted under the same id counts
+        # from 0 again, and its new frame 0 must not pass for a repeat of the old one.
+        self._written: dict[str, RecentSet[tuple[int, int]]] = defaultdict(
+            lambda: RecentSet(OUTCOME_MEMORY)
+        )
+        self._pending: dict[tuple[str, int, int], asyncio.Future[object]] = {}
         self.repeats = 0
         """Outcomes not written because this process had delivered one for the frame."""
         self._contract = contract
@@ -113,14 +117,14 @@ class Outcomes:
         return await self._seeding
 
     def _read_outcomes(self) -> int:
-        seen: list[tuple[str, int]] = []
+        seen: list[tuple[str, int, int]] = []
 
         def keep(message: Message) -> None:
             try:
                 records = parse_frame_records(message.value())
             except RecordError:
                 return
-            seen.extend((r.source, r.sequence) for r in records if r.sequence >= 0)
+            seen.extend((r.source, r.sequence, r.capture_ns) for r in records if r.sequence >= 0)
 
         topic = self._contract.names.metrics_frames
         try:
@@ -132,8 +136,8 @@ class Outcomes:
             log.warning(
                 "%s: outcomes already written not read (%s); at least once", self.stage, exc
             )
-        for source, sequence in seen:
-            self._written[source].add(sequence)
+        for source, sequence, capture_ns in seen:
+            self._written[source].add((sequence, capture_ns))
         return len(seen)
 
     def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
@@ -199,18 +203,19 @@ class Outcomes:
     async def record(self, record: FrameRecord) -> Awaitable[object]:
         """Send ``record`` to ``metrics.frames`` (and count it); returns its delivery future.
 
-        A frame this process already delivered an outcome for (a redelivery) gets none: the
-        returned future is done at once, so the input is acked. Sequence -1 (headers
-        unreadable) is never taken for a repeat.
+        A frame this process already delivered an outcome for (a redelivery: same source,
+        sequence and capture time) gets none: the returned future is done at once, so the
+        input is acked. Sequence -1 (headers unreadable) is never taken for a repeat.
         """
         written = self._written[record.source]
-        if record.sequence >= 0 and record.sequence in written:
+        frame = (record.sequence, record.capture_ns)
+        if record.sequence >= 0 and frame in written:
             self.repeats += 1
             METRICS.repeat_outcomes.labels(self.stage).inc()
             log.info("%s: %s#%d came again; its outcome stands", self.stage, record.source,
                      record.sequence)  # fmt: skip
             # Acked with the first outcome's delivery: if that fails, neither offset is committed.
-            pending = self._pending.get((record.source, record.sequence))
+            pending = self._pending.get((record.source, *frame))
             if pending is not None:
                 return pending
             done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -220,22 +225,22 @@ class Outcomes:
         if record.sequence >= 0:
             # Taken before the send (a repeat in the same batch must see it), given back if
             # the send fails, so the redelivery of an undelivered outcome is written.
-            written.add(record.sequence)
+            written.add(frame)
         try:
             fut: Awaitable[object] = await self.metrics_topic.send(
                 key=record.source.encode(), value=record.to_bytes()
             )
         except BaseException:
-            written.discard(record.sequence)
+            written.discard(frame)
             raise
         if record.sequence >= 0 and isinstance(fut, asyncio.Future):  # faust's FutureMessage
-            key = (record.source, record.sequence)
+            key = (record.source, *frame)
             self._pending[key] = fut
 
             def delivered(f: asyncio.Future[object]) -> None:
                 self._pending.pop(key, None)
                 if f.cancelled() or f.exception() is not None:
-                    written.discard(record.sequence)
+                    written.discard(frame)
 
             fut.add_done_callback(delivered)
         return fut

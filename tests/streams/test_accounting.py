@@ -33,7 +33,7 @@ def test_each_outcome_is_counted_once_and_a_redelivery_is_a_duplicate() -> None:
 
 
 def test_recent_set_forgets_the_oldest_beyond_its_size() -> None:
-    recent = RecentSet(size=3)
+    recent: RecentSet[int] = RecentSet(size=3)
     for item in (1, 2, 3, 2, 4):
         recent.add(item)
     assert 1 not in recent
