@@ -110,7 +110,7 @@ class SourceTally:
     """When each processed frame left the pipeline (capture + latency), epoch seconds."""
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
     carried: CarryForward = field(default_factory=CarryForward)
-    sequences: RecentSet[int] = field(default_factory=RecentSet)
+    sequences: RecentSet[tuple[int, int]] = field(default_factory=RecentSet)
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
     last_quality: int | None = None
@@ -126,16 +126,19 @@ class SourceTally:
         )
 
     def add(self, record: FrameRecord, now_s: float) -> None:
-        """Fold one record in; a second record for the same sequence counts as a duplicate.
+        """Fold one record in; a second record for the same frame counts as a duplicate.
 
         Records of frames whose headers were unreadable carry sequence -1: each is a frame
         of its own, never a duplicate of another.
         """
         if record.sequence >= 0:
-            if record.sequence in self.sequences:
+            # A camera restarted under the same id counts from 0 again: a frame is its
+            # sequence *and* capture time (a redelivered record repeats both).
+            frame = (record.sequence, record.capture_ns)
+            if frame in self.sequences:
                 self.duplicates += 1
                 return
-            self.sequences.add(record.sequence)
+            self.sequences.add(frame)
         self.last_quality = record.quality
         self._carry(record)
         for stage, waited in record.transfer_s.items():

@@ -100,7 +100,8 @@ class Outcomes:
         self.repeats = 0
         """Outcomes not written because this process had delivered one for the frame."""
         self._contract = contract
-        self._seeding: asyncio.Task[int] | None = None
+        self._seeding: asyncio.Task[list[tuple[str, int, int]]] | None = None
+        self._seeded = False
 
     async def seed(self) -> int:
         """Learn the frames ``metrics.frames`` already holds an outcome for (once per process).
@@ -114,14 +115,25 @@ class Outcomes:
         """
         if self._seeding is None:
             self._seeding = asyncio.create_task(asyncio.to_thread(self._read_outcomes))
-        return await self._seeding
+        # Shielded: one agent cancelled while it waits must not cancel the others' seeding.
+        seen = await asyncio.shield(self._seeding)
+        if not self._seeded:  # merged here, on the loop, once
+            self._seeded = True
+            for source, sequence, capture_ns in seen:
+                self._written[source].add((sequence, capture_ns))
+        return len(seen)
 
-    def _read_outcomes(self) -> int:
+    def _read_outcomes(self) -> list[tuple[str, int, int]]:
         seen: list[tuple[str, int, int]] = []
 
         def keep(message: Message) -> None:
+            value = message.value()
+            # An array is a camera's batch of sampled-out frames, which no stage ever sees:
+            # skipped unparsed (they are most of the topic under overload).
+            if not value or value.lstrip()[:1] == b"[":
+                return
             try:
-                records = parse_frame_records(message.value())
+                records = parse_frame_records(value)
             except RecordError:
                 return
             seen.extend((r.source, r.sequence, r.capture_ns) for r in records if r.sequence >= 0)
@@ -136,9 +148,7 @@ class Outcomes:
             log.warning(
                 "%s: outcomes already written not read (%s); at least once", self.stage, exc
             )
-        for source, sequence, capture_ns in seen:
-            self._written[source].add((sequence, capture_ns))
-        return len(seen)
+        return seen
 
     def ack_after(self, events: Iterable[Event], deliveries: Iterable[Awaitable[object]]) -> None:
         """Acknowledge ``events`` once every delivery has completed; never blocks the caller.

@@ -82,6 +82,8 @@ class Service:
         self.outcomes = Outcomes(self.app, self.contract, stage)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=stage)
         self._on_start: list[Hook] = []
+        self._consumed: dict[tuple[str, int], int] = {}
+        """The offset of the last record handed to the stage, per (topic, partition)."""
         self._on_stop: list[Hook] = []
         # Where Prometheus reaches this process; known once run() serves /metrics.
         self.metrics_host: str | None = None
@@ -366,6 +368,7 @@ class Service:
         message = event.message
         age = max(0.0, time.time() - message.timestamp) if message.timestamp else 0.0
         METRICS.lag_seconds.labels(self.group, message.topic, str(message.partition)).set(age)
+        self._consumed[(message.topic, message.partition)] = message.offset
 
     async def _report_lag(self, period_s: float = 2.0) -> None:
         """Every ``period_s``: records between this group's positions and the high watermarks.
@@ -386,9 +389,12 @@ class Service:
                     behind = max(0, highwater - position)
                     labels = (self.group, tp.topic, str(tp.partition))
                     METRICS.lag_messages.labels(*labels).set(behind)
-                    if behind == 0:
-                        # Caught up: nothing waits, whatever the age of the last record was
-                        # (a partition no camera writes any more would show it for ever).
+                    consumed = self._consumed.get((tp.topic, tp.partition))
+                    if consumed is not None and consumed + 1 >= highwater:
+                        # The last record was handed to the stage: nothing waits, whatever
+                        # its age was (a partition no camera writes any more would show
+                        # that age for ever). Fetched is not enough: fetched records may
+                        # still wait in the stream's buffer or a batch queue.
                         METRICS.lag_seconds.labels(*labels).set(0.0)
             except Exception:  # a rebalance may pull the assignment away mid-loop
                 log.debug("%s: lag report skipped", self.stage, exc_info=True)

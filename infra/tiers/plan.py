@@ -27,7 +27,6 @@ import ipaddress
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 from tierflow.infra.errors import InfraError
 from tierflow.infra.tiers.config import TierSettings
 from tierflow.operators.planning.network import Node
-from tierflow.operators.planning.scenario import ScenarioError, parse_nodes
+from tierflow.operators.planning.scenario import ScenarioError, parse_nodes, read_scenario
 from tierflow.operators.planning.workflow import Tier
 
 MAX_HOSTS = 250
@@ -199,17 +198,10 @@ def load_plan(path: Path, settings: TierSettings) -> ContinuumPlan:
             broker's node upwards (the message names it).
     """
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        msg = f"cannot read scenario {path}: {exc.strerror}"
-        raise InfraError(msg) from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not TOML: {exc}"
-        raise InfraError(msg) from exc
-    try:
+        data = read_scenario(path)
         nodes = parse_nodes(data.get("nodes", []))
     except ScenarioError as exc:
-        msg = f"{path}: {exc}"
+        msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         raise InfraError(msg) from exc
     if len(nodes) > MAX_HOSTS:
         msg = f"{path}: {len(nodes)} nodes; a continuum emulates at most {MAX_HOSTS}"

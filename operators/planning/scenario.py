@@ -78,14 +78,7 @@ class Scenario:
         Raises:
             ScenarioError: naming the file and the field at fault.
         """
-        try:
-            data = tomllib.loads(path.read_text())
-        except OSError as exc:
-            msg = f"cannot read scenario {path}: {exc.strerror}"
-            raise ScenarioError(msg) from exc
-        except tomllib.TOMLDecodeError as exc:
-            msg = f"{path} is not TOML: {exc}"
-            raise ScenarioError(msg) from exc
+        data = read_scenario(path)
         try:
             return cls.parse(data, str(path))
         except ScenarioError as exc:
@@ -148,6 +141,22 @@ class Scenario:
             workflow = default_workflow() if wf == "default" else load_workflow(Path(wf))
         policy = _get(placement, "policy", str, "placement", "algorithms") if placement else ""
         return cls(problem, workflow, policy, origin)
+
+
+def read_scenario(path: Path) -> dict[str, Any]:
+    """A scenario file's TOML table.
+
+    Raises:
+        ScenarioError: the file cannot be read or is not TOML.
+    """
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as exc:
+        msg = f"cannot read scenario {path}: {exc.strerror}"
+        raise ScenarioError(msg) from exc
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path} is not TOML: {exc}"
+        raise ScenarioError(msg) from exc
 
 
 def parse_nodes(items: Any) -> dict[str, Node]:

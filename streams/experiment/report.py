@@ -28,15 +28,15 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def frame_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The rows that describe a frame once: the first per (source, sequence), as the summary.
+    """The rows that describe a frame once, the first per (source, sequence, capture time).
 
     Records of frames whose headers were unreadable (sequence -1, no capture time) are
     counted in the summary's deadletters but have no time to place them at.
     """
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, int]] = set()
     kept = []
     for row in rows:
-        key = (row["source"], row["sequence"])
+        key = (row["source"], row["sequence"], row["capture_ns"])
         if row["sequence"] < 0 or row["capture_ns"] <= 0 or key in seen:
             continue
         seen.add(key)

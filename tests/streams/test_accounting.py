@@ -6,12 +6,14 @@ from tierflow.streams.accounting import RecentSet, SourceTally, micro_f1
 from tierflow.topics.records import DropPolicy, FrameRecord, Outcome
 
 
-def _record(seq: int, outcome: Outcome = Outcome.PROCESSED, **fields: object) -> FrameRecord:
+def _record(
+    seq: int, outcome: Outcome = Outcome.PROCESSED, capture_ns: int = 0, **fields: object
+) -> FrameRecord:
     return FrameRecord(
         source="cam",
         sequence=seq,
         quality=512,
-        capture_ns=0,
+        capture_ns=capture_ns,
         outcome=outcome,
         stage="draw",
         latency_s=0.1 * (seq + 1),
@@ -44,3 +46,11 @@ def test_recent_set_forgets_the_oldest_beyond_its_size() -> None:
 def test_no_scored_frames_has_no_f1() -> None:
     assert micro_f1(0, 0, 0) is None
     assert SourceTally().f1 is None
+
+
+def test_a_camera_restarted_under_the_same_id_is_not_a_duplicate() -> None:
+    tally = SourceTally()
+    tally.add(_record(0, capture_ns=1), 0.0)
+    tally.add(_record(0, capture_ns=2), 0.0)  # a new process counts from 0 again
+    tally.add(_record(0, capture_ns=2), 0.0)  # the redelivery of that one is a duplicate
+    assert (tally.processed, tally.duplicates) == (2, 1)

@@ -124,7 +124,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
         # exactly one outcome per produced frame, nothing twice, nothing missing
         assert tally.accounted == cam.stats.produced
         assert tally.duplicates == 0
-        assert tally.sequences.snapshot() == set(cam.stats.produced_sequences)
+        assert {seq for seq, _ in tally.sequences.snapshot()} == set(cam.stats.produced_sequences)
         assert set(tally.deadlettered) <= {"no-consumer"}
         assert set(tally.dropped) <= {"superseded", "deadline"}
 
@@ -264,28 +264,42 @@ async def test_frames_behind_the_lag_bound_are_dropped_at_resize_and_undrawn_at_
     assert not (tmp_path / "annotated" / "late").exists()  # nothing was stored for it
 
 
+def _send_detected(
+    contract: Contract,
+    producer: Producer,
+    source: str,
+    frames: list[tuple[int, int]],
+    age_ms: int = 0,
+) -> None:
+    """Publish detected 512 px frames ``(sequence, capture_ns)`` for draw, ``age_ms`` old."""
+    image = np.zeros((512, 512, 3), np.uint8)
+    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
+    for sequence, capture_ns in frames:
+        meta = FrameMeta(source, sequence, capture_ns, 512).detected(found, "haar:face", ("face",))
+        value, headers = contract.codec.encode(image, meta)
+        producer.produce(
+            contract.names.detections(512),
+            key=source.encode(),
+            value=value,
+            headers=producer_headers(headers),
+            timestamp=int(time.time() * 1000) - age_ms,
+        )
+    producer.flush(10)
+
+
 async def test_a_redelivered_frame_gets_no_second_outcome(
     kafka_topics: Settings, tmp_path: Path
 ) -> None:
     """A detector that crashed after forwarding, before committing, sends a frame again."""
     settings = _settings(kafka_topics, tmp_path)
     contract = Contract.of(settings)
-    names, codec = contract.names, contract.codec
     collector = MetricsCollector(contract, {"again"})
     await collector.start()
     producer = Producer(producer_config(contract, client_id="test-again"))
-    image = np.zeros((512, 512, 3), np.uint8)
-    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
     captured_ns = time.time_ns()
-    for sequence in (0, 0, 1):  # frame 0 twice (the redelivery: the same message), then frame 1
-        meta = FrameMeta("again", sequence, captured_ns + sequence, 512).detected(
-            found, "haar:face", ("face",)
-        )
-        value, headers = codec.encode(image, meta)
-        producer.produce(
-            names.detections(512), key=b"again", value=value, headers=producer_headers(headers)
-        )
-    producer.flush(10)
+    # Frame 0 twice (the redelivery: the same message), then frame 1.
+    frames = [(0, captured_ns), (0, captured_ns), (1, captured_ns + 1)]
+    _send_detected(contract, producer, "again", frames)
     records: list[FrameRecord] = []
     collector.on_record = records.append
     async with build_stage(settings, StageName.DRAW).run():
@@ -302,7 +316,7 @@ async def test_a_restarted_stage_gives_no_second_outcome_to_a_frame_finished_bef
     """kill -9 after draw wrote frame 0's outcome, before it committed: frame 0 comes again."""
     settings = _settings(kafka_topics, tmp_path)
     contract = Contract.of(settings)
-    names, codec = contract.names, contract.codec
+    names = contract.names
     collector = MetricsCollector(contract, {"reborn"})
     await collector.start()
     records: list[FrameRecord] = []
@@ -315,23 +329,11 @@ async def test_a_restarted_stage_gives_no_second_outcome_to_a_frame_finished_bef
         outcome=Outcome.PROCESSED, stage="draw", latency_s=0.1,
     )  # fmt: skip
     producer.produce(names.metrics_frames, key=b"reborn", value=first.to_bytes())
-    image = np.zeros((512, 512, 3), np.uint8)
-    found = Detections.from_lists([[10, 10, 40, 40]], ["face"], (512, 512))
     # Frame 0 redelivered to the new process; a camera restarted under the same id, whose
     # frame 0 is another frame (captured later); then frame 1.
-    for sequence, capture_ns in ((0, captured_ns), (0, captured_ns + 1), (1, time.time_ns())):
-        meta = FrameMeta("reborn", sequence, capture_ns, 512).detected(
-            found, "haar:face", ("face",)
-        )
-        value, headers = codec.encode(image, meta)
-        producer.produce(
-            names.detections(512),
-            key=b"reborn",
-            value=value,
-            headers=producer_headers(headers),
-            timestamp=int(time.time() * 1000) - 120_000,  # lag 120 s when consumed
-        )
-    producer.flush(10)
+    frames = [(0, captured_ns), (0, captured_ns + 1), (1, time.time_ns())]
+    # Their records are 120 s old when consumed: the lag gauge must come back to 0.
+    _send_detected(contract, producer, "reborn", frames, age_ms=120_000)
     stage = build_stage(settings, StageName.DRAW)
     async with stage.run():
         await until(lambda: len(records) >= 3, 60, "three outcome records")
