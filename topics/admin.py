@@ -346,9 +346,10 @@ def consumed_topics(
     """The topics assigned to the live members of each consumer group (blocking).
 
     A group the broker does not know, or one whose members have all left or timed out,
-    maps to the empty set; so does a group the broker could not describe in ``timeout_s``.
-    A group in the middle of a rebalance with members maps to None: its assignment is
-    being decided, and the caller should keep what it knew.
+    maps to the empty set. A group in the middle of a rebalance with members maps to None:
+    its assignment is being decided, and the caller should keep what it knew; so does a
+    group the broker could not describe (its coordinator down or moving: in the chaos soak
+    "no consumer" then deadlettered frames whose consumers were alive).
     """
     wanted = sorted(set(groups))
     if not wanted:
@@ -359,7 +360,7 @@ def consumed_topics(
         try:
             description = future.result()
         except KafkaException:
-            topics[group] = set()
+            topics[group] = None
             continue
         if description.members and description.state in REBALANCING:
             topics[group] = None

@@ -55,14 +55,14 @@ class Continuum:
         self.settings = settings
         self.tiers = settings.tiers
         self.state_file = self.tiers.state_dir / "state.json"
-        self.proxy = Toxiproxy(self.tiers)
+        self._broker: LocalCluster | None = None
 
     def cluster(self, plan: ContinuumPlan) -> LocalCluster:
         """The continuum's broker: one node, a listener per host behind its proxy."""
         broker = self.settings.broker.model_copy(
             update={
-                "port": self.tiers.broker_port,
-                "controller_port": self.tiers.controller_port,
+                "port": plan.settings.broker_port,
+                "controller_port": plan.settings.controller_port,
                 "brokers": 1,
             }
         )
@@ -82,37 +82,52 @@ class Continuum:
         self.state_file.write_text(json.dumps(state) + "\n")
 
     def plan(self) -> ContinuumPlan | None:
-        """The plan of the continuum that is up, None when none is."""
+        """The plan of the continuum that is up (as it came up), None when none is.
+
+        Raises:
+            InfraError: the state file is not one this version wrote.
+        """
         state = self._read_state()
-        if state is None:
-            return None
-        return load_plan(Path(state["scenario"]), self.tiers)
+        return None if state is None else ContinuumPlan.from_json(state["plan"])
 
     def up(self, scenario: Path) -> ContinuumPlan:
         """Bring up the continuum of ``scenario`` with the topic catalogue on its broker.
 
-        On the continuum already up, checks each part and makes what is missing.
+        On the continuum of the same, unchanged file already up, makes what is missing
+        (a namespace, a group, the broker, the proxy or a proxy of a host).
 
         Raises:
             InfraError: the machine lacks a capability (root, namespaces, cgroup cpu, go),
-                another scenario's continuum is up, or a component did not start; what was
-                made is removed again.
+                another continuum (or this file before an edit) is up, or a component did
+                not start. A failed first ``up`` removes what it made; a failed repair
+                leaves the continuum as it was for ``status`` and ``down``.
         """
         plan = load_plan(scenario.resolve(), self.tiers)
-        current = self._read_state()
-        if current is not None and Path(current["scenario"]) != plan.scenario:
-            msg = f"the continuum of {current['scenario']} is up; run 'tierflow tiers down' first"
+        current = self.plan()
+        if current is not None and (current.scenario, current.digest) != (
+            plan.scenario,
+            plan.digest,
+        ):
+            changed = " (edited since)" if current.scenario == plan.scenario else ""
+            msg = (
+                f"the continuum of {current.scenario}{changed} is up; "
+                "run 'tierflow tiers down' first"
+            )
             raise InfraError(msg)
         net.check_capabilities()
         cpu.parent()
         self.tiers.state_dir.mkdir(parents=True, exist_ok=True)
         if current is None:
             # Written first, so that a failed up leaves something down can clean.
-            self._write_state({"scenario": str(plan.scenario)})
+            self._write_state({"plan": plan.to_json()})
         try:
             self._make(plan)
-        except BaseException:
-            self.down()
+        except BaseException as exc:
+            if current is None:
+                try:
+                    self.down()
+                except InfraError as cleanup:
+                    exc.add_note(f"and cleaning up failed: {cleanup}")
             raise
         return plan
 
@@ -124,29 +139,36 @@ class Continuum:
             cpu.create(host.group, host.cores)
         cluster = self.cluster(plan)
         cluster.start()
-        if not self.proxy.answering():
-            pid = self.proxy.start()
+        if self._broker is None:  # the one that started the process reaps it
+            self._broker = cluster
+        proxy = Toxiproxy(plan.settings)
+        if not proxy.answering():
+            pid = proxy.start()
             self._write_state({**(self._read_state() or {}), "toxiproxy_pid": pid})
-        known = self.proxy.proxies()
+        known = proxy.proxies()
         for host in plan.hosts:
             if host.group not in known:
                 listen = plan.bootstrap(host)
                 upstream = f"127.0.0.1:{plan.broker_port(host)}"
-                self.proxy.proxy(host.group, listen, upstream, host.delay_s)
+                proxy.proxy(host.group, listen, upstream, host.delay_s)
         create_catalogue(cluster.contract)
 
     def down(self) -> list[str]:
         """Remove everything the continuum made; returns what was removed (may be empty).
 
-        Every step is tried even when one fails (a half-made continuum must come down);
-        the failures are raised together at the end.
+        Works from the plan kept when it came up, so an edited or deleted scenario file
+        still comes down whole. Every step is tried even when one fails (a half-made
+        continuum must come down); the failures are raised together at the end. The
+        broker's data directory stays (``broker.state_dir``), as ``tierflow kafka down``
+        leaves it.
 
         Raises:
             InfraError: naming each step that failed.
         """
-        state = self._read_state()
-        if state is None:
+        plan = self.plan()
+        if plan is None:
             return []
+        state = self._read_state() or {}
         removed: list[str] = []
         failed: list[str] = []
 
@@ -157,19 +179,15 @@ class Continuum:
             except (InfraError, OSError) as exc:
                 failed.append(f"{what}: {exc}")
 
-        try:
-            plan: ContinuumPlan | None = load_plan(Path(state["scenario"]), self.tiers)
-        except InfraError:
-            plan = None  # the scenario file went away: only the proxy can still be found
-        hosts = plan.hosts if plan is not None else ()
-        for host in hosts:
+        for host in plan.hosts:
             step(f"cpu group {host.group}", partial(cpu.remove, host.group))
         pid = state.get("toxiproxy_pid")
-        step("toxiproxy", partial(self.proxy.stop, pid if isinstance(pid, int) else None))
-        if plan is not None:
-            broker = self.cluster(plan)
-            step("broker", lambda: broker.stop() > 0)
-        for host in hosts:
+        proxy = Toxiproxy(plan.settings)
+        step("toxiproxy", partial(proxy.stop, pid if isinstance(pid, int) else None))
+        broker = self._broker or self.cluster(plan)
+        self._broker = None
+        step("broker", lambda: broker.stop() > 0)
+        for host in plan.hosts:
             step(f"namespace {host.netns}", partial(net.delete_host, host))
         if failed:
             msg = "tiers down left: " + "; ".join(failed)
@@ -183,7 +201,8 @@ class Continuum:
         if plan is None:
             return []
         present = net.namespaces()
-        proxies = self.proxy.proxies() if self.proxy.answering() else {}
+        proxy = Toxiproxy(plan.settings)
+        proxies = proxy.proxies() if proxy.answering() else {}
         return [
             HostStatus(
                 node=h.node,

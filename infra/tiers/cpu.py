@@ -1,5 +1,8 @@
 """CPU quotas per emulated host with cgroups (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``).
 
+Also the weight (v2 ``cpu.weight``, v1 ``cpu.shares``) in proportion to the cores, for when
+the machine is busier than the quotas add up to.
+
 A host of ``c`` cores may run ``c * period`` microseconds of CPU per period, whatever the
 number of its processes: the CFS bandwidth controller, the mechanism containers use for
 ``--cpus``. Processes join a host's group by writing their pid to its ``cgroup.procs``
@@ -37,21 +40,25 @@ def parent() -> Path:
         InfraError: neither cgroup v2 with the cpu controller nor v1's cpu hierarchy is
             mounted (the message says what was looked for).
     """
-    if _v2():
-        group = CGROUP_ROOT / GROUP
-        group.mkdir(exist_ok=True)
-        subtree = group / "cgroup.subtree_control"
-        if "cpu" not in subtree.read_text().split():
-            subtree.write_text("+cpu")
-        return group
-    v1 = CGROUP_ROOT / "cpu"
-    if (v1 / "cpu.cfs_quota_us").is_file():
-        group = v1 / GROUP
-        group.mkdir(exist_ok=True)
-        return group
+    try:
+        if _v2():
+            group = CGROUP_ROOT / GROUP
+            group.mkdir(exist_ok=True)
+            subtree = group / "cgroup.subtree_control"
+            if "cpu" not in subtree.read_text().split():
+                subtree.write_text("+cpu")
+            return group
+        v1 = CGROUP_ROOT / "cpu"
+        if (v1 / "cpu.cfs_quota_us").is_file():
+            group = v1 / GROUP
+            group.mkdir(exist_ok=True)
+            return group
+    except OSError as exc:
+        msg = f"cannot make the cgroup {GROUP} for CPU quotas: {exc.strerror} ({exc.filename})"
+        raise InfraError(msg) from exc
     msg = (
         f"no cgroup cpu controller: neither {CGROUP_ROOT}/cgroup.controllers lists cpu (v2) "
-        f"nor {v1}/cpu.cfs_quota_us exists (v1); CPU shares per tier need one"
+        f"nor {CGROUP_ROOT}/cpu/cpu.cfs_quota_us exists (v1); CPU shares per tier need one"
     )
     raise InfraError(msg)
 
@@ -66,12 +73,17 @@ def create(name: str, cores: float) -> Path:
     group = group_of(name)
     group.mkdir(exist_ok=True)
     quota = "max" if math.isinf(cores) else str(max(1000, round(cores * PERIOD_US)))
+    # The weight follows the cores too, so hosts competing with the rest of the machine
+    # keep their ratio instead of splitting what is left evenly.
+    share = 1.0 if math.isinf(cores) else cores
     try:
         if (group / "cpu.max").exists():
             (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            (group / "cpu.weight").write_text(str(max(1, min(10_000, round(100 * share)))))
         else:
             (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
             (group / "cpu.cfs_quota_us").write_text("-1" if quota == "max" else quota)
+            (group / "cpu.shares").write_text(str(max(2, round(1024 * share))))
     except OSError as exc:
         msg = f"cannot set the CPU quota of {group}: {exc.strerror}"
         raise InfraError(msg) from exc
@@ -98,7 +110,7 @@ def usage_s(name: str) -> float:
             key, value = line.split()
             if key == "usage_usec":
                 return int(value) / 1e6
-    usage = group.parent.parent / "cpuacct" / GROUP / name / "cpuacct.usage"
+    usage = CGROUP_ROOT / "cpuacct" / GROUP / name / "cpuacct.usage"
     return int(usage.read_text()) / 1e9 if usage.is_file() else math.nan
 
 
@@ -115,12 +127,13 @@ def remove(name: str) -> bool:
     group = group_of(name)
     if not group.is_dir():
         return False
-    for pid in pids(name):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    # rmdir fails while a killed process is still exiting; the kernel reaps it soon.
+    # rmdir fails while a process is in the group; killed ones leave soon, and a child
+    # forked in between is found and killed on the next round.
     deadline = time.monotonic() + REMOVE_TIMEOUT_S
     while True:
+        for pid in pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         try:
             group.rmdir()
             return True

@@ -23,12 +23,13 @@ whole machine by default): with 2 cores, edge 1 -> 0.25, fog 4 -> 1, cloud 8 -> 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +118,64 @@ class ContinuumPlan:
         broker_node: the node the broker runs on.
         hosts: one per node, in the scenario's order.
         settings: the ``[tiers]`` section in force.
+        digest: sha256 of the scenario file's text when planned (a file edited since a
+            continuum came up no longer describes it).
     """
 
     scenario: Path
     broker_node: str
     hosts: tuple[HostPlan, ...]
     settings: TierSettings
+    digest: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as the state file keeps it (what ``down`` needs, whatever the file says)."""
+        return {
+            "scenario": str(self.scenario),
+            "broker_node": self.broker_node,
+            "digest": self.digest,
+            "settings": self.settings.model_dump(mode="json"),
+            "hosts": [
+                {
+                    **asdict(h),
+                    "tier": h.tier.value,
+                    "mbps": _finite(h.mbps),
+                    "cores": _finite(h.cores),
+                }
+                for h in self.hosts
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContinuumPlan:
+        """The plan :meth:`to_json` wrote.
+
+        Raises:
+            InfraError: the state is not one this version wrote.
+        """
+        try:
+            hosts = tuple(
+                HostPlan(
+                    **{
+                        **h,
+                        "tier": Tier(h["tier"]),
+                        "hops": tuple(h["hops"]),
+                        "mbps": _infinite(h["mbps"]),
+                        "cores": _infinite(h["cores"]),
+                    }
+                )
+                for h in data["hosts"]
+            )
+            return cls(
+                Path(data["scenario"]),
+                data["broker_node"],
+                hosts,
+                TierSettings.model_validate(data["settings"]),
+                data["digest"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"the continuum's state is not readable ({exc}); remove it by hand"
+            raise InfraError(msg) from exc
 
     def host(self, node: str) -> HostPlan:
         """The host of ``node``; InfraError naming the known nodes otherwise."""
@@ -144,6 +197,22 @@ class ContinuumPlan:
     def bootstrap(self, host: HostPlan) -> str:
         """What a client on ``host`` dials: its proxy, at the broker's end of its link."""
         return f"{host.host_ip}:{self.settings.proxy_port}"
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+def _infinite(value: float | None) -> float:
+    return math.inf if value is None else float(value)
+
+
+def digest_of(path: Path) -> str:
+    """sha256 of a scenario file's bytes ("" when it cannot be read)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def between(nodes: Mapping[str, Node], a: str, b: str) -> tuple[str, ...] | None:
@@ -238,4 +307,4 @@ def load_plan(path: Path, settings: TierSettings) -> ContinuumPlan:
                 tag=settings.tag,
             )
         )
-    return ContinuumPlan(path, broker, tuple(hosts), settings)
+    return ContinuumPlan(path, broker, tuple(hosts), settings, digest_of(path))

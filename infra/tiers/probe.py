@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import select
 import statistics
 import subprocess
 import sys
@@ -26,14 +27,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from tierflow.infra.errors import InfraError
 from tierflow.infra.tiers.continuum import Continuum
+from tierflow.infra.tiers.plan import ContinuumPlan
 
 PROBE = [sys.executable, "-m", "tierflow.infra.tiers.probe"]
 READY = "ready"
 READY_TIMEOUT_S = 30.0
+"""Seconds a probe program may wait for the broker or a frame before it gives up."""
+PROBE_TOPIC = "tiers.probe"
 
 
 @dataclass(frozen=True)
@@ -131,10 +135,15 @@ def _receive(topic: str, count: int) -> None:
     consumer.poll(0.2)  # the fetch session opens; the first frame is left out anyway
     print(READY, flush=True)
     got = 0
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while got < count:
+        if time.monotonic() > deadline:
+            msg = f"{got} of {count} frames within {READY_TIMEOUT_S:g} s of the last"
+            raise SystemExit(msg)
         message = consumer.poll(1.0)
         if message is None or message.error() is not None:
             continue
+        deadline = time.monotonic() + READY_TIMEOUT_S
         now = time.time_ns()
         raw = message.headers() or []
         pairs = list(raw.items()) if isinstance(raw, dict) else list(raw)
@@ -175,26 +184,41 @@ def transfer(
         msg = "no continuum is up; run 'tierflow tiers up SCENARIO' first"
         raise InfraError(msg)
     a, b = plan.host(src), plan.host(dst)
-    if not topic:
-        from tierflow.topics.contract import Contract
-
-        topic = Contract.of(continuum.settings).names.raw(512)
+    topic = topic or probe_topic(continuum, plan)
     cmd, env = continuum.command(dst, [*PROBE, "receive", topic, str(frames)])
     with subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as reader:
-        lines = reader.stdout
-        if lines is None or lines.readline().strip() != READY:
-            error = reader.stderr.read() if reader.stderr else ""
-            msg = f"the reader on {dst} did not start (exit {reader.wait()}): {error[-1000:]}"
+        try:
+            if _first_line(reader, READY_TIMEOUT_S) != READY:
+                _, error = reader.communicate(timeout=READY_TIMEOUT_S)
+                msg = (
+                    f"the reader on {dst} did not start (exit {reader.returncode}): {error[-1000:]}"
+                )
+                raise InfraError(msg)
+            cmd, env = continuum.command(src, [*PROBE, "send", topic, str(frames)])
+            sent = subprocess.run(
+                cmd,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=READY_TIMEOUT_S * 4,
+            )
+            if sent.returncode != 0:
+                msg = f"the sender on {src} failed: {sent.stderr[-1000:]}"
+                raise InfraError(msg)
+            out, error = reader.communicate(timeout=READY_TIMEOUT_S * 2)
+        except subprocess.TimeoutExpired as exc:
+            msg = f"a probe between {src} and {dst} took over {exc.timeout:g} s"
+            raise InfraError(msg) from exc
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+        if reader.returncode != 0:
+            msg = f"the reader on {dst} failed: {error[-1000:]}"
             raise InfraError(msg)
-        cmd, env = continuum.command(src, [*PROBE, "send", topic, str(frames)])
-        sent = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if sent.returncode != 0:
-            reader.kill()
-            msg = f"the sender on {src} failed: {sent.stderr[-1000:]}"
-            raise InfraError(msg)
-        rows = [json.loads(line) for line in lines]
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     times = [r["s"] for r in sorted(rows, key=lambda r: r["seq"])][1:]
     if not times:
         msg = f"the reader on {dst} got {len(rows)} of {frames} frames"
@@ -202,6 +226,36 @@ def transfer(
     size = int(rows[0]["bytes"])
     expected = link_seconds(a.delay_s, a.mbps, size) + link_seconds(b.delay_s, b.mbps, size)
     return Transfer(src, dst, size, statistics.median(times), expected, tuple(times))
+
+
+def _first_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    """The first line ``proc`` prints within ``timeout_s`` ("" when none came)."""
+    assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE) above
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    return proc.stdout.readline().strip() if ready else ""
+
+
+def probe_topic(continuum: Continuum, plan: ContinuumPlan) -> str:
+    """The probe's own topic on the continuum's broker (made when missing).
+
+    Not a pipeline topic: a stage running on the continuum must not see probe frames.
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from tierflow.topics.admin import wait_for_leaders
+
+    cluster = continuum.cluster(plan)
+    name = cluster.contract.names.group(PROBE_TOPIC)  # under the prefix, as groups are
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    if name not in admin.list_topics(timeout=READY_TIMEOUT_S).topics:
+        future = admin.create_topics([NewTopic(name, 1, 1)])[name]
+        try:
+            future.result(timeout=READY_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    wait_for_leaders(admin, [name], READY_TIMEOUT_S)
+    return name
 
 
 def throughput(continuum: Continuum, node: str, seconds: float = 4.0) -> float:

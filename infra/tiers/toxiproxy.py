@@ -35,6 +35,8 @@ from tierflow.topics.admin import port_open
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers this process started, by pid (a server outlives the object that started it)."""
 
 
 def binary(settings: TierSettings) -> Path:
@@ -82,7 +84,6 @@ class Toxiproxy:
         self.settings = settings
         self.api = f"http://127.0.0.1:{settings.api_port}"
         self.log_file = settings.state_dir / "toxiproxy.log"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def answering(self) -> bool:
         """True when the API answers."""
@@ -109,7 +110,7 @@ class Toxiproxy:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._proc = proc  # kept: it outlives this object's caller, not the session
+        SPAWNED[proc.pid] = proc  # kept, so stop() reaps it and no zombie is left
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.answering():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -120,20 +121,32 @@ class Toxiproxy:
             time.sleep(0.05)
         return proc.pid
 
+    def _is_ours(self, pid: int) -> bool:
+        """Whether ``pid`` is a live toxiproxy server on this API port."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return (
+            pid_alive(pid)
+            and bool(argv)
+            and Path(argv[0].decode(errors="replace")).name.startswith("toxiproxy-server")
+            and str(self.settings.api_port).encode() in argv
+        )
+
     def stop(self, pid: int | None) -> bool:
         """Stop the server ``pid`` (SIGTERM, then SIGKILL after 10 s); True when one ran."""
-        proc = self._proc if self._proc is not None and self._proc.pid == pid else None
-        if proc is not None:  # ours: wait reaps it, no zombie is left
+        proc = SPAWNED.pop(pid, None) if pid is not None else None
+        if proc is not None and proc.poll() is None:  # ours: wait reaps it
             proc.terminate()
             try:
                 proc.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            self._proc = None
             return True
-        if pid is None or not pid_alive(pid):
-            return False
+        if pid is None or not self._is_ours(pid):
+            return False  # a pid from an old state file may be another program's now
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S

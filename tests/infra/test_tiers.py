@@ -183,7 +183,7 @@ def test_a_command_runs_inside_its_host(continuum: Continuum) -> None:
 
 
 @needs_root
-def test_down_removes_everything_and_a_second_down_finds_nothing(tmp_path: Path) -> None:
+def test_down_removes_everything_even_with_the_scenario_gone(tmp_path: Path) -> None:
     scenario = tmp_path / "one.toml"
     scenario.write_text('[[nodes]]\nid = "solo"\ntier = "cloud"\n')
     settings = Settings().model_copy(
@@ -193,6 +193,11 @@ def test_down_removes_everything_and_a_second_down_finds_nothing(tmp_path: Path)
     continuum = Continuum(settings.model_copy(update={"broker": broker}))
     continuum.up(scenario)
     assert "tfd-solo" in net.namespaces()
+    scenario.write_text(scenario.read_text() + "cores = 2\n")
+    with pytest.raises(InfraError, match=r"one.toml \(edited since\) is up"):
+        continuum.up(scenario)  # it would not describe what runs
+    assert "tfd-solo" in net.namespaces()  # a refused up leaves the continuum alone
+    scenario.unlink()  # down works from what came up, not from the file
     removed = continuum.down()
     assert "namespace tfd-solo" in removed and "broker" in removed
     assert "tfd-solo" not in net.namespaces() and not cpu.group_of("tfd-solo").exists()
