@@ -107,6 +107,10 @@ def pipeline() -> dashboard.Dashboard:
                     sum_rate("tierflow_undrawn_frames_total"),
                     "processed, not drawn (draw behind its lag bound)",
                 ),
+                Query(
+                    or_zero(sum_rate("tierflow_repeat_outcomes_total", ("stage",)), "stage"),
+                    "redelivered, outcome kept: {{stage}}",
+                ),
             ],
         ),
         graph(
