@@ -110,10 +110,15 @@ class SourceTally:
     """When each processed frame left the pipeline (capture + latency), epoch seconds."""
     by_quality: dict[int, QualityTally] = field(default_factory=dict)
     carried: CarryForward = field(default_factory=CarryForward)
-    sequences: RecentSet[tuple[int, int]] = field(default_factory=RecentSet)
+    frames: RecentSet[tuple[int, int]] = field(default_factory=RecentSet)
+    """The latest frames given an outcome, as (sequence, capture_ns)."""
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
     last_quality: int | None = None
+
+    def sequences(self) -> set[int]:
+        """Sequence numbers of the latest frames given an outcome."""
+        return {sequence for sequence, _ in self.frames.snapshot()}
 
     @property
     def accounted(self) -> int:
@@ -135,10 +140,10 @@ class SourceTally:
             # A camera restarted under the same id counts from 0 again: a frame is its
             # sequence *and* capture time (a redelivered record repeats both).
             frame = (record.sequence, record.capture_ns)
-            if frame in self.sequences:
+            if frame in self.frames:
                 self.duplicates += 1
                 return
-            self.sequences.add(frame)
+            self.frames.add(frame)
         self.last_quality = record.quality
         self._carry(record)
         for stage, waited in record.transfer_s.items():

@@ -45,7 +45,7 @@ def check_capabilities() -> None:
     if os.geteuid() != 0:
         msg = "emulated tiers need root: network namespaces, links and CPU quotas are the kernel's"
         raise InfraError(msg)
-    probe = "tf-probe"
+    probe = "tierflow-probe"
     result = run("ip", "netns", "add", probe, check=False)
     if result.returncode != 0:
         msg = f"this machine cannot create network namespaces: {result.stderr.strip()}"

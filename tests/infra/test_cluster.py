@@ -190,8 +190,8 @@ async def _run_and_kill(
     unaccounted = 0
     for cam in cameras:
         tally = tallies[cam.source_id]
-        missing = set(cam.stats.produced_sequences) - tally.sequences.snapshot()
-        extra = tally.sequences.snapshot() - set(cam.stats.produced_sequences)
+        missing = set(cam.stats.produced_sequences) - tally.sequences()
+        extra = tally.sequences() - set(cam.stats.produced_sequences)
         unaccounted += len(missing) + len(extra) + abs(tally.accounted - cam.stats.produced)
     exits = [t for c in ids for t in tallies[c].processed_at_s]
     pause_s, pause_from = _longest_gap(exits)

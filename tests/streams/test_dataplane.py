@@ -124,7 +124,7 @@ async def test_three_cameras_every_frame_accounted_and_new_quality_discovered(
         # exactly one outcome per produced frame, nothing twice, nothing missing
         assert tally.accounted == cam.stats.produced
         assert tally.duplicates == 0
-        assert {seq for seq, _ in tally.sequences.snapshot()} == set(cam.stats.produced_sequences)
+        assert tally.sequences() == set(cam.stats.produced_sequences)
         assert set(tally.deadlettered) <= {"no-consumer"}
         assert set(tally.dropped) <= {"superseded", "deadline"}
 
