@@ -35,7 +35,7 @@ from typing import Any
 
 from tierflow.infra.errors import InfraError
 from tierflow.infra.tiers.config import TierSettings
-from tierflow.operators.planning.network import Node
+from tierflow.operators.planning.network import Node, route
 from tierflow.operators.planning.scenario import ScenarioError, parse_nodes, read_scenario
 from tierflow.operators.planning.workflow import Tier
 
@@ -222,26 +222,16 @@ def between(nodes: Mapping[str, Node], a: str, b: str) -> tuple[str, ...] | None
     host's route to a broker on another fog node crosses both fog uplinks. None when the two
     are in different trees.
     """
-    up_a = route_to_root(nodes, a)
-    up_b = route_to_root(nodes, b)
-    above_a = [a, *(nodes[h].parent for h in up_a)]
-    for i, here in enumerate([b, *(nodes[h].parent for h in up_b)]):
-        if here in above_a:
-            return tuple(up_a[: above_a.index(here)]) + tuple(up_b[:i])
-    return None
-
-
-def route_to_root(nodes: Mapping[str, Node], node: str) -> list[str]:
-    """Every uplink from ``node`` to the root of its tree, lowest first."""
-    hops: list[str] = []
-    here: str | None = node
-    while here is not None and len(hops) <= len(nodes):
-        parent = nodes[here].parent
-        if parent is None:
+    here: str | None = b
+    for _ in range(len(nodes)):  # b's ancestors, lowest first (bounded: a cycle ends it)
+        if here is None:
             break
-        hops.append(here)
-        here = parent
-    return hops
+        up = route(nodes, a, here)  # the first ancestor above a is where the two meet
+        if up is not None:
+            down = route(nodes, b, here)
+            return None if down is None else up + down
+        here = nodes[here].parent
+    return None
 
 
 def _broker_node(table: Mapping[str, Any], nodes: Mapping[str, Node]) -> str:
