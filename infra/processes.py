@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -16,3 +19,33 @@ def die_with_parent() -> None:
     """
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+    return state != "Z"
+
+
+def wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> bool:
+    """True once ``pid`` has exited, False after ``timeout_s``.
+
+    ``proc``, the ``Popen`` of ``pid`` when this process started it, is waited on, which
+    reaps it (no zombie is left); otherwise ``/proc`` is polled.
+    """
+    if proc is not None and proc.pid == pid:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from tierflow.infra.errors import InfraError
 from tierflow.infra.kafka.install import LOG4J, BrokerInstall, tool
+from tierflow.infra.processes import pid_alive, wait_gone
 from tierflow.topics.admin import port_open
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,6 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
-
-
-def pid_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-    return state != "Z"
 
 
 @dataclass(frozen=True)
@@ -213,18 +203,7 @@ class KafkaNode:
 
     def wait_exit(self, pid: int, timeout_s: float) -> bool:
         """True once ``pid`` has exited (reaped if we started it), False after ``timeout_s``."""
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout_s
-        while pid_alive(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return wait_gone(pid, self._proc, timeout_s)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` of the node's log and console output."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tierflow.infra.errors import InfraError, ToolMissingError
-from tierflow.infra.kafka.node import pid_alive
+from tierflow.infra.processes import pid_alive, wait_gone
 from tierflow.infra.tiers.config import TierSettings
 from tierflow.topics.admin import port_open
 
@@ -136,26 +136,19 @@ class Toxiproxy:
 
     def stop(self, pid: int | None) -> bool:
         """Stop the server ``pid`` (SIGTERM, then SIGKILL after 10 s); True when one ran."""
-        proc = SPAWNED.pop(pid, None) if pid is not None else None
-        if proc is not None and proc.poll() is None:  # ours: wait reaps it
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            return True
-        if pid is None or not self._is_ours(pid):
+        if pid is None:
+            return False
+        proc = SPAWNED.pop(pid, None)
+        if proc is None and not self._is_ours(pid):
             return False  # a pid from an old state file may be another program's now
+        if proc is not None and proc.poll() is not None:
+            return False
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                break
-            time.sleep(0.05)
+        if not wait_gone(pid, proc, STOP_TIMEOUT_S):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_gone(pid, proc, STOP_TIMEOUT_S)
         return True
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
