@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from tierflow.errors import ConfigError
+from tierflow.homes import cache_home, state_home
 from tierflow.infra.tiers.config import TierSettings
 from tierflow.topics.security import KafkaSettings
 
@@ -41,14 +42,6 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(gt=0, lt=65536)]
 # Listen addresses that mean "every interface": a server binds them, a client cannot dial them.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - a set to compare with
-
-
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tierflow"
-
-
-def _state_home() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tierflow"
 
 
 class _Section(BaseModel):
@@ -71,11 +64,11 @@ class LocalBrokerSettings(_Section):
         ),
     )
     jar_cache: Path = Field(
-        default_factory=lambda: _cache_home() / "kafka",
+        default_factory=lambda: cache_home() / "kafka",
         description="Where the broker's jars are cached (outside the repository).",
     )
     state_dir: Path = Field(
-        default_factory=lambda: _state_home() / "kafka",
+        default_factory=lambda: state_home() / "kafka",
         description="Log directories, pid file and broker log.",
     )
     heap: str = Field(default="512m", description="JVM -Xmx of the broker.")
@@ -156,7 +149,7 @@ class WorkerSettings(_Section):
     """Faust workers: state, group membership and failover."""
 
     data_dir: Path = Field(
-        default_factory=lambda: _state_home() / "workers",
+        default_factory=lambda: state_home() / "workers",
         description="Faust's per-app data directory (tables, recovery state).",
     )
     session_timeout_s: float = Field(
@@ -424,7 +417,7 @@ class PrometheusSettings(_Section):
     scrape_interval_s: float = Field(default=2.0, gt=0, description="Seconds between scrapes.")
     retention: str = Field(default="2d", description="How long samples are kept.")
     state_dir: Path = Field(
-        default_factory=lambda: _state_home() / "prometheus",
+        default_factory=lambda: state_home() / "prometheus",
         description="Configuration, targets and samples.",
     )
     start_timeout_s: float = Field(default=60.0, gt=0)

@@ -7,21 +7,14 @@ without importing the code that starts namespaces.
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tierflow.homes import cache_home, state_home
+
 Port = Annotated[int, Field(gt=0, lt=65536)]
-
-
-def _state_home() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tierflow"
-
-
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tierflow"
 
 
 class TierSettings(BaseModel):
@@ -58,10 +51,10 @@ class TierSettings(BaseModel):
         default="2.12.0", description="Toxiproxy built with go install into bin_dir."
     )
     bin_dir: Path = Field(
-        default_factory=lambda: _cache_home() / "bin", description="Where toxiproxy is built."
+        default_factory=lambda: cache_home() / "bin", description="Where toxiproxy is built."
     )
     state_dir: Path = Field(
-        default_factory=lambda: _state_home() / "tiers",
+        default_factory=lambda: state_home() / "tiers",
         description="The continuum's state file, broker and proxy logs.",
     )
     machine_cores: float | None = Field(
