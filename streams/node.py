@@ -73,11 +73,25 @@ class ServiceKey:
             raise NodeError(msg) from None
 
 
+def whole(records: Iterable[PlacementRecord]) -> bool:
+    """Whether every record of the newest placement has arrived (see ``instances``).
+
+    Acting on half a placement would stop every service whose record has not come yet
+    and start it again a moment later.
+    """
+    records = list(records)
+    newest = max((r.epoch for r in records), default=None)
+    mine = [r for r in records if r.epoch == newest]
+    expected = max((r.instances or 0 for r in mine), default=0)
+    return len(mine) >= expected
+
+
 def placed(records: Iterable[PlacementRecord]) -> dict[str, set[ServiceKey]]:
     """Node -> the services the newest placement (highest epoch) puts there.
 
     Records of older epochs are what an earlier placement left behind; a task no tierflow
-    stage runs (a research workflow's) is skipped with a warning.
+    stage runs (a research workflow's) is skipped with a warning. Callers check
+    :func:`whole` first.
     """
     records = list(records)
     newest = max((r.epoch for r in records), default=None)
@@ -218,6 +232,8 @@ class NodeAgent:
     async def reconcile(self) -> tuple[list[ServiceKey], list[ServiceKey]]:
         """Start and stop workers to match the newest placement; returns (started, stopped)."""
         records = self.placement.values()
+        if not whole(records):
+            return [], []  # the rest of this placement is on its way: wake again then
         by_node = placed(records)
         mine = by_node.get(self.node, set())
         everywhere = set().union(*by_node.values()) if by_node else set()

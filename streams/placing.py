@@ -113,6 +113,7 @@ class Placer:
                 share=p.share,
                 epoch=self.epoch,
                 policy=result.policy,
+                instances=len(result.placements),
             )
             await self.send(p.instance.encode(), record.to_bytes())
             placed.add(p.instance)

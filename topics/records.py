@@ -324,6 +324,9 @@ class PlacementRecord(Record):
         share: fraction of the task's cores reserved (>= 0.5 after Algorithm 4).
         epoch: the decision that placed it.
         policy: the placement policy.
+        instances: how many records that decision published. A placement goes out one
+            record at a time, so a reader acts on an epoch only once it holds all of them
+            (None: unknown, from a writer that does not say; the epoch counts as whole).
     """
 
     instance: str
@@ -333,6 +336,7 @@ class PlacementRecord(Record):
     share: float = Field(gt=0, le=1)
     epoch: int = Field(ge=0)
     policy: str
+    instances: int | None = Field(default=None, ge=1, lt=INT_LIMIT)
 
 
 class Assignment(Record):

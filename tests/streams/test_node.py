@@ -10,7 +10,7 @@ import pytest
 from tierflow.operators.planning.placement import place
 from tierflow.operators.planning.workflow import pipeline_workflow
 from tierflow.settings import Settings
-from tierflow.streams.node import NodeAgent, NodeError, ServiceKey, changes, placed
+from tierflow.streams.node import NodeAgent, NodeError, ServiceKey, changes, placed, whole
 from tierflow.streams.placing import Placer, node_metrics
 from tierflow.topics.records import NodeAnnouncement, PlacementRecord, parse_record
 from tierflow.topics.stages import StageName
@@ -38,6 +38,16 @@ def test_task_names_map_to_the_services_workers_run() -> None:
 def test_only_the_newest_placement_counts() -> None:
     records = [_record("resize", "a", 1), _record("detect-416", "a", 2), _record("draw", "b", 2)]
     assert placed(records) == {"a": {D416}, "b": {DRAW}}
+
+
+def test_a_placement_counts_only_once_all_its_records_arrived() -> None:
+    """Half a placement would stop the services whose records are still on their way."""
+    old = [_record(t, "a", 1) for t in ("resize", "detect-416", "draw")]
+    new = [r.model_copy(update={"epoch": 2, "instances": 3}) for r in old]
+    assert whole(old)  # records that do not say how many they are count as whole
+    assert not whole([new[0], *old[1:]])
+    assert not whole(new[:2])
+    assert whole(new)
 
 
 def test_a_research_task_no_stage_runs_is_skipped() -> None:
