@@ -151,6 +151,7 @@ class Service:
         threads: int = 1,
         remote: bool = False,
         capacity_fps: Callable[[], float | None] = lambda: None,
+        usage: Callable[[], tuple[int, int | None]] = lambda: (0, None),
         as_group: bool = True,
     ) -> Announcer:
         """Heart-beat what this service consumes on ``control.registry`` while it runs.
@@ -164,6 +165,8 @@ class Service:
             threads: inference calls it runs at once.
             remote: its inference runs elsewhere (an inference server).
             capacity_fps: its measured throughput now, frames per busy second.
+            usage: frames it served so far and when it served the last (ns, None before
+                the first), which the provisioning back end evicts by.
             as_group: it consumes ``topics`` in its consumer group, which routers check
                 with the broker; False for a group-less follower (the control agent).
         """
@@ -171,6 +174,7 @@ class Service:
         heartbeat = dp.heartbeat_s
 
         def make(now: int) -> ServiceAnnouncement:
+            served, last_ns = usage()
             return ServiceAnnouncement(
                 service_id=self.service_id,
                 stage=self.stage,
@@ -186,6 +190,8 @@ class Service:
                 metrics_host=self.metrics_host,
                 metrics_port=self.metrics_port,
                 group=self.group if as_group else None,
+                frames_served=served,
+                last_frame_ns=last_ns,
                 heartbeat_ns=now,
                 ttl_s=dp.registry_ttl_s,
             )

@@ -265,6 +265,10 @@ class ServiceAnnouncement(Heartbeat):
         group: its consumer group; the service is live only while that group has members
             assigned ``topic`` (see ``streams.discovery.GroupProbe``), so a stale or stray
             record cannot make a quality look served.
+        frames_served: frames it analysed since it started (detect): the request count the
+            thesis's Mode 1 evicts the least frequently used model by (seed 003, §4.3).
+        last_frame_ns: when it last analysed a frame, ns since the Unix epoch; None before
+            the first (Mode 1 evicts the least recently used model first).
     """
 
     service_id: str
@@ -281,6 +285,8 @@ class ServiceAnnouncement(Heartbeat):
     metrics_host: str | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     group: str | None = None
+    frames_served: int = Field(default=0, ge=0, lt=INT_LIMIT)
+    last_frame_ns: int | None = Field(default=None, ge=0, lt=INT_LIMIT)
 
 
 class NodeAnnouncement(Heartbeat):

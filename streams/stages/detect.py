@@ -69,14 +69,28 @@ def infer(
 
 
 class Throughput:
-    """Frames per second of busy inference time, smoothed (the announced capacity)."""
+    """Frames per second of busy inference time, smoothed (the announced capacity), and use.
+
+    Attributes:
+        fps: the smoothed capacity, frames per busy second; None before the first batch.
+        served: frames analysed since the service started.
+        last_ns: when the newest batch was analysed, ns since the Unix epoch.
+    """
 
     def __init__(self, alpha: float = 0.2) -> None:
         self.alpha = alpha
         self.fps: float | None = None
+        self.served = 0
+        self.last_ns: int | None = None
 
-    def update(self, frames: int, busy_s: float) -> None:
-        """Fold in one batch of ``frames`` that took ``busy_s`` seconds."""
+    def usage(self) -> tuple[int, int | None]:
+        """(frames served, last served ns): what the provisioning back end evicts by."""
+        return self.served, self.last_ns
+
+    def update(self, frames: int, busy_s: float, now_ns: int | None = None) -> None:
+        """Fold in one batch of ``frames`` that took ``busy_s`` seconds, done at ``now_ns``."""
+        self.served += frames
+        self.last_ns = time.time_ns() if now_ns is None else now_ns
         if busy_s <= 0:
             return
         sample = frames / busy_s
@@ -157,7 +171,7 @@ class Inference:
         if self._first:  # provisioning ends here: placement decided -> first frame analysed
             self._first = False
             log.info("detect-%s: first frame analysed", self._quality)
-        self.throughput.update(len(batch), (done - started) / 1e9)
+        self.throughput.update(len(batch), (done - started) / 1e9, done)
         for item, result in zip(batch, results, strict=True):
             if isinstance(result, FrameFormatError):
                 problem, detail = result.problem.value, result.detail
@@ -197,6 +211,7 @@ def build_detect(settings: Settings, quality: int, detector: Detector) -> Servic
         threads=d.threads,
         remote=d.backend == "triton",
         capacity_fps=lambda: inference.throughput.fps,
+        usage=inference.throughput.usage,
     )
     service.on_start(inference.start)
     service.on_stop(inference.stop)
