@@ -28,9 +28,11 @@ Submodules: :mod:`.problem` (categories NI/LI/HI, instances, the cost), :mod:`.a
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,7 +105,10 @@ __all__ = [
     "evaluate",
     "execution_time_with_migrations_s",
     "iterative_search",
+    "Provisioning",
     "place",
+    "provision",
+    "resolve_policy",
     "select_node",
     "solve_requests",
     "workflow_requests",
@@ -165,8 +170,7 @@ def place(
     absorb_banner()
     started = time.perf_counter()
     nodes = workflow.nodes() if nodes is None else tuple(nodes)
-    if policy == AUTO:
-        policy = "algorithms" if any(n.tier is not Tier.EDGE for n in nodes) else "requests"
+    policy = resolve_policy(policy, nodes)
     scoring = build_problem(workflow, nodes, min_share=min_share, weights=weights)
     restricted = _tiers(tiers)
     message = ""
@@ -195,6 +199,120 @@ def place(
         msg = f"unknown placement policy {policy!r}; expected one of {', '.join(POLICIES)}"
         raise PlacementError(msg)
     return _result(scoring, policy, status, assignment, unplaced, started, message)
+
+
+def resolve_policy(policy: str, nodes: Sequence[NodeMetrics]) -> str:
+    """The policy :data:`AUTO` stands for on ``nodes``; any other name unchanged."""
+    if policy != AUTO:
+        return policy
+    return "algorithms" if any(n.tier is not Tier.EDGE for n in nodes) else "requests"
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """What :func:`provision` decided: the placement node agents run, and why it changed.
+
+    Attributes:
+        result: the placement: demanded instances the program served, plus (Mode 1) loaded
+            instances nobody demands that were not evicted.
+        plan: the thesis program's plan (its ``load`` and ``unload`` are (node, task) pairs).
+        kept: (node, task) of loaded instances kept without demand (Mode 1 only).
+    """
+
+    result: PlacementResult
+    plan: RequestPlan
+    kept: tuple[tuple[str, str], ...] = ()
+
+
+def provision(
+    workflow: Workflow,
+    nodes: Sequence[NodeMetrics],
+    demand: Collection[str],
+    loaded: Mapping[str, Sequence[LoadedModel]],
+    *,
+    mode: Mode | int = Mode.AVAILABLE,
+    time_limit_s: float = 10.0,
+    evict_idle_s: float | None = None,
+    now_s: float | None = None,
+) -> Provisioning:
+    """The thesis's back end on a running deployment (seed 003, §4.3 and §5.3).
+
+    A task is a model; it is requested while ``demand`` names it (frames arrive for it) and
+    loaded where ``loaded`` says it runs, with its real use (frames served, last frame). The
+    request program of §3.2 (:func:`solve_requests`) then decides, in ``mode``:
+
+    - Mode 1 (latency first): loaded models cost no memory; a model nobody requests stays
+      loaded unless a request needs its memory, when the least recently used idle model
+      goes first (ties: least frequently used), or it idled longer than ``evict_idle_s``.
+    - Mode 2 (stability first): the program sees total memory and is followed strictly:
+      whatever the plan does not use is unloaded.
+
+    Args:
+        workflow: every task that may be provisioned (the catalogue of models).
+        nodes: the live nodes.
+        demand: names of the tasks requested now.
+        loaded: node -> the tasks running there, with their use.
+        mode: the back-end mode.
+        time_limit_s: HiGHS time limit per solve, s.
+        evict_idle_s: Mode 1: also unload models idle longer than this, s.
+        now_s: the clock of ``last_used_s`` (needed with ``evict_idle_s``).
+
+    Raises:
+        PlacementError: a demanded task the workflow does not have, or malformed input.
+    """
+    absorb_banner()
+    started = time.perf_counter()
+    mode = Mode(mode)
+    known = {task.name for task in workflow.tasks}
+    unknown = sorted(set(demand) - known)
+    if unknown:
+        msg = f"demand names tasks the workflow does not have: {', '.join(unknown)}"
+        raise PlacementError(msg)
+    scoring = build_problem(workflow, nodes)
+    full = workflow_requests(scoring, mode)
+    rows = [r for r, req in enumerate(full.requests) if req.model in demand]
+    edge_nodes = tuple(
+        dataclasses.replace(
+            node, loaded=tuple(m for m in loaded.get(node.name, ()) if m.model in known)
+        )
+        for node in full.nodes
+    )
+    problem = RequestProblem(
+        tuple(full.requests[r] for r in rows),
+        full.models,
+        edge_nodes,
+        full.tau_ms[rows],
+        full.theta_ms[rows],
+    )
+    plan = solve_requests(
+        problem, mode, time_limit_s=time_limit_s, evict_idle_s=evict_idle_s, now_s=now_s
+    )
+    assignment = _from_plan(scoring, plan)
+    kept: list[tuple[str, str]] = []
+    if mode is Mode.AVAILABLE:
+        # Mode 1 deletes nothing on the solver's word: an idle model stays where it runs.
+        placed = {scoring.instances[i].task.name for i in assignment}
+        names = [node.node for node in scoring.nodes]
+        for node in edge_nodes:
+            for model in node.loaded:
+                if model.model in placed or (node.name, model.model) in plan.unload:
+                    continue
+                index = next(
+                    i for i, inst in enumerate(scoring.instances) if inst.task.name == model.model
+                )
+                assignment[index] = (names.index(node.name), 0.0)
+                placed.add(model.model)
+                kept.append((node.name, model.model))
+    result = _result(
+        scoring,
+        f"provision-{plan.policy}",
+        plan.status,
+        assignment,
+        plan.rejected,
+        started,
+        plan.message,
+    )
+    return Provisioning(result, plan, tuple(kept))
 
 
 def _tiers(tiers: Sequence[Tier | str] | None) -> tuple[Tier, ...] | None:
