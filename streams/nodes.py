@@ -1,6 +1,7 @@
 """This machine as a node of the continuum: its ``control.nodes`` announcement.
 
-Cores, memory, free disk and an NVIDIA accelerator are read from the operating system;
+Cores, memory (the cgroup's limit where lower, or ``dataplane.memory_mb``), free disk and an
+NVIDIA accelerator are read from the operating system;
 tier, latency and bandwidth are declared in the settings (``dataplane``) because one machine
 may emulate any tier.
 """
@@ -28,6 +29,32 @@ def _meminfo_mb() -> tuple[float, float]:
     total = fields.get("MemTotal", 0.0) / 1024
     available = fields.get("MemAvailable", fields.get("MemFree", 0.0)) / 1024
     return total, total - available
+
+
+def _cgroup_memory_mb() -> float | None:
+    """This process's cgroup memory limit, MB (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
+
+    None without a limit (v1 reports "no limit" as a number near 2**63, above any RAM).
+    """
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if controllers == "":
+            limit = Path("/sys/fs/cgroup", path.lstrip("/"), "memory.max")
+        elif "memory" in controllers.split(","):
+            limit = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.limit_in_bytes")
+        else:
+            continue
+        try:
+            text = limit.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return int(text) / 2**20
+    return None
 
 
 def _free_disk_mb(path: Path) -> float:
@@ -84,11 +111,14 @@ def local_node(settings: Settings, now_ns: int, meter: CpuMeter | None = None) -
     """
     dp = settings.dataplane
     total_mb, used_mb = _meminfo_mb()
+    limit_mb = _cgroup_memory_mb()
+    if limit_mb is not None:
+        total_mb = min(total_mb, limit_mb)
     return NodeAnnouncement(
         node=dp.node,
         tier=dp.tier,
         cores=float(os.cpu_count() or 1),
-        memory_mb=total_mb,
+        memory_mb=dp.memory_mb if dp.memory_mb is not None else total_mb,
         storage_mb=_free_disk_mb(dp.output_dir.resolve()),
         accelerator=_accelerator(),
         latency_ms=dp.latency_ms,

@@ -287,7 +287,18 @@ def _cameras(
 
 
 async def place_here(settings: Settings, contract: Contract) -> None:
-    """Place the deployment's workflow on this machine alone and publish it."""
+    """Place the deployment's workflow on this machine alone and publish it.
+
+    Raises:
+        UpError: ``control.provision = demand``, which follows the frames that arrive,
+            and only the control agent reads them.
+    """
+    if settings.control.provision == "demand":
+        msg = (
+            "control.provision = demand provisions detectors for the frames that arrive, "
+            "which the control agent reads: run without --no-control"
+        )
+        raise UpError(msg)
     producer = Producer(producer_config(contract, "tierflow-up-placement"))
 
     async def send(key: bytes, value: bytes | None) -> None:

@@ -20,7 +20,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -290,6 +297,14 @@ class DataPlaneSettings(_Section):
     bandwidth_mbps: float = Field(
         default=1000.0, gt=0, description="Bandwidth from the cameras (declared), Mbit/s."
     )
+    memory_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Memory this node offers to placement, MB; None: what the machine has (its "
+            "cgroup's limit when lower). An edge device emulated on a bigger machine sets it."
+        ),
+    )
 
     @property
     def metrics_announced_host(self) -> str:
@@ -406,6 +421,45 @@ class ControlSettings(_Section):
         default=None,
         description="Qualities the placed pipeline runs a detector for (unset: every quality).",
     )
+    provision: Literal["catalogue", "demand"] = Field(
+        default="catalogue",
+        description=(
+            "catalogue: a detector for every quality of the pipeline; demand: the thesis's "
+            "back end, a detector for the qualities frames arrive at (placed by the request "
+            "program, evicted by placement_mode's rule)."
+        ),
+    )
+    placement_mode: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description=(
+            "With provision = demand, the thesis's back-end mode: 1 keeps idle detectors "
+            "loaded and evicts the least recently (then least frequently) used one when "
+            "memory runs out; 2 plans on total memory and unloads every idle detector."
+        ),
+    )
+    demand_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="With provision = demand, seconds a quality stays in demand after its "
+        "last frame arrived.",
+    )
+    evict_idle_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Mode 1: also unload a detector idle this many seconds (None: never).",
+    )
+
+    @model_validator(mode="after")
+    def _demand_needs_the_request_program(self) -> ControlSettings:
+        if self.provision == "demand" and self.placement_policy not in ("auto", "requests"):
+            msg = (
+                "control.provision = demand runs the thesis's request program; "
+                f"placement_policy must be auto or requests, not {self.placement_policy!r}"
+            )
+            raise ValueError(msg)
+        return self
 
 
 class PrometheusSettings(_Section):

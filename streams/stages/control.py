@@ -149,10 +149,11 @@ class ControlAgent:
         self.service.on_stop(stop)
 
     async def _place_forever(self) -> None:
-        """Place the workflow whenever the live nodes change, checked every heartbeat."""
+        """Place the workflow when the live nodes (or the demand) change, every heartbeat."""
         while True:
             try:
-                await self.placer.place(self.nodes.view.live(time.time_ns()))
+                now = time.time_ns()
+                await self.placer.place(self.nodes.view.live(now), self.registry.view.live(now))
             except Exception:  # the broker may be away: the next heartbeat tries again
                 log.exception("placement failed")
             await asyncio.sleep(self.settings.dataplane.heartbeat_s)
@@ -170,6 +171,7 @@ class ControlAgent:
         if record.sequence < 0:
             return  # unreadable frames say nothing about a camera
         now = time.time()
+        self.placer.demand.observe(record.quality, now)
         joining = self.loop.observe(Arrival(record.source, record.quality, now))
         if record.outcome is Outcome.PROCESSED:
             self.loop.observe_processed(now, observation(record), record.detector or "")
