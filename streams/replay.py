@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,25 @@ def recorded_cameras(
     loop: bool = False,
     initial_fps: float | None = None,
     quality: int | None = None,
+    sources: Collection[str] | None = None,
 ) -> list[Camera]:
-    """One camera per recorded source, at its recorded rate.
+    """One camera per recorded source (of ``sources`` when given), at its recorded rate.
 
     It starts at ``quality``, else at its first frame's recorded quality (the largest with
     topics here when that one has none).
+
+    Raises:
+        RecordingError: ``sources`` names a source the recording does not have.
     """
+    missing = sorted(set(sources or ()) - set(recording.by_source))
+    if missing:
+        known = ", ".join(sorted(recording.by_source))
+        msg = f"the recording has no source {', '.join(missing)} (it has {known})"
+        raise RecordingError(msg)
     cameras = []
     for source_id, frames in sorted(recording.by_source.items()):
+        if sources is not None and source_id not in sources:
+            continue
         start = quality or frames[0].quality
         if start not in contract.qualities:
             start = max(contract.qualities)
@@ -184,8 +196,9 @@ def replay(
     queue_kbytes: int,
     stop: threading.Event,
     initial_fps: float | None = None,
+    sources: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Replay ``recording`` into ``contract``'s prefix; returns per-source camera counts.
+    """Replay ``recording``'s ``sources`` (None: all) into the prefix; per-source counts.
 
     Each source runs in its own thread on its recorded timing (``speed`` None: as fast as
     possible); the call returns when every source is done (or ``stop``) and the producer
@@ -193,7 +206,13 @@ def replay(
     """
     producer = camera_producer(contract, "tierflow-replay", queue_kbytes)
     cameras = recorded_cameras(
-        contract, recording, follower, producer, loop=loop, initial_fps=initial_fps
+        contract,
+        recording,
+        follower,
+        producer,
+        loop=loop,
+        initial_fps=initial_fps,
+        sources=sources,
     )
     threads = [
         threading.Thread(

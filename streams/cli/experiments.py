@@ -118,6 +118,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                 follower=follower,
                 queue_kbytes=settings.camera.queue_kbytes,
                 stop=stop,
+                sources=args.source,
             )
     finally:
         if follower is not None:
@@ -193,6 +194,12 @@ def register(sub: Subparsers) -> None:
     )
     rep.add_argument("--loop", action="store_true", help="start again at the end (until Ctrl-C)")
     rep.add_argument("--no-follow", action="store_true", help="ignore control.assignments")
+    rep.add_argument(
+        "--source",
+        action="append",
+        metavar="ID",
+        help="replay only this recorded source (repeat for more; default every one)",
+    )
 
     exp = add(
         sub,

@@ -196,9 +196,17 @@ def write_report(out: Path, results: dict[str, Any], command: str) -> Path:
         "## Configurations",
         "",
         markdown_table(
-            ["config", "mode", "control", "prefix", "settings"],
+            ["config", "mode", "control", "assigned once", "sources", "prefix", "settings"],
             [
-                [n, c["mode"], c["control"], f"`{c['prefix']}`", f"`{json.dumps(c['settings'])}`"]
+                [
+                    n,
+                    c["mode"],
+                    c["control"],
+                    f"`{json.dumps(c.get('assign') or {})}`",
+                    ", ".join(c.get("sources") or ["all"]),
+                    f"`{c['prefix']}`",
+                    f"`{json.dumps(c['settings'])}`",
+                ]
                 for n, c in configs.items()
             ],
         ),

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,8 +30,21 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from tierflow.infra.tiers.continuum import Continuum
+from tierflow.infra.tiers.plan import ContinuumPlan
 from tierflow.settings import Settings
-from tierflow.streams.experiment.spec import ConfigSpec, ExperimentError, ExperimentSpec
+from tierflow.streams.experiment.spec import ConfigSpec, ExperimentError, ExperimentSpec, TiersSpec
+from tierflow.streams.experiment.tiers import (
+    START_TIMEOUT_S,
+    TiersRun,
+    continuum_for,
+    on_continuum,
+    publish,
+    publish_assignments,
+    summary_of,
+    wait_live,
+)
+from tierflow.streams.node import ServiceKey
 from tierflow.streams.recording import Recording, record_cameras
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, RecordError, parse_frame_records
@@ -165,6 +179,39 @@ def _plan(spec: ExperimentSpec, settings: Settings) -> list[tuple[ConfigSpec, Se
     return planned
 
 
+def _run_on_tiers(
+    run: TiersRun, recording: Recording, advance: Callable[[int], None]
+) -> tuple[dict[str, Any], list[FrameRecord]]:
+    """One configuration on the continuum (:mod:`.tiers`); its summary and records."""
+    contract = run.contract
+    missing = sorted(set(run.config.sources) - set(recording.by_source))
+    if missing:
+        msg = f"configs[{run.config.name}]: the recording has no source {', '.join(missing)}"
+        raise ExperimentError(msg)
+    keys = {ServiceKey.of_task(task) for task in run.tiers.placement}
+    try:
+        run.start_agents()
+        publish(contract, run.tiers.placement, run.plan)
+        asyncio.run(wait_live(contract, keys, START_TIMEOUT_S))
+        publish_assignments(contract, run.config.assign)
+        started = time.monotonic()
+        replays = run.replay(recording, advance)
+        expected = sum(c["produced"] + c["sampled"] for r in replays for c in r["sources"].values())
+        deadline = time.monotonic() + run.config.drain_s
+        while True:  # makespan: the backlog drains long after the last frame is sent
+            records = read_frame_records(contract, set(recording.by_source))
+            if len({(r.source, r.sequence) for r in records}) >= expected:
+                break
+            if time.monotonic() > deadline:
+                log.warning("%s: outcomes still missing after drain_s", run.config.name)
+                break
+            time.sleep(2.0)
+        elapsed = time.monotonic() - started
+    finally:
+        run.stop_agents()
+    return summary_of(replays, records, elapsed), records
+
+
 def _run_one(
     config: ConfigSpec,
     own: Settings,
@@ -172,15 +219,22 @@ def _run_one(
     out: Path,
     console: Console,
     advance: Callable[[int], None],
+    tiers: tuple[TiersSpec, Continuum, ContinuumPlan] | None = None,
 ) -> dict[str, Any]:
     """Run one configuration and write ``out/<config>/``; its entry in the results."""
     from tierflow.streams.cli.common import create_topics
 
     create_topics(own)
-    summary = asyncio.run(run_config(own, config, recording, console, advance))
-    records = read_frame_records(Contract.of(own), set(recording.by_source))
     folder = out / config.name
     folder.mkdir(exist_ok=True)
+    if tiers is not None:
+        spec, continuum, plan = tiers
+        run = TiersRun(own, config, spec, continuum, plan, folder)
+        summary, records = _run_on_tiers(run, recording, advance)
+    else:
+        publish_assignments(Contract.of(own), config.assign)
+        summary = asyncio.run(run_config(own, config, recording, console, advance))
+        records = read_frame_records(Contract.of(own), set(recording.by_source))
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     with (folder / "frames.jsonl").open("w") as f:
         for record in records:
@@ -190,6 +244,8 @@ def _run_one(
         "mode": config.mode,
         "control": config.control,
         "settings": config.settings,
+        "assign": dict(config.assign),
+        "sources": list(config.sources),
         "summary": summary,
         "frames_file": str(folder / "frames.jsonl"),
     }
@@ -212,6 +268,12 @@ def run_pipeline_experiment(
     from tierflow.streams.cli.common import ensure_cluster
     from tierflow.topics.admin import delete_catalogue
 
+    tiers = None
+    if spec.tiers is not None:
+        with console.status(f"bringing up the continuum of {spec.tiers.scenario}"):
+            continuum, plan = continuum_for(settings, spec.tiers)
+        settings = on_continuum(settings, continuum, plan)
+        tiers = (spec.tiers, continuum, plan)
     planned = _plan(spec, settings)
     common = configured(settings, spec.raw.get("settings", {}))
     out.mkdir(parents=True, exist_ok=True)
@@ -241,7 +303,7 @@ def run_pipeline_experiment(
                 bar.update(task, completed=done)
 
             try:
-                entry = _run_one(config, own, recording, out, console, advance)
+                entry = _run_one(config, own, recording, out, console, advance, tiers)
                 results["configs"][config.name] = entry
                 bar.update(task, completed=total)
             except KeyboardInterrupt:

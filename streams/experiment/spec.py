@@ -107,6 +107,11 @@ class ConfigSpec:
             every frame at once.
         drain_s: longest wait for the outcomes of the last frames, seconds.
         settings: settings overrides, section -> field -> value.
+        assign: source -> quality published once on ``control.assignments`` before the
+            frames (the seed paper's "data adaptation strategy was used once", §VII-B),
+            which the replayed cameras follow.
+        sources: the recorded sources this configuration replays (empty: every one); on
+            tiers only (the seed paper's single-source experiments 3 and 4).
     """
 
     name: str
@@ -116,6 +121,25 @@ class ConfigSpec:
     speed: float | None = 1.0
     drain_s: float = 60.0
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    assign: Mapping[str, int] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TiersSpec:
+    """Where an experiment runs on an emulated continuum (``tierflow tiers``).
+
+    Attributes:
+        scenario: the scenario file whose continuum the experiment brings up (or finds up).
+        cameras: hosts the recorded sources are replayed from, in turn (source i on
+            ``cameras[i % len]``).
+        placement: task (``resize``, ``detect-512``, ``draw``) -> host whose node agent
+            runs it.
+    """
+
+    scenario: Path
+    cameras: tuple[str, ...]
+    placement: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,7 @@ class ExperimentSpec:
     input: InputSpec
     configs: tuple[ConfigSpec, ...]
     raw: Mapping[str, Any]
+    tiers: TiersSpec | None = None
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -170,7 +195,9 @@ def _config(
     raw: Mapping[str, Any], run: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ConfigSpec:
     where = f"configs[{raw.get('name', '?')}]"
-    allowed = {"name", "control", "quality", "mode", "speed", "drain_s", "settings", *SHORTCUTS}
+    allowed = {"name", "control", "quality", "mode", "speed", "drain_s", "settings", "assign"}
+    allowed |= {"sources"}
+    allowed |= set(SHORTCUTS)
     _unknown(raw, allowed, where)
     name = raw.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
@@ -196,6 +223,8 @@ def _config(
             speed=_speed(values.get("speed", 1.0), where),
             drain_s=float(values.get("drain_s", 60.0)),
             settings=settings,
+            assign={str(k): int(v) for k, v in _table(raw, "assign", where).items()},
+            sources=tuple(str(v) for v in raw.get("sources", ())),
         )
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
@@ -219,7 +248,8 @@ def parse_experiment(raw: Mapping[str, Any], base: Path) -> ExperimentSpec:
     if kind != "pipeline":
         msg = f"kind must be 'pipeline' or 'simulation', got {kind!r}"
         raise ExperimentError(msg)
-    _unknown(raw, {"name", "description", "kind", "input", "run", "settings", "configs"}, name)
+    top = {"name", "description", "kind", "input", "run", "settings", "configs", "tiers"}
+    _unknown(raw, top, name)
     given = _table(raw, "input", name)
     _unknown(given, {"recording", "cameras", "seed", "duration_s", "fps", "quality"}, "[input]")
     try:
@@ -256,7 +286,43 @@ def parse_experiment(raw: Mapping[str, Any], base: Path) -> ExperimentSpec:
     if len(set(names)) != len(names):
         msg = f"{name}: configuration names repeat: {names}"
         raise ExperimentError(msg)
-    return ExperimentSpec(name, description, "pipeline", spec_input, configs, raw)
+    tiers = _tiers(raw, base, configs)  # also checks what only tiers may use
+    return ExperimentSpec(name, description, "pipeline", spec_input, configs, raw, tiers)
+
+
+def _tiers(raw: Mapping[str, Any], base: Path, configs: tuple[ConfigSpec, ...]) -> TiersSpec | None:
+    """The ``[tiers]`` table, checked, and what only a run on it may use; None without one."""
+    tiers = _tiers_table(raw, base) if "tiers" in raw else None
+    for config in configs:
+        if config.sources and tiers is None:
+            msg = f"configs[{config.name}]: sources chooses what a run on [tiers] replays"
+            raise ExperimentError(msg)
+        if config.control and tiers is not None:
+            msg = (
+                f"configs[{config.name}]: on tiers the control agent does not run (its placer "
+                "would move the placed services); set control = false and give the "
+                "adaptation as assign = { source = quality }"
+            )
+            raise ExperimentError(msg)
+    return tiers
+
+
+def _tiers_table(raw: Mapping[str, Any], base: Path) -> TiersSpec:
+    table = _table(raw, "tiers", "[tiers]")
+    _unknown(table, {"scenario", "cameras", "placement"}, "[tiers]")
+    scenario, cameras = table.get("scenario"), table.get("cameras")
+    placement = _table(table, "placement", "[tiers]")
+    if not isinstance(scenario, str):
+        msg = "[tiers]: scenario must name the scenario file of the continuum"
+        raise ExperimentError(msg)
+    hosts = [cameras] if isinstance(cameras, str) else cameras
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) for h in hosts):
+        msg = f"[tiers]: cameras must be a host or a list of hosts, got {cameras!r}"
+        raise ExperimentError(msg)
+    if not placement or not all(isinstance(h, str) for h in placement.values()):
+        msg = "[tiers.placement]: give the host of every task (resize, detect-<q>, draw)"
+        raise ExperimentError(msg)
+    return TiersSpec(base / scenario, tuple(hosts), dict(placement))
 
 
 def load_experiment(path: Path) -> ExperimentSpec:

@@ -120,3 +120,50 @@ def test_makespan_is_first_frame_sent_to_last_processed() -> None:
     # a repeated record and an unreadable frame's (sequence -1, no time) change nothing
     noisy = [*rows, _row(3, 11.5, "processed", 2.0, 320), _row(-1, 0.0, "deadletter", 0.0, 0)]
     assert frame_stats(noisy) == stats
+
+
+PAPER = Path(__file__).parents[2] / "docs" / "experiments" / "paper-tiers.toml"
+
+
+def test_the_paper_experiments_run_on_tiers_with_the_adaptation_applied_once() -> None:
+    spec = load_experiment(PAPER)
+    assert spec.tiers is not None
+    assert spec.tiers.scenario.resolve().name == "grid5000.toml"
+    assert spec.tiers.placement["detect-512"] == "cloud"
+    assert spec.tiers.placement["detect-416"] == "fog"
+    by_name = {c.name: c for c in spec.configs}
+    assert by_name["exp1-cloud-only"].assign == {}
+    assert by_name["exp2-adapted"].assign == {"cam-0": 416}
+    assert by_name["exp3-single"].sources == ("cam-0",)
+    assert all(c.mode == "makespan" and not c.control for c in spec.configs)
+
+
+_TIERS = {"scenario": "s.toml", "cameras": "edge0", "placement": {"draw": "cloud"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (_spec(tiers=_TIERS), "control = false"),  # the first config has control on
+        ({"name": "t", "configs": [{"name": "a", "sources": ["cam-0"]}]}, "sources"),
+        (
+            {"name": "t", "tiers": {**_TIERS, "camera": "x"}, "configs": [{"name": "a"}]},
+            "camera",
+        ),
+        (
+            {"name": "t", "tiers": {**_TIERS, "cameras": []}, "configs": [{"name": "a"}]},
+            "cameras must be",
+        ),
+        (
+            {"name": "t", "tiers": {**_TIERS, "placement": {}}, "configs": [{"name": "a"}]},
+            "placement",
+        ),
+        (
+            {"name": "t", "configs": [{"name": "a", "assign": {"cam-0": "big"}}]},
+            "big",
+        ),
+    ],
+)
+def test_a_bad_tiers_section_names_what_is_wrong(raw: dict[str, Any], named: str) -> None:
+    with pytest.raises(ExperimentError, match=named):
+        parse_experiment(raw, Path("."))
