@@ -32,7 +32,9 @@ def _node(memory_mb: float = TWO_DETECTORS_MB) -> NodeAnnouncement:
     )
 
 
-def _service(stage: StageName, quality: int | None = None, **use: int) -> ServiceAnnouncement:
+def _service(
+    stage: StageName, quality: int | None = None, **use: int | None
+) -> ServiceAnnouncement:
     return ServiceAnnouncement(
         service_id=f"{stage}-{quality}",
         stage=stage,
