@@ -29,9 +29,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from tierflow.errors import FrameFormatError
 from tierflow.operators.vision.codec import ContentType, Image
 from tierflow.operators.vision.detections import Detections
-from tierflow.operators.vision.resize import resize_square
 from tierflow.settings import CameraSettings
-from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting
+from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting, framed
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
@@ -196,6 +195,9 @@ class Camera:
         initial_fps: frames/s sent until the first assignment, for at most
             ``slow_start_s`` (None: the native rate from the start).
         slow_start_s: seconds without an assignment after which the native rate holds.
+        allowed: the qualities this source may send at (a sources file's ``qualities``);
+            an assignment outside them takes the nearest allowed one below it, else the
+            smallest (None: any quality with a topic).
     """
 
     def __init__(
@@ -210,8 +212,11 @@ class Camera:
         max_frames: int | None = None,
         initial_fps: float | None = None,
         slow_start_s: float = 30.0,
+        allowed: tuple[int, ...] | None = None,
     ) -> None:
         self.contract = contract
+        self.allowed = tuple(sorted(allowed)) if allowed else None
+        quality = self.within(quality)
         self.source_id = source_id
         self.source = source
         self.producer = producer
@@ -228,6 +233,13 @@ class Camera:
         self._lock = threading.Lock()
         METRICS.camera_quality.labels(source_id).set(quality)
         METRICS.camera_epoch.labels(source_id).set(0)
+
+    def within(self, quality: int) -> int:
+        """``quality`` if this source may send at it, else the allowed one that replaces it."""
+        if self.allowed is None or quality in self.allowed:
+            return quality
+        below = [q for q in self.allowed if q < quality]
+        return below[-1] if below else self.allowed[0]
 
     def _follow(self) -> None:
         if self.follower is None:
@@ -259,22 +271,30 @@ class Camera:
             self.stats.epoch = assignment.epoch
             return
         self.sampler.assign(assignment.fps)
-        if (assignment.quality, self.sampler.fps) != (self.stats.quality, self.stats.fps):
+        quality = self.within(assignment.quality)
+        if quality != assignment.quality:
+            log.info(
+                "%s: assigned %d px, which it may not send; sending %d px",
+                self.source_id,
+                assignment.quality,
+                quality,
+            )
+        if (quality, self.sampler.fps) != (self.stats.quality, self.stats.fps):
             self.stats.switches += 1
             log.info(
                 "%s: %d px at %g fps -> %d px at %g fps (epoch %d: %s)",
                 self.source_id,
                 self.stats.quality,
                 self.stats.fps,
-                assignment.quality,
+                quality,
                 self.sampler.fps,
                 assignment.epoch,
                 assignment.reason,
             )
-        self.stats.quality = assignment.quality
+        self.stats.quality = quality
         self.stats.fps = self.sampler.fps
         self.stats.epoch = assignment.epoch
-        METRICS.camera_quality.labels(self.source_id).set(assignment.quality)
+        METRICS.camera_quality.labels(self.source_id).set(quality)
         METRICS.camera_epoch.labels(self.source_id).set(assignment.epoch)
 
     def _delivered(self, sequence: int, err: KafkaError | None, _message: Message) -> None:
@@ -326,8 +346,7 @@ class Camera:
             return False
         capture_ns = time.time_ns()
         self.stats.captured += 1
-        image = resize_square(captured.image, quality)
-        truth = captured.truth
+        image, truth, origin = framed(captured, quality)
         meta = FrameMeta(
             source=self.source_id,
             sequence=index,
@@ -335,7 +354,8 @@ class Camera:
             quality=quality,
             epoch=self.stats.epoch,
             content_type=self.contract.codec.content_type,
-            truth=truth.scaled_to((quality, quality)) if truth is not None else None,
+            origin=origin,
+            truth=truth,
         )
         try:
             value, headers = self._encode(

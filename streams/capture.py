@@ -1,8 +1,8 @@
 """Where a camera's frames come from: scene, video file, image folder, stream or device.
 
-Every source yields :class:`Captured` frames (BGR pixels and, for generated scenes, the
-true objects). Live sources (streams, devices) reconnect with exponential backoff when
-the stream is lost; files end, or loop when asked.
+Every source yields :class:`Captured` frames (BGR pixels and, for generated scenes or
+sources given a truth file, the true objects). Live sources (streams, devices) reconnect
+with exponential backoff when the stream is lost; files end, or loop when asked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import numpy as np
 from tierflow.errors import TierflowError
 from tierflow.operators.vision.codec import Image
 from tierflow.operators.vision.detections import Detections
+from tierflow.operators.vision.resize import Letterbox
 from tierflow.operators.vision.scene import Scene, SceneConfig
+from tierflow.operators.vision.truth import Truth
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -42,11 +44,31 @@ class Captured:
         encoded: ``image`` already encoded in the contract's content type (a recording's
             message value): a camera sending it at its own size forwards these bytes
             instead of encoding again.
+        origin: (width, height) of the source's own frames when ``image`` is not at that
+            size (a scene rendered at the quality, a recorded letterbox); None: ``image``'s.
     """
 
     image: Image
     truth: Detections | None = None
     encoded: bytes | None = None
+    origin: tuple[int, int] | None = None
+
+
+def framed(captured: Captured, side: int) -> tuple[Image, Detections | None, tuple[int, int]]:
+    """The square frame a camera sends at quality ``side``: pixels, truth, and the origin.
+
+    The image is letterboxed (scaled by its longer side and padded, never squashed) and the
+    truth mapped into the frame's pixels the same way.
+    """
+    height, width = captured.image.shape[:2]
+    box = Letterbox.of((width, height), side)
+    truth = box.to_frame(captured.truth) if captured.truth is not None else None
+    return box.apply(captured.image), truth, captured.origin or (width, height)
+
+
+def _in_frame(truth: Detections | None, size: tuple[int, int], side: int) -> Detections | None:
+    """``truth`` of a ``size`` (width, height) image in the pixels of its ``side`` frame."""
+    return None if truth is None else Letterbox.of(size, side).to_frame(truth)
 
 
 @dataclass(frozen=True)
@@ -105,8 +127,9 @@ class SceneSource:
 
     def read(self, index: int, t_s: float, quality: int | None = None) -> Captured:
         """Render the scene at ``t_s`` seconds (time matters, not the index), at ``quality``."""
-        image, truth = self.scene.render_at(t_s, quality or self.scene.config.size)
-        return Captured(image, truth)
+        size = self.scene.config.size
+        image, truth = self.scene.render_at(t_s, quality or size)
+        return Captured(image, truth, origin=(size, size))
 
     def skip(self, index: int, t_s: float, quality: int) -> Skipped:
         """The truth at ``t_s`` seconds; nothing is drawn."""
@@ -117,46 +140,72 @@ class SceneSource:
 
 
 class FolderSource:
-    """The images of a folder in name order, optionally looping."""
+    """The images of a folder in name order, optionally looping, with their truth if given."""
 
     live = False
 
-    def __init__(self, folder: Path, loop: bool = False) -> None:
+    def __init__(self, folder: Path, loop: bool = False, truth: Truth | None = None) -> None:
         self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             msg = f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
             raise CaptureError(msg)
         self.loop = loop
-        self.description = f"folder:{folder}"
+        self.truth = truth
+        self.description = f"folder:{folder}" + (f" ({truth.description})" if truth else "")
+        self._size: tuple[int, int] | None = None
+        """(width, height) of the last image read: a skipped frame's truth refers to it."""
 
     def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """The ``index``-th image; unreadable files are skipped with a warning."""
         if index >= len(self.files) and not self.loop:
             return None
-        path = self.files[index % len(self.files)]
+        at = index % len(self.files)
+        path = self.files[at]
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             log.warning("skipping unreadable image %s", path)
             return self.read(index + 1, t_s) if index + 1 < len(self.files) or self.loop else None
-        return Captured(image)
+        self._size = (image.shape[1], image.shape[0])
+        truth = self.truth.for_frame(at, path.name, self._size) if self.truth else None
+        return Captured(image, truth)
 
     def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
-        """Pass over the ``index``-th image (it is not read)."""
-        return None if index >= len(self.files) and not self.loop else Skipped()
+        """Pass over the ``index``-th image (read only for its size, once, if it has truth)."""
+        if index >= len(self.files) and not self.loop:
+            return None
+        if self.truth is None:
+            return Skipped()
+        at = index % len(self.files)
+        if self._size is None:
+            first = cv2.imread(str(self.files[at]), cv2.IMREAD_COLOR)
+            if first is None:
+                return Skipped()
+            self._size = (first.shape[1], first.shape[0])
+        truth = self.truth.for_frame(at, self.files[at].name, self._size)
+        return Skipped(_in_frame(truth, self._size, quality))
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 class VideoSource:
-    """A video file, an RTSP/HTTP URL or a V4L2 device through OpenCV's VideoCapture."""
+    """A video file, an RTSP/HTTP URL or a V4L2 device through OpenCV's VideoCapture.
 
-    def __init__(self, target: str | int, live: bool, loop: bool = False) -> None:
+    With ``truth``, frame ``n`` of the file (counted from 0, again from 0 after a loop's
+    rewind) gets the objects the truth file gives that frame.
+    """
+
+    def __init__(
+        self, target: str | int, live: bool, loop: bool = False, truth: Truth | None = None
+    ) -> None:
         self.target = target
         self.live = live
         self.loop = loop
-        self.description = f"video:{target}"
+        self.truth = truth
+        self.description = f"video:{target}" + (f" ({truth.description})" if truth else "")
         self._capture: cv2.VideoCapture | None = None
+        self._position = 0
+        """Index of the next frame the capture returns."""
         self._open()
 
     def _open(self) -> None:
@@ -166,15 +215,30 @@ class VideoSource:
             msg = f"cannot open {self.target!r} with OpenCV"
             raise CaptureError(msg)
         self._capture = capture
+        self._position = 0
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self._size = (width, height) if width > 0 and height > 0 else None
+
+    def _truth(self, size: tuple[int, int] | None) -> Detections | None:
+        """The truth of the frame just taken (``_position`` was advanced past it)."""
+        if self.truth is None or size is None:
+            return None
+        return self.truth.for_frame(self._position - 1, None, size)
 
     def read(self, index: int, t_s: float, quality: int | None = None) -> Captured | None:
         """The next frame; None at the end of a file; CaptureError when a live stream fails."""
         image = self._next(decode=True)
-        return None if image is None else Captured(image)
+        if image is None:
+            return None
+        return Captured(image, self._truth((image.shape[1], image.shape[0])))
 
     def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
         """Pass over the next frame (grabbed, not decoded), so the stream keeps its pace."""
-        return None if self._next(decode=False) is None else Skipped()
+        if self._next(decode=False) is None:
+            return None
+        size = self._size
+        return Skipped(_in_frame(self._truth(size), size, quality) if size else None)
 
     def _next(self, decode: bool) -> Image | None:
         """The next frame (an empty array when not decoded); None at the end of a file."""
@@ -189,6 +253,7 @@ class VideoSource:
             else:
                 ok, image = capture.grab(), np.zeros(0, np.uint8)
             if ok:
+                self._position += 1
                 return image
             if self.live:
                 self.close()
@@ -197,6 +262,7 @@ class VideoSource:
             if not self.loop or attempt:
                 return None
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._position = 0
         return None
 
     def close(self) -> None:
@@ -215,15 +281,23 @@ def is_live(spec: str) -> bool:
     return bool(re.match(STREAM, spec) or re.fullmatch(DEVICE, spec))
 
 
-def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameSource:
+def open_source(
+    spec: str, loop: bool = False, scene_size: int = 1024, truth: Truth | None = None
+) -> FrameSource:
     """A frame source from a user's spec.
 
     ``scene:SEED`` (generated scene), ``rtsp://...``/``http(s)://...`` (stream),
     ``/dev/videoN`` or ``device:N`` (V4L2), a folder of images, or a video file.
+    ``truth`` labels a folder or a file (a scene has its own; a stream has none to match).
 
     Raises:
-        CaptureError: the spec names nothing that exists or can be opened.
+        CaptureError: the spec names nothing that exists or can be opened, or ``truth``
+            was given for a source it cannot label.
     """
+    live_or_scene = re.fullmatch(r"scene:(\d+)", spec) or is_live(spec)
+    if truth is not None and live_or_scene:
+        msg = f"{spec!r} cannot take a truth file (only a video file or an image folder can)"
+        raise CaptureError(msg)
     if m := re.fullmatch(r"scene:(\d+)", spec):
         return SceneSource(int(m.group(1)), scene_size)
     if re.match(STREAM, spec):
@@ -232,9 +306,9 @@ def open_source(spec: str, loop: bool = False, scene_size: int = 1024) -> FrameS
         return VideoSource(int(m.group(1)), live=True)
     path = Path(spec)
     if path.is_dir():
-        return FolderSource(path, loop)
+        return FolderSource(path, loop, truth)
     if path.is_file():
-        return VideoSource(str(path), live=False, loop=loop)
+        return VideoSource(str(path), live=False, loop=loop, truth=truth)
     msg = (
         f"camera source {spec!r} is neither scene:SEED, a URL, a device (/dev/videoN, "
         "device:N), a folder nor a file"

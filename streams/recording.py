@@ -36,8 +36,7 @@ from typing import Any, Self
 import numpy as np
 
 from tierflow.errors import TierflowError
-from tierflow.operators.vision.resize import resize_square
-from tierflow.streams.capture import Captured, FrameSource, Skipped
+from tierflow.streams.capture import Captured, FrameSource, Skipped, framed
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import FrameMeta, decode_meta
 
@@ -400,7 +399,7 @@ class RecordingSource:
         value = self.recording.value(frame)
         image = self.contract.codec.decode_pixels(value, meta)
         same = meta.content_type is self.contract.codec.content_type
-        return Captured(image, meta.truth, encoded=value if same else None)
+        return Captured(image, meta.truth, encoded=value if same else None, origin=meta.origin)
 
     def skip(self, index: int, t_s: float, quality: int) -> Skipped | None:
         """The ``index``-th frame's truth at ``quality`` (headers only, no pixels)."""
@@ -438,15 +437,15 @@ def record_cameras(
                 captured = source.read(index, t_s, quality)
                 if captured is None:
                     continue
-                image = resize_square(captured.image, quality)
-                truth = captured.truth
+                image, truth, origin = framed(captured, quality)
                 meta = FrameMeta(
                     source=source_id,
                     sequence=index,
                     capture_ns=round(t_s * 1e9),
                     quality=quality,
                     content_type=contract.codec.content_type,
-                    truth=truth.scaled_to((quality, quality)) if truth is not None else None,
+                    origin=origin,
+                    truth=truth,
                 )
                 value, headers = contract.codec.encode(image, meta)
                 writer.add(value, dict(headers))

@@ -37,6 +37,7 @@ from tierflow.topics.headers import (
     H_DETECTOR,
     H_DTYPE,
     H_EPOCH,
+    H_ORIGIN,
     H_QUALITY,
     H_SEQ,
     H_SHAPE,
@@ -48,7 +49,7 @@ from tierflow.topics.limits import MessageLimits
 
 _KNOWN = {
     H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE, H_TRUTH,
-    H_DETECTIONS, H_DETECTOR,
+    H_DETECTIONS, H_DETECTOR, H_ORIGIN,
 }  # fmt: skip
 
 INT_LIMIT = 2**63
@@ -165,6 +166,9 @@ class FrameMeta:
             excluded); a batch's CPU time is shared by its frames.
         shape: (height, width[, channels]) in pixels of a raw array frame; None otherwise.
         dtype: numpy dtype name of a raw array frame; None otherwise.
+        origin: (width, height) of the source's own frames, whose letterbox this frame is
+            (None: the frame is the source's image, square); boxes go back to the source's
+            pixels with ``Letterbox.of(origin, side)``.
         truth: the true objects, boxes in pixels of the frame, when the source knows them.
         detections: what the detector found, boxes in pixels of its input (after detect).
         classes: every label the detector can report (F1 is measured over these).
@@ -184,6 +188,7 @@ class FrameMeta:
     # Detections are arrays (no value equality).
     shape: tuple[int, ...] | None = field(default=None, compare=False)
     dtype: str | None = field(default=None, compare=False)
+    origin: tuple[int, int] | None = None
     truth: Detections | None = field(default=None, compare=False)
     detections: Detections | None = field(default=None, compare=False)
     classes: tuple[str, ...] | None = None
@@ -228,6 +233,8 @@ def encode_headers(meta: FrameMeta) -> Headers:
         headers.append((H_DTYPE, (meta.dtype or "").encode()))
     headers.extend((H_STAMP_PREFIX + k, str(v).encode()) for k, v in meta.stamps.items())
     headers.extend((H_BUSY_PREFIX + k, str(v).encode()) for k, v in meta.busy_ns.items())
+    if meta.origin is not None:
+        headers.append((H_ORIGIN, f"{meta.origin[0]}x{meta.origin[1]}".encode()))
     if meta.truth is not None:
         headers.append((H_TRUTH, DetectionsJson.of(meta.truth).to_bytes()))
     if meta.detections is not None:
@@ -333,6 +340,22 @@ def _dtype(headers: Mapping[str, bytes]) -> str:
     return dtype
 
 
+def _origin(headers: Mapping[str, bytes]) -> tuple[int, int] | None:
+    """``WIDTHxHEIGHT`` of the source's frames: positive sides below SIDE_LIMIT."""
+    if H_ORIGIN not in headers:
+        return None
+    text = _text(headers, H_ORIGIN)
+    width, sep, height = text.partition("x")
+    if not sep or not _DECIMAL.fullmatch(width) or not _DECIMAL.fullmatch(height):
+        msg = f"header {H_ORIGIN!r} must be WIDTHxHEIGHT in decimal integers, got {text[:64]!r}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    size = int(width), int(height)
+    if not all(0 < n < SIDE_LIMIT for n in size):
+        msg = f"header {H_ORIGIN!r} {text!r} must have positive sides below 2**31"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    return size
+
+
 def _detections(headers: Mapping[str, bytes], name: str) -> DetectionsJson | None:
     return DetectionsJson.parse(name, headers[name]) if name in headers else None
 
@@ -375,6 +398,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         busy_ns=busy,
         shape=_shape(h) if raw else None,
         dtype=_dtype(h) if raw else None,
+        origin=_origin(h),
         truth=truth.detections() if truth is not None else None,
         detections=found.detections() if found is not None else None,
         classes=tuple(found.classes) if found is not None and found.classes is not None else None,

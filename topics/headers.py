@@ -14,7 +14,9 @@ frame envelope         (:mod:`tierflow.topics.envelope`)
 ``tf-dtype``           numpy dtype name (raw arrays only)
 ``tf-t.<event>``       per-stage timestamp in ns, e.g. ``tf-t.resize.out``
 ``tf-busy.<stage>``    CPU ns the stage spent on this frame (its cost, without queueing)
-``tf-truth``           JSON: the true objects of a generated frame
+``tf-origin``          ``WIDTHxHEIGHT`` of the source's own frames (the frame is their
+                       letterbox: :class:`tierflow.operators.vision.resize.Letterbox`)
+``tf-truth``           JSON: the true objects of the frame (generated scene or labels)
 ``tf-detections``      JSON: what the detector found, and the labels it can report
 ``tf-detector``        the detector's name (``haar:face``, ``onnx:yolov8n``)
 deadletter             (:mod:`tierflow.streams.outcomes`): the original headers, plus
@@ -42,6 +44,7 @@ H_SHAPE = "tf-shape"
 H_DTYPE = "tf-dtype"
 H_STAMP_PREFIX = "tf-t."
 H_BUSY_PREFIX = "tf-busy."
+H_ORIGIN = "tf-origin"
 H_TRUTH = "tf-truth"
 H_DETECTIONS = "tf-detections"
 H_DETECTOR = "tf-detector"

@@ -199,3 +199,26 @@ def test_a_following_camera_starts_slow_until_assigned_or_its_slow_start_ends(
     impatient = run(slow_start_s=0.3)
     assert impatient.fps == 50.0  # nobody assigned anything: the native rate took over
     assert impatient.sent >= 25
+
+
+def test_a_source_keeps_to_its_allowed_qualities(settings: Settings) -> None:
+    producer = _unreachable_producer(queue_kbytes=65536)
+    follower = Fixed(Assignment(source="cam", quality=512, epoch=1))
+    camera = Camera(
+        Contract.of(settings),
+        "cam",
+        SceneSource(0, 1024),
+        producer,
+        follower,
+        fps=50.0,
+        quality=512,
+        max_frames=1,
+        allowed=(416, 320),
+    )
+    assert camera.stats.quality == 416  # the start quality is not allowed: the one below
+    camera.run(threading.Event())
+    assert camera.stats.quality == 416  # assigned 512: the nearest allowed below
+    follower.by_source["cam"] = Assignment(source="cam", quality=320, epoch=2)
+    camera.capture_one(1, 0.02)
+    assert camera.stats.quality == 320
+    assert camera.within(256) == 320  # nothing allowed below: the smallest

@@ -18,6 +18,7 @@ META = FrameMeta(
     capture_ns=1_795_000_000_123_456_789,
     quality=512,
     epoch=3,
+    origin=(1920, 1080),
     stamps={"resize.in": 5, "resize.out": 9},
     busy_ns={"detect": 41_000_000},
     extra={"traceparent": b"00-abc-01"},
@@ -31,6 +32,14 @@ def _image(side: int = 64) -> np.ndarray:
 
 def test_headers_round_trip_every_field() -> None:
     assert decode_meta(encode_headers(META)) == META
+
+
+@pytest.mark.parametrize("bad", [b"1920", b"1920x", b"0x10", b"-5x10", b"10x10x10", b"a x b"])
+def test_a_malformed_origin_is_a_bad_header(bad: bytes) -> None:
+    headers = [(k, bad if k == "tf-origin" else v) for k, v in encode_headers(META)]
+    with pytest.raises(FrameFormatError, match="tf-origin") as caught:
+        decode_meta(headers)
+    assert caught.value.problem is FrameProblem.BAD_HEADER
 
 
 def test_headers_from_a_faust_style_dict_decode_the_same() -> None:
