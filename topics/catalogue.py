@@ -152,17 +152,24 @@ class Catalogue:
         for q in t.qualities:
             frame_topic(names.detections(q), f"detections of quality {q} with their frame")
         frame_topic(names.annotated, "frames with boxes and labels drawn")
+        records = {"cleanup.policy": "delete", "retention.ms": _ms(t.metrics_retention_s)}
+        specs.append(
+            TopicSpec(
+                names.detections_json,
+                TopicKind.METRICS,
+                t.frame_partitions,
+                rf,
+                {**records, **durability},
+                "detections alone: one JSON record per analysed frame, boxes in source pixels",
+            )
+        )
         specs.append(
             TopicSpec(
                 names.metrics_frames,
                 TopicKind.METRICS,
                 t.metrics_partitions,
                 rf,
-                {
-                    "cleanup.policy": "delete",
-                    "retention.ms": _ms(t.metrics_retention_s),
-                    **durability,
-                },
+                {**records, **durability},
                 "one record per frame: stage times, latency, outcome, accuracy",
             )
         )

@@ -42,6 +42,11 @@ class TopicNames:
         return self._name(f"detections.{quality}")
 
     @property
+    def detections_json(self) -> str:
+        """Detections alone, one JSON record per analysed frame, boxes in source pixels."""
+        return self._name("detections.json")
+
+    @property
     def annotated(self) -> str:
         """Frames with boxes drawn."""
         return self._name("frames.annotated")

@@ -2,6 +2,7 @@
 
 =========================  ==============================================================
 ``metrics.frames``         :class:`FrameRecord`, one per frame that entered the pipeline
+``detections.json``        :class:`DetectionRecord`, one per analysed frame (for consumers)
 ``control.registry``       :class:`ServiceAnnouncement`, heartbeats of every service
 ``control.nodes``          :class:`NodeAnnouncement`, heartbeats of every machine
 ``control.placement``      :class:`PlacementRecord`, where a service instance runs
@@ -33,6 +34,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tierflow.errors import TierflowError
+from tierflow.operators.vision.resize import Letterbox
 from tierflow.topics.envelope import INT_LIMIT, READING, DetectionsJson, FrameMeta
 from tierflow.topics.stages import PIPELINE, StageName
 
@@ -215,6 +217,62 @@ class FrameRecord(Record):
 
 
 _FRAME_BATCH = TypeAdapter(list[FrameRecord])
+
+DETECTION_RECORD_VERSION = 1
+
+
+class DetectionRecord(Record):
+    """One per analysed frame on ``detections.json``: what was found, in the source's pixels.
+
+    The record for consumers downstream of tierflow (an alarm, a tracker, a database):
+    boxes are ``[x1, y1, x2, y2]`` in pixels of the source's own frames (``image_size``,
+    before the camera's letterbox to the quality), whatever quality the frame was analysed
+    at. docs/detections.md documents the schema.
+    """
+
+    version: int = DETECTION_RECORD_VERSION
+    source: str
+    sequence: int = Field(ge=0)
+    capture_ns: int = Field(ge=0)
+    """When the camera captured the frame, ns since the Unix epoch."""
+    quality: int = Field(gt=0)
+    """The quality the frame was analysed at (side of the square frame, pixels)."""
+    detector: str
+    image_size: tuple[int, int]
+    """(width, height) of the source's frames, pixels: what ``boxes`` refer to."""
+    boxes: list[tuple[float, float, float, float]] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)
+    """Detector confidences in [0, 1], one per box."""
+    latency_s: float = Field(ge=0)
+    """Seconds from capture to the detections being known (draw received them)."""
+
+    @classmethod
+    def of(cls, meta: FrameMeta, now_ns: int | None = None) -> DetectionRecord:
+        """The record of a frame that carries detections (``meta.detections`` set).
+
+        Raises:
+            ValueError: the frame carries no detections.
+        """
+        if meta.detections is None:
+            msg = "a detection record needs a frame with detections"
+            raise ValueError(msg)
+        side = meta.quality
+        origin = meta.origin or (side, side)
+        found = Letterbox.of(origin, side).to_origin(meta.detections)
+        json = DetectionsJson.of(found)
+        return cls(
+            source=meta.source,
+            sequence=meta.sequence,
+            capture_ns=meta.capture_ns,
+            quality=meta.quality,
+            detector=meta.detector or "?",
+            image_size=json.size,
+            boxes=json.boxes,
+            labels=json.labels,
+            scores=json.scores,
+            latency_s=max(0.0, ((now_ns or time.time_ns()) - meta.capture_ns) / 1e9),
+        )
 
 
 def stage_times_s(stamps: dict[str, int]) -> dict[str, float]:

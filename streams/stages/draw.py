@@ -1,9 +1,11 @@
 """The draw service (post-processing, HI): annotates frames, stores them, closes their journey.
 
 For each frame it draws the detections, writes ``<output_dir>/<source>/<sequence>.jpg``,
-publishes ``frames.annotated``, and writes the frame's :class:`FrameRecord` with its
-end-to-end latency and, when the frame carries ground truth (``tf-truth``), its F1 (IoU >=
-0.5 with the same label, seed paper §IV-B) over the labels the detector can report.
+publishes ``frames.annotated`` and the detections alone on ``detections.json`` (boxes in
+the source's pixels, :class:`~tierflow.topics.records.DetectionRecord`), and writes the
+frame's :class:`FrameRecord` with its end-to-end latency and, when the frame carries ground
+truth (``tf-truth``), its F1 (IoU >= 0.5 with the same label, seed paper §IV-B) over the
+labels the detector can report.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tierflow.streams.metrics import METRICS, observe_stage
 from tierflow.streams.service import Service
 from tierflow.topics.envelope import DetectionsJson, FrameMeta, Headers
 from tierflow.topics.headers import H_DETECTIONS
-from tierflow.topics.records import FrameRecord, Outcome
+from tierflow.topics.records import DetectionRecord, FrameRecord, Outcome
 from tierflow.topics.stages import StageName
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ def build_draw(settings: Settings) -> Service:
     consumed = [names.detections(q) for q in service.contract.qualities]
     source = service.topics(consumed)
     sink = service.topic(names.annotated)
+    results = service.topic(names.detections_json)
     annotator = BoxAnnotator()
     service.announce(consumed)
 
@@ -137,7 +140,11 @@ def build_draw(settings: Settings) -> Service:
             # detections and score are recorded, so draw catches up without losing work.
             out = meta.stamped(f"{STAGE}.out", time.time_ns())
             record = processed_record(out, len(event.value), drawn=False)
-            service.outcomes.ack_after([event], [await service.outcomes.record(record)])
+            deliveries = [
+                await results.send(key=event.key, value=DetectionRecord.of(meta).to_bytes()),
+                await service.outcomes.record(record),
+            ]
+            service.outcomes.ack_after([event], deliveries)
             METRICS.undrawn.inc()
             return
         try:
@@ -148,6 +155,7 @@ def build_draw(settings: Settings) -> Service:
         record = processed_record(drawn.meta, len(event.value), drawn=True)
         deliveries = [
             await sink.send(key=event.key, value=drawn.value, headers=drawn.headers),
+            await results.send(key=event.key, value=DetectionRecord.of(meta).to_bytes()),
             await service.outcomes.record(record),
         ]
         service.outcomes.ack_after([event], deliveries)

@@ -14,6 +14,7 @@ def test_catalogue_holds_every_topic_of_the_design_table(settings: Settings) -> 
         assert {f"frames.raw.{q}", f"frames.ready.{q}", f"detections.{q}"} <= set(names)
     assert {
         "frames.annotated",
+        "detections.json",
         "metrics.frames",
         "control.assignments",
         "control.registry",
@@ -21,7 +22,7 @@ def test_catalogue_holds_every_topic_of_the_design_table(settings: Settings) -> 
         "control.placement",
         "deadletter",
     } <= set(names)
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
 
 
 def test_control_topics_are_compacted_and_frame_topics_expire(settings: Settings) -> None:
