@@ -43,6 +43,7 @@ from tierflow.streams.placing import Placer
 from tierflow.streams.recording import Recording
 from tierflow.streams.replay import recorded_cameras
 from tierflow.streams.scraping import Scraping
+from tierflow.streams.sources import SourceSpec
 from tierflow.streams.workers import (
     WorkerProcess,
     start_workers,
@@ -96,6 +97,8 @@ class UpOptions:
     prometheus: bool = False
     recording: Recording | None = None
     """Replay this recording instead of running generated cameras (one camera per source)."""
+    sources: tuple[SourceSpec, ...] = ()
+    """The user's cameras (``--sources FILE``, ``--source URI``) instead of generated ones."""
     speed: float | None = 1.0
     """Replay speed: 1.0 the recorded timing, None as fast as the pipeline takes frames."""
     loop: bool = False
@@ -246,7 +249,7 @@ def _cameras(
     run_id: str,
     initial_fps: float | None,
 ) -> list[CameraRun]:
-    """Generated-scene cameras, or one camera per source of ``options.recording``."""
+    """The user's sources, one camera per source of ``options.recording``, or generated ones."""
     if options.recording is not None:
         recording = options.recording
         return [
@@ -268,6 +271,23 @@ def _cameras(
                 initial_fps=initial_fps,
                 quality=options.quality,
             )
+        ]
+    if options.sources:
+        return [
+            CameraRun(
+                Camera(
+                    contract,
+                    spec.id,
+                    spec.open(settings.camera.scene_size),
+                    producer,
+                    follower,
+                    spec.fps or options.fps or settings.camera.fps,
+                    options.quality or settings.camera.quality,
+                    initial_fps=initial_fps,
+                    allowed=spec.qualities,
+                )
+            )
+            for spec in options.sources
         ]
     return [
         CameraRun(

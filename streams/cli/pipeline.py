@@ -10,7 +10,7 @@ import signal
 import threading
 import uuid
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from tierflow.errors import ConfigError
 from tierflow.settings import DetectorSettings, Settings
@@ -27,21 +27,45 @@ from tierflow.streams.cli.common import (
 from tierflow.topics.contract import Contract
 from tierflow.topics.stages import StageName
 
+if TYPE_CHECKING:  # cv2 is imported only by the commands that capture
+    from tierflow.streams.sources import SourceSpec
+
 log = logging.getLogger(__name__)
 BACKENDS = list(get_args(DetectorSettings.model_fields["backend"].annotation))
 
 
+def up_sources(args: argparse.Namespace, settings: Settings) -> tuple[SourceSpec, ...]:
+    """The user's sources of ``--sources FILE`` and ``--source URI``, checked (empty: none).
+
+    Raises:
+        ConfigError: the file or a source is invalid, ids repeat, or ``--cameras`` was
+            given too (generated cameras and the user's do not mix in one run).
+    """
+    from tierflow.streams.sources import check_sources, from_uris, load_sources, unique
+
+    specs = [*(load_sources(args.sources) if args.sources else []), *from_uris(args.source)]
+    if specs and args.cameras is not None:
+        msg = "--cameras runs generated cameras; with --sources or --source, list scene:SEED"
+        raise ConfigError(msg)
+    specs = unique(specs, "--sources and --source")
+    check_sources(specs, settings.topics.qualities, settings.camera.scene_size)
+    return tuple(specs)
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """The main job: broker, topics, workers and generated cameras, watched or summarised."""
+    """The main job: broker, topics, workers and cameras, watched or summarised."""
     from tierflow.streams.up import UpOptions, print_summary, run_up
 
     positive(cameras=args.cameras, fps=args.fps, quality=args.quality, duration=args.duration)
     settings = with_section(settings, "dataplane", output_dir=args.output_dir)
-    settings = with_section(settings, "detector", backend=args.backend)
+    settings = with_section(settings, "detector", backend=args.backend, onnx_model=args.model)
+    settings = with_section(settings, "control", policy=args.policy)
+    sources = up_sources(args, settings)
     ensure_cluster(settings)
     create_topics(settings)
     options = UpOptions(
-        cameras=args.cameras,
+        sources=sources,
+        cameras=3 if args.cameras is None else args.cameras,
         duration_s=args.duration,
         qualities=tuple(args.qualities) if args.qualities else None,
         fps=args.fps,
@@ -222,7 +246,24 @@ def register(sub: Subparsers) -> None:
         "p50/p99 latency, F1). With --duration it stops by itself; --json prints one summary.",
         cmd_up,
     )
-    up.add_argument("--cameras", type=int, default=3, help="generated cameras (default 3)")
+    up.add_argument(
+        "--sources",
+        type=Path,
+        metavar="FILE",
+        help="TOML file of your cameras ([[sources]] id, uri, fps, qualities, truth, loop; "
+        "see docs/sources.md)",
+    )
+    up.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="one more camera: a video file, an image folder, rtsp://..., /dev/videoN or "
+        "scene:SEED (repeatable)",
+    )
+    up.add_argument(
+        "--cameras", type=int, help="generated cameras, when no source is given (default 3)"
+    )
     up.add_argument(
         "--duration", type=float, help="seconds to run the cameras (default: until Ctrl-C)"
     )
@@ -237,6 +278,10 @@ def register(sub: Subparsers) -> None:
         "--backend",
         choices=BACKENDS,
         help="detector backend (default haar; null finds nothing, to measure the data plane)",
+    )
+    up.add_argument("--model", type=Path, help="ONNX model file (with --backend onnx)")
+    up.add_argument(
+        "--policy", help="quality policy of the control agent: milp (default), exact, all-max"
     )
     up.add_argument("--seed", type=int, default=0, help="scene seed of the first camera")
     up.add_argument(
