@@ -226,6 +226,18 @@ class DetectorSettings(_Section):
         default=None,
         description="Model input side in pixels; by default the quality the detector serves.",
     )
+    conf_threshold: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="YOLO backends: lowest confidence a detection is kept at, in [0, 1].",
+    )
+    iou_threshold: float = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="YOLO backends: NMS drops a box overlapping a better one by more (IoU).",
+    )
     max_batch: PositiveInt = Field(default=8, description="Frames per inference call.")
     threads: PositiveInt = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -63,7 +63,13 @@ def make_detector(
             msg = "the onnx backend needs a model file (--model or TIERFLOW_DETECTOR__ONNX_MODEL)"
             raise DetectorError(msg)
         return _sized(
-            lambda size: OnnxDetector(model, input_size=size, intra_op_threads=inner),
+            lambda size: OnnxDetector(
+                model,
+                input_size=size,
+                intra_op_threads=inner,
+                conf_threshold=settings.conf_threshold,
+                iou_threshold=settings.iou_threshold,
+            ),
             input_size,
             quality,
         )
@@ -75,6 +81,8 @@ def make_detector(
             settings.triton_model,
             protocol=settings.triton_protocol,
             input_size=size,
+            conf_threshold=settings.conf_threshold,
+            iou_threshold=settings.iou_threshold,
         ),
         input_size,
         quality,

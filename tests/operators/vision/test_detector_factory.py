@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.inference_server import Anchor, save, yolo_model
@@ -48,3 +49,15 @@ def test_an_unreachable_triton_server_is_reported() -> None:
     settings = DetectorSettings(backend="triton", triton_url="127.0.0.1:1", triton_protocol="grpc")
     with pytest.raises(DetectorError):
         make_detector(settings, quality=512)
+
+
+def test_the_confidence_threshold_comes_from_the_settings(tmp_path: Path) -> None:
+    coco = (Anchor((8, 8, 32, 32), (0.6,) + (0.0,) * 79),)
+    model = save(yolo_model(coco, side=64, names=None), tmp_path / "one.onnx")
+    image = np.zeros((64, 64, 3), np.uint8)
+    kept = make_detector(DetectorSettings(backend="onnx", onnx_model=model, conf_threshold=0.5), 64)
+    dropped = make_detector(
+        DetectorSettings(backend="onnx", onnx_model=model, conf_threshold=0.7), 64
+    )
+    assert len(kept.detect([image])[0]) == 1
+    assert len(dropped.detect([image])[0]) == 0
