@@ -170,6 +170,8 @@ class CameraStats:
     quality: int = 0
     fps: float = 0.0
     epoch: int = 0
+    reason: str = ""
+    """Why the controller assigned the current quality and rate (its last assignment)."""
     produced_sequences: deque[int] = field(default_factory=lambda: deque(maxlen=100_000))
     """The latest acknowledged sequence numbers (bounded: a camera may run for days)."""
 
@@ -294,6 +296,7 @@ class Camera:
         self.stats.quality = quality
         self.stats.fps = self.sampler.fps
         self.stats.epoch = assignment.epoch
+        self.stats.reason = assignment.reason
         METRICS.camera_quality.labels(self.source_id).set(quality)
         METRICS.camera_epoch.labels(self.source_id).set(assignment.epoch)
 

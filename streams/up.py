@@ -30,13 +30,13 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from tierflow.errors import TierflowError
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally, totals
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
+from tierflow.streams.live import PLAIN_EVERY_S, Rates, live_table, plain_lines
 from tierflow.streams.node import NodeAgent
 from tierflow.streams.nodes import local_node
 from tierflow.streams.placing import Placer
@@ -105,40 +105,6 @@ class UpOptions:
     progress: Callable[[int], None] | None = None
     """Called about twice a second with the frames captured so far (when not live)."""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def live_table(tallies: dict[str, SourceTally], cams: list[CameraRun], elapsed_s: float) -> Table:
-    """The per-source table shown while running."""
-    table = Table(title=f"tierflow up - {elapsed_s:.0f} s", expand=False)
-    for column in (
-        "source",
-        "quality",
-        "fps in",
-        "fps out",
-        "p50 s",
-        "p99 s",
-        "F1",
-        "dropped",
-        "deadletter",
-    ):
-        table.add_column(column, justify="left" if column == "source" else "right")
-    now = time.monotonic()
-    for run in cams:
-        cam = run.camera
-        tally = tallies.get(cam.source_id, SourceTally())
-        p50, p99, f1 = tally.percentile_s(50), tally.percentile_s(99), tally.f1
-        table.add_row(
-            cam.source_id,
-            str(cam.stats.quality),
-            f"{cam.stats.produced / max(elapsed_s, 1e-9):.1f}",
-            f"{tally.fps_out(now):.1f}",
-            "-" if p50 is None else f"{p50:.3f}",
-            "-" if p99 is None else f"{p99:.3f}",
-            "-" if f1 is None else f"{f1:.2f}",
-            str(sum(tally.dropped.values()) + sum(cam.stats.dropped.values())),
-            str(sum(tally.deadlettered.values())),
-        )
-    return table
 
 
 class UpError(TierflowError):
@@ -236,7 +202,8 @@ async def run_up(settings: Settings, options: UpOptions, console: Console) -> di
         await agent.stop()
         await stop_workers(control)
         workers = [*control, *agent.every_worker()]
-        return _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
+        summary = _summary(cams, collector, output_dir, elapsed, complete, workers, settings)
+        return {"run_id": run_id, **summary, "settings": settings.model_dump(mode="json")}
     raise AssertionError  # pragma: no cover - the block returns or raises
 
 
@@ -395,18 +362,33 @@ async def _watch(
     def running() -> bool:
         return any(run.thread is not None and run.thread.is_alive() for run in cams)
 
+    cameras = [run.camera for run in cams]
+    rates = Rates()
     if not options.live:
         while running():
             if options.progress is not None:
                 options.progress(sum(run.camera.stats.captured for run in cams))
             await asyncio.sleep(0.5)
         return
+    if not console.is_terminal:  # a log file: plain lines, no terminal control codes
+        printed = time.monotonic()
+        while running():
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            rates.update(cameras, now)
+            if now - printed >= PLAIN_EVERY_S:
+                printed = now
+                for line in plain_lines(collector.tallies, cameras, rates, now - started):
+                    console.print(line, highlight=False)
+        return
     with (
         Live(console=console, refresh_per_second=2) as live,
         contextlib.suppress(asyncio.CancelledError),
     ):
         while running():
-            live.update(live_table(collector.tallies, cams, time.monotonic() - started))
+            now = time.monotonic()
+            rates.update(cameras, now)
+            live.update(live_table(collector.tallies, cameras, rates, now - started))
             await asyncio.sleep(0.5)
 
 

@@ -22,6 +22,7 @@ from tierflow.streams.cli.common import (
     ensure_cluster,
     positive,
     reach_cluster,
+    stdout,
     with_section,
 )
 from tierflow.topics.contract import Contract
@@ -83,8 +84,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_summary(summary)
     else:
-        for source, entry in summary["sources"].items():
-            console.print(f"{source}: {json.dumps(entry)}")
+        from tierflow.streams.live import summary_table
+
+        stdout().print(summary_table(summary))
         console.print(f"annotated frames in {summary['output_dir']}")
     return 0 if summary["all_accounted"] else 1
 

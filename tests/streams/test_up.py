@@ -41,6 +41,8 @@ def test_up_runs_the_pipeline_and_accounts_for_every_frame(
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["all_accounted"] is True
+    assert len(summary["run_id"]) == 4
+    assert summary["settings"]["topics"]["prefix"] == env["TIERFLOW_TOPICS__PREFIX"]
     assert summary["output_dir"] == str(out)
     assert set(summary["workers"]) == {"resize", "detect-512", "draw", "control"}
     assert all(w["exit"] == 0 for w in summary["workers"].values()), summary["workers"]
