@@ -11,7 +11,7 @@ from pathlib import Path
 from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
-from tierflow.streams.cli import cluster, experiments, pipeline, plan, tiers
+from tierflow.streams.cli import cluster, experiments, pipeline, plan, sources, tiers
 from tierflow.streams.cli.common import EPILOG, Handler
 
 OWN_PACKAGES = ("tierflow",)
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.register(sub)
     experiments.register(sub)
     tiers.register(sub)
+    sources.register(sub)
     return parser
 
 

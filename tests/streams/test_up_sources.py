@@ -1,8 +1,9 @@
 """``tierflow up --sources`` on a user's own video and MOT truth, as a newcomer runs it.
 
-The video is not square (768 x 512: a generated scene with grey bands), so the frames are
-letterboxed; the F1 comes from the MOT file; an independent consumer reads
-``detections.json`` and finds the boxes in the video's own pixels.
+The sample (``tierflow sources sample``) is a 768 x 512 video with its MOT file and the same
+frames as an image folder with a COCO file: not square, so the frames are letterboxed; the
+F1 comes from the truth files; an independent consumer reads ``detections.json`` and finds
+the boxes in the sources' own pixels.
 """
 
 from __future__ import annotations
@@ -11,45 +12,17 @@ import json
 import uuid
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.cli import tierflow
 from tierflow.operators.vision.detections import Detections, box_iou
-from tierflow.operators.vision.scene import Scene, SceneConfig
+from tierflow.streams.samples import HEIGHT, WIDTH, write_sample
 from tierflow.topics.names import TopicNames
 from tierflow.topics.records import DetectionRecord, parse_record
 
 pytestmark = pytest.mark.kafka
-WIDTH, HEIGHT, BAND = 768, 512, 128
-FPS = 5.0
 FRAMES = 30
-
-
-def write_video(folder: Path) -> dict[int, Detections]:
-    """A 768 x 512 MJPG video of scene 0 with grey bands, and its MOT gt.txt (faces)."""
-    scene = Scene(SceneConfig.for_size(0, HEIGHT))
-    video = folder / "lobby.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
-    assert writer.isOpened()
-    rows: list[str] = []
-    truth: dict[int, Detections] = {}
-    for n in range(FRAMES):
-        image, found = scene.render(n / FPS)
-        canvas = np.full((HEIGHT, WIDTH, 3), 114, np.uint8)
-        canvas[:, BAND : BAND + HEIGHT] = image
-        writer.write(canvas)
-        faces = found.with_labels(["face"])
-        shifted = faces.xyxy + np.array([BAND, 0, BAND, 0], np.float32)
-        truth[n] = Detections(shifted, faces.confidence, faces.labels, (WIDTH, HEIGHT))
-        for track, (x1, y1, x2, y2) in enumerate(shifted.tolist(), 1):
-            rows.append(f"{n + 1},{track},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},1,1,1")
-    writer.release()
-    gt = folder / "gt.txt"
-    gt.write_text("\n".join(rows) + "\n")
-    return truth
 
 
 def read_detections(bootstrap: str, topic: str, expected: int) -> list[DetectionRecord]:
@@ -79,11 +52,7 @@ def read_detections(bootstrap: str, topic: str, expected: int) -> list[Detection
 def test_up_on_a_video_with_mot_truth_scores_it_and_publishes_detections(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    truth = write_video(tmp_path)
-    sources = tmp_path / "sources.toml"
-    sources.write_text(
-        '[[sources]]\nid = "lobby"\nuri = "lobby.avi"\nfps = 5\ntruth = "gt.txt"\nlabel = "face"\n'
-    )
+    sample = write_sample(tmp_path / "data", frames=FRAMES, fps=5.0)
     prefix = f"src-{uuid.uuid4().hex[:8]}"
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -91,27 +60,41 @@ def test_up_on_a_video_with_mot_truth_scores_it_and_publishes_detections(
         "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path / "workers"),
     }
     out = tmp_path / "annotated"
-    args = ["up", "--sources", str(sources), "--qualities", "512", "--no-control"]
+    args = ["up", "--sources", str(sample.sources_file), "--qualities", "512", "--no-control"]
     result = tierflow(*args, "--json", "--output-dir", str(out), env=env, timeout_s=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    entry = summary["sources"]["lobby"]
-    assert entry["captured"] == FRAMES  # the file ended the run
-    assert entry["unaccounted"] == 0
-    assert entry["processed"] > 0
-    assert entry["f1"] is not None and entry["f1"] > 0.3, entry
+    assert set(summary["sources"]) == {"lobby", "shop"}  # the MOT video and the COCO folder
+    for entry in summary["sources"].values():
+        assert entry["captured"] == FRAMES  # the file ended the run
+        assert entry["unaccounted"] == 0
+        assert entry["processed"] > 0
+        assert entry["f1"] is not None and entry["f1"] > 0.3, entry
+    processed = sum(entry["processed"] for entry in summary["sources"].values())
 
-    records = read_detections(
-        kafka_bootstrap, TopicNames(prefix).detections_json, entry["processed"]
-    )
-    assert len(records) == entry["processed"]
+    records = read_detections(kafka_bootstrap, TopicNames(prefix).detections_json, processed)
+    assert len(records) == processed
     matched = 0
     for record in records:
-        assert record.source == "lobby" and record.quality == 512
+        assert record.source in ("lobby", "shop") and record.quality == 512
         assert record.image_size == (WIDTH, HEIGHT)
         found = Detections.from_lists(record.boxes, record.labels, record.image_size, record.scores)
         assert (found.xyxy[:, 0] >= 0).all() and (found.xyxy[:, 2] <= WIDTH).all()
-        overlaps = box_iou(found.xyxy, truth[record.sequence].xyxy)
+        overlaps = box_iou(found.xyxy, sample.truth[record.sequence].xyxy)
         matched += int((overlaps >= 0.5).any(axis=1).sum())
     # Boxes mapped back through the letterbox land on the faces in the video's pixels.
     assert matched >= len(records) // 2, matched
+
+
+def test_sources_check_names_the_first_problem_and_sample_writes_a_valid_file(
+    tmp_path: Path,
+) -> None:
+    written = tierflow("sources", "sample", str(tmp_path / "s"), "--frames", "3")
+    assert written.returncode == 0, written.stderr
+    checked = tierflow("sources", "check", str(tmp_path / "s" / "sources.toml"))
+    assert checked.returncode == 0, checked.stderr
+    assert "lobby" in checked.stdout and "COCO shop-instances.json" in checked.stdout
+    (tmp_path / "s" / "lobby-gt.txt").write_text("1,1,x\n")
+    broken = tierflow("sources", "check", str(tmp_path / "s" / "sources.toml"))
+    assert broken.returncode == 2
+    assert "source 'lobby'" in broken.stderr and "lobby-gt.txt" in broken.stderr
