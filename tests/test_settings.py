@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,16 @@ def test_a_worker_gets_exactly_its_parents_settings(
     child = load_settings()
     assert child.bootstrap == parent.bootstrap  # the cluster goes as KAFKA_BOOTSTRAP_SERVERS
     assert child.model_copy(update={"bootstrap_servers": None}) == parent
+
+
+def test_the_readme_settings_block_is_valid_settings(tmp_path: Path) -> None:
+    """The README's example file loads: every section and field it names exists."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Settings") :]
+    block = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    example = tmp_path / "example.toml"
+    example.write_text(block.group(1))
+    assert tomllib.loads(block.group(1))  # not empty
+    settings = load_settings(example)
+    assert settings.detector.conf_threshold == 0.25 and settings.topics.prefix == "exp1"
