@@ -1,8 +1,9 @@
 """YOLO detector on onnxruntime's CPU provider (a local ONNX file, e.g. an Ultralytics export).
 
 The input name, batch size and side come from the model; class names from its metadata
-(Ultralytics' ``names``) unless given; the output layout (v5, v8/11) is read from the output
-shape. A model with a fixed batch (often 1) is fed that many images per run.
+(Ultralytics' ``names``) unless given; the output layout (v5, v8/11, or YOLOv4's two
+outputs) is read from the output shapes. A model with a fixed batch (often 1) is fed that
+many images per run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tierflow.operators.vision.detectors.yolo import (
     YoloLayout,
     image_size_from_metadata,
     names_from_metadata,
+    v4_rows,
 )
 
 _INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -89,7 +91,15 @@ class OnnxDetector(ChunkedYolo):
             raise DetectorError(msg)
         image_input = inputs[0]
         self._input_name: str = image_input.name
-        self._output_name: str = outputs[0].name
+        self._output_names: list[str] = [outputs[0].name]
+        output_shape = list(outputs[0].shape)
+        if self._is_v4(outputs):
+            # YOLOv4's boxes and confidences, joined into the v8-transposed layout per batch.
+            self._output_names = [outputs[0].name, outputs[1].name]
+            anchors, classes = outputs[0].shape[1], outputs[1].shape[2]
+            width = 4 + classes if isinstance(classes, int) else None
+            output_shape = [outputs[0].shape[0], anchors, width]
+            self._decoder.layout = YoloLayout.V8_TRANSPOSED
         if image_input.type not in _INPUT_TYPES:
             msg = f"{path}: input {image_input.name!r} is {image_input.type}, expected float/fp16"
             raise DetectorError(msg)
@@ -99,10 +109,19 @@ class OnnxDetector(ChunkedYolo):
         self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         self._max_batch = self._fixed_batch or max_batch
         try:
-            self._decoder.check_output_shape(outputs[0].shape)
+            self._decoder.check_output_shape(output_shape)
         except DetectorError as exc:
             msg = f"{path}: output {outputs[0].name!r}: {exc}"
             raise DetectorError(msg) from None
+
+    def _is_v4(self, outputs: Sequence[ort.NodeArg]) -> bool:
+        """Two outputs shaped (N, A, 1, 4) and (N, A, C), or the layout says v4."""
+        shapes = [list(o.shape) for o in outputs]
+        looks = len(shapes) == 2 and len(shapes[0]) == 4 and len(shapes[1]) == 3
+        if self._decoder.layout is YoloLayout.V4 and not looks:
+            msg = f"layout v4 needs outputs (N, A, 1, 4) and (N, A, C), got {shapes}"
+            raise DetectorError(msg)
+        return looks and self._decoder.layout in (YoloLayout.AUTO, YoloLayout.V4)
 
     def _runner(self) -> Callable[[Batch], npt.NDArray[np.generic]]:
         session = self._session
@@ -113,15 +132,20 @@ class OnnxDetector(ChunkedYolo):
 
     def _run(self, session: ort.InferenceSession, chunk: Batch) -> npt.NDArray[np.generic]:
         try:
-            (output,) = session.run([self._output_name], {self._input_name: chunk})
+            outputs = session.run(self._output_names, {self._input_name: chunk})
         # onnxruntime's errors derive from Exception directly (Fail, InvalidArgument...).
         except Exception as exc:
             msg = f"onnxruntime failed on a batch of shape {chunk.shape}: {exc}"
             raise DetectorError(msg) from exc
-        if not isinstance(output, np.ndarray):
-            msg = f"output {self._output_name!r} is {type(output).__name__}"
-            raise DetectorError(msg)
-        return output
+        arrays: list[npt.NDArray[np.generic]] = []
+        for name, value in zip(self._output_names, outputs, strict=True):
+            if not isinstance(value, np.ndarray):
+                msg = f"output {name!r} is {type(value).__name__}"
+                raise DetectorError(msg)
+            arrays.append(value)
+        if len(arrays) == 2:
+            return v4_rows(arrays[0], arrays[1], self.input_size)
+        return arrays[0]
 
     def close(self) -> None:
         """Release the onnxruntime session; ``detect`` fails afterwards."""

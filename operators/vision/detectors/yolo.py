@@ -1,11 +1,15 @@
 """YOLO pre- and post-processing shared by the ONNX and Triton detector backends.
 
 Pre-processing letterboxes BGR frames to the model's square input and packs them as a float32
-NCHW RGB batch in [0, 1]. Post-processing decodes the three output layouts in use:
+NCHW RGB batch in [0, 1]. Post-processing decodes the output layouts in use:
 
 - YOLOv5: ``(N, anchors, 5 + C)`` = cx, cy, w, h, objectness, C class scores;
 - YOLOv8 / YOLO11: ``(N, 4 + C, anchors)`` = cx, cy, w, h, C class scores (no objectness);
-- the same transposed, ``(N, anchors, 4 + C)``, as some exporters write it.
+- the same transposed, ``(N, anchors, 4 + C)``, as some exporters write it;
+- YOLOv4 (the seed paper's model) as pytorch-YOLOv4's ``demo_darknet2onnx.py`` exports
+  darknet weights: two outputs, boxes ``(N, anchors, 1, 4)`` = x1, y1, x2, y2 as fractions
+  of the input side, and ``(N, anchors, C)`` class confidences (objectness already
+  multiplied in); :func:`v4_rows` turns them into the transposed v8 layout.
 
 Boxes are in pixels of the model input (as Ultralytics exports them). Each anchor keeps its
 best class; candidates under the confidence threshold are dropped, then a greedy class-aware
@@ -60,11 +64,20 @@ class YoloLayout(enum.StrEnum):
     """(N, 4 + C, anchors): cx, cy, w, h, class scores; YOLOv8 and YOLO11."""
     V8_TRANSPOSED = "v8-transposed"
     """(N, anchors, 4 + C): the v8 layout with anchors first."""
+    V4 = "v4"
+    """Two outputs (N, anchors, 1, 4) fractions x1y1x2y2 and (N, anchors, C): YOLOv4."""
 
     @classmethod
     def parse(cls, value: str | YoloLayout) -> YoloLayout:
         """The layout named by ``value``; accepts ``yolov5``, ``yolov8``, ``yolo11`` too."""
-        aliases = {"yolov5": "v5", "yolov8": "v8", "yolo11": "v8", "yolov11": "v8", "v11": "v8"}
+        aliases = {
+            "yolov4": "v4",
+            "yolov5": "v5",
+            "yolov8": "v8",
+            "yolo11": "v8",
+            "yolov11": "v8",
+            "v11": "v8",
+        }
         text = str(value).lower()
         try:
             return cls(aliases.get(text, text))
@@ -90,6 +103,7 @@ def resolve_layout(
         raise DetectorError(msg)
     _, rows, cols = shape
     fits = {
+        YoloLayout.V4: (False, 0),  # two outputs: v4_rows makes them v8-transposed first
         YoloLayout.V8: (rows == 4 + num_classes, cols),
         YoloLayout.V5: (cols == 5 + num_classes, rows),
         YoloLayout.V8_TRANSPOSED: (cols == 4 + num_classes, rows),
@@ -119,6 +133,31 @@ def resolve_layout(
         msg = f"output shape {tuple(shape)} is ambiguous; pass the layout explicitly"
         raise DetectorError(msg)
     return candidates[0][1]
+
+
+def v4_rows(
+    boxes: npt.NDArray[np.generic], confs: npt.NDArray[np.generic], input_size: int
+) -> npt.NDArray[np.float32]:
+    """YOLOv4's two outputs as one (N, anchors, 4 + C) v8-transposed array, in input pixels.
+
+    Args:
+        boxes: (N, anchors, 1, 4) x1, y1, x2, y2 as fractions of the input side.
+        confs: (N, anchors, C) class confidences in [0, 1].
+        input_size: the model's input side, pixels.
+
+    Raises:
+        DetectorError: the shapes are not YOLOv4's or do not agree.
+    """
+    if boxes.ndim != 4 or boxes.shape[2:] != (1, 4) or confs.ndim != 3:
+        msg = f"YOLOv4 outputs must be (N, A, 1, 4) and (N, A, C), got {boxes.shape}, {confs.shape}"
+        raise DetectorError(msg)
+    if boxes.shape[:2] != confs.shape[:2]:
+        msg = f"YOLOv4 outputs disagree on (N, A): {boxes.shape[:2]} vs {confs.shape[:2]}"
+        raise DetectorError(msg)
+    xyxy = np.asarray(boxes[:, :, 0, :], np.float32) * np.float32(input_size)
+    centre = (xyxy[..., :2] + xyxy[..., 2:]) / 2
+    size = xyxy[..., 2:] - xyxy[..., :2]
+    return np.concatenate([centre, size, np.asarray(confs, np.float32)], axis=-1)
 
 
 def names_from_metadata(metadata: Mapping[str, str]) -> tuple[str, ...] | None:

@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from tests.inference_server import NAMES, SIDE, Anchor, save, yolo_model
 from tierflow.operators.vision.detections import Detections
@@ -200,3 +202,51 @@ def test_closed_detector_refuses_to_detect(tmp_path: Path) -> None:
     detector.close()
     with pytest.raises(DetectorError, match="closed"):
         detector.detect([_image(0)])
+
+
+def yolov4_model(side: int = 64) -> onnx.ModelProto:
+    """A YOLOv4-shaped model (pytorch-YOLOv4's export): boxes (N, A, 1, 4), confs (N, A, 3).
+
+    Anchor 0 is a box from 25 % to 50 % of the input with class 1 at 0.9; anchor 1 is
+    below any threshold. The outputs ignore the image (its mean times zero is added).
+    """
+    boxes = np.array([[[[0.25, 0.25, 0.5, 0.5]], [[0.0, 0.0, 0.1, 0.1]]]], np.float32)
+    confs = np.array([[[0.05, 0.9, 0.0], [0.01, 0.02, 0.03]]], np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+            helper.make_node("Add", ["boxes_base", "nothing"], ["boxes"]),
+            helper.make_node("Add", ["confs_base", "nothing"], ["confs"]),
+        ],
+        "yolov4_like",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, side, side])],
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 2, 1, 4]),
+            helper.make_tensor_value_info("confs", TensorProto.FLOAT, [1, 2, 3]),
+        ],
+        initializer=[
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(boxes, "boxes_base"),
+            numpy_helper.from_array(confs, "confs_base"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_a_yolov4_export_with_two_outputs_is_decoded(tmp_path: Path) -> None:
+    model = save(yolov4_model(), tmp_path / "yolov4.onnx")
+    detector = OnnxDetector(model, labels=["cat", "person", "car"])
+    (found,) = detector.detect([np.zeros((128, 128, 3), np.uint8)])
+    assert found.labels.tolist() == ["person"]
+    np.testing.assert_allclose(found.confidence, [0.9], rtol=1e-6)
+    # 25 %-50 % of the 64 px input is 32-64 px of the 128 px image.
+    np.testing.assert_allclose(found.xyxy, [[32, 32, 64, 64]], atol=0.5)
+
+
+def test_layout_v4_on_a_one_output_model_is_refused(tmp_path: Path) -> None:
+    model = save(yolo_model(side=64), tmp_path / "v8.onnx")
+    with pytest.raises(DetectorError, match="layout v4 needs outputs"):
+        OnnxDetector(model, layout="yolov4")
