@@ -161,7 +161,7 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
     )
     for column in (
         "source", "captured", "sent", "sampled", "processed", "dropped", "deadletter",
-        "unaccounted", "p50 s", "p99 s", "F1", "F1 all frames", "quality",
+        "unaccounted", "p50 s", "p99 s", "F1", "F1 all frames", "truth", "quality",
     ):  # fmt: skip
         table.add_column(column, justify="left" if column == "source" else "right")
     rows = [*summary["sources"].items(), ("total", summary["totals"])]
@@ -180,6 +180,7 @@ def summary_table(summary: Mapping[str, Any]) -> Table:
             _number(entry.get("latency_p99_s"), 3),
             _number(entry.get("f1"), 3),
             _number(entry.get("f1_carry_forward"), 3),
+            str(entry.get("truth", "")),
             str(entry.get("quality", "")),
             style="bold" if source == "total" else None,
         )

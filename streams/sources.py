@@ -63,6 +63,16 @@ class SourceSpec(BaseModel):
             raise ValueError(msg)
         return value
 
+    @property
+    def truth_kind(self) -> str:
+        """Where this source's F1 comes from, for the summary: ``MOT gt.txt`` and the like."""
+        if self.uri.startswith("scene:"):
+            return "generated scene"
+        if self.truth is None:
+            return "none"
+        kind = "COCO" if self.truth.suffix.lower() == ".json" else "MOT"
+        return f"{kind} {self.truth.name}"
+
     def open(self, scene_size: int) -> FrameSource:
         """The frame source, with its truth loaded.
 

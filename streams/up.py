@@ -59,9 +59,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CameraRun:
-    """A generated camera running in a thread of this process."""
+    """A camera running in a thread of this process."""
 
     camera: Camera
+    truth: str = "generated scene"
+    """Where its F1 comes from: ``generated scene``, ``MOT gt.txt``, ``COCO x.json``, ``none``."""
     thread: threading.Thread | None = None
     result: CameraStats | None = None
     replay: tuple[list[float], float | None, bool, float] | None = None
@@ -228,6 +230,7 @@ def _cameras(
                     options.loop,
                     recording.span_s(),
                 ),
+                truth="recorded",
             )
             for camera in recorded_cameras(
                 contract,
@@ -252,7 +255,8 @@ def _cameras(
                     options.quality or settings.camera.quality,
                     initial_fps=initial_fps,
                     allowed=spec.qualities,
-                )
+                ),
+                truth=spec.truth_kind,
             )
             for spec in options.sources
         ]
@@ -417,6 +421,7 @@ def _summary(
         entry["switches"] = stats.switches
         entry["refused_ticks"] = stats.refused_ticks
         entry["fps"] = stats.fps
+        entry["truth"] = run.truth
         entry["fps_in"] = round(stats.produced / max(elapsed_s, 1e-9), 2)
         entry["fps_out"] = round(tally.processed / max(elapsed_s, 1e-9), 2)
         sources[run.camera.source_id] = entry

@@ -72,9 +72,10 @@ def test_the_summary_table_has_a_row_per_source_and_the_totals() -> None:
     entry = {
         "captured": 10, "sent": 8, "sampled": 2, "processed": 7, "dropped": {"lag": 1},
         "camera_dropped": {}, "deadlettered": 0, "unaccounted": 0, "latency_p50_s": 0.1,
-        "latency_p99_s": 0.4, "f1": 0.9, "f1_carry_forward": 0.8, "quality": 416,
+        "latency_p99_s": 0.4, "f1": 0.9, "f1_carry_forward": 0.8, "quality": 416, "truth": "MOT gt.txt",
     }  # fmt: skip
     summary = {"run_id": "ab12", "duration_s": 9.6, "sources": {"lobby": entry}, "totals": entry}
     text = rendered(summary_table(summary))
     assert "tierflow up ab12 - 10 s" in text
     assert "lobby" in text and "total" in text and "lag 1" in text and "0.900" in text
+    assert "MOT gt.txt" in text

@@ -65,6 +65,8 @@ def test_up_on_a_video_with_mot_truth_scores_it_and_publishes_detections(
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert set(summary["sources"]) == {"lobby", "shop"}  # the MOT video and the COCO folder
+    assert summary["sources"]["lobby"]["truth"] == "MOT lobby-gt.txt"
+    assert summary["sources"]["shop"]["truth"] == "COCO shop-instances.json"
     for entry in summary["sources"].values():
         assert entry["captured"] == FRAMES  # the file ended the run
         assert entry["unaccounted"] == 0
