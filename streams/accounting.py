@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from tierflow.operators.vision.accuracy import CarryForward
+from tierflow.streams.golden import GoldenPairs, Scored
 from tierflow.topics.contract import Contract
 from tierflow.topics.follow import Follower
 from tierflow.topics.records import FrameRecord, Outcome, RecordError, parse_frame_records
@@ -115,6 +116,9 @@ class SourceTally:
     duplicates: int = 0
     recent: deque[float] = field(default_factory=deque)
     last_quality: int | None = None
+    golden: GoldenPairs = field(default_factory=GoldenPairs)
+    golden_scored: int = 0
+    """Frames scored against a reference copy (``truth = "golden"`` sources)."""
 
     def sequences(self) -> set[int]:
         """Sequence numbers of the latest frames given an outcome."""
@@ -136,6 +140,9 @@ class SourceTally:
         Records of frames whose headers were unreadable carry sequence -1: each is a frame
         of its own, never a duplicate of another.
         """
+        if record.reference:  # a golden reference copy: not a frame, the truth of one
+            self._scored(self.golden.add(record))
+            return
         if record.sequence >= 0:
             # A camera restarted under the same id counts from 0 again: a frame is its
             # sequence *and* capture time (a redelivered record repeats both).
@@ -163,10 +170,22 @@ class SourceTally:
                 tally.tp += record.tp
                 tally.fp += record.fp or 0
                 tally.fn += record.fn or 0
+            else:
+                self._scored(self.golden.add(record))
         elif record.outcome is Outcome.DROPPED:
             self.dropped[record.policy.value if record.policy else "unnamed"] += 1
         else:
             self.deadlettered[record.reason or "unknown"] += 1
+
+    def _scored(self, scored: Scored | None) -> None:
+        """Count a frame scored against its reference copy (golden truth) in its quality."""
+        if scored is None:
+            return
+        self.golden_scored += 1
+        tally = self.by_quality.setdefault(scored.quality, QualityTally())
+        tally.tp += scored.counts.tp
+        tally.fp += scored.counts.fp
+        tally.fn += scored.counts.fn
 
     def _carry(self, record: FrameRecord) -> None:
         """Feed the carry-forward score; frames older than its horizon are final."""
@@ -235,6 +254,7 @@ class SourceTally:
             },
             "max_gap_s": _round(self.max_gap_s),
             "duplicates": self.duplicates,
+            "golden_scored": self.golden_scored,
         }
 
 
@@ -254,6 +274,7 @@ def totals(tallies: Iterable[SourceTally]) -> dict[str, Any]:
         merged.dropped.update(tally.dropped)
         merged.deadlettered.update(tally.deadlettered)
         merged.duplicates += tally.duplicates
+        merged.golden_scored += tally.golden_scored
         merged.latencies_s.extend(tally.latencies_s)
         merged.controlled_latencies_s.extend(tally.controlled_latencies_s)
         for stage, waits in tally.lag_s.items():

@@ -31,6 +31,7 @@ from tierflow.operators.vision.codec import ContentType, Image
 from tierflow.operators.vision.detections import Detections
 from tierflow.settings import CameraSettings
 from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting, framed
+from tierflow.streams.golden import ReferenceCopies
 from tierflow.streams.metrics import METRICS
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
@@ -200,6 +201,7 @@ class Camera:
         allowed: the qualities this source may send at (a sources file's ``qualities``);
             an assignment outside them takes the nearest allowed one below it, else the
             smallest (None: any quality with a topic).
+        reference: sends reference copies of some frames (``truth = "golden"`` sources).
     """
 
     def __init__(
@@ -215,9 +217,11 @@ class Camera:
         initial_fps: float | None = None,
         slow_start_s: float = 30.0,
         allowed: tuple[int, ...] | None = None,
+        reference: ReferenceCopies | None = None,
     ) -> None:
         self.contract = contract
         self.allowed = tuple(sorted(allowed)) if allowed else None
+        self.reference = reference
         quality = self.within(quality)
         self.source_id = source_id
         self.source = source
@@ -377,6 +381,8 @@ class Camera:
                 on_delivery=functools.partial(self._delivered, index),
             )
             self.stats.sent += 1
+            if self.reference is not None:
+                self.reference.offer(captured, meta)
         except BufferError:
             self._drop("queue-full")
         self.producer.poll(0)

@@ -81,6 +81,16 @@ def latency_s(meta: FrameMeta, now_ns: int | None = None) -> float:
     return ((now_ns or time.time_ns()) - meta.capture_ns) / 1e9
 
 
+def ledger(record: FrameRecord) -> str:
+    """Whose outcomes ``record`` is among: its source, or its source's reference copies.
+
+    A reference copy (golden truth) shares its frame's sequence and capture time: in the
+    source's own ledger it would pass for a repeat of the frame's outcome, or the frame's
+    for a repeat of it.
+    """
+    return f"{record.source}#reference" if record.reference else record.source
+
+
 class Outcomes:
     """Writes outcome records and deadletters for one stage, and acks inputs after delivery."""
 
@@ -136,7 +146,7 @@ class Outcomes:
                 records = parse_frame_records(value)
             except RecordError:
                 return
-            seen.extend((r.source, r.sequence, r.capture_ns) for r in records if r.sequence >= 0)
+            seen.extend((ledger(r), r.sequence, r.capture_ns) for r in records if r.sequence >= 0)
 
         topic = self._contract.names.metrics_frames
         try:
@@ -217,7 +227,7 @@ class Outcomes:
         sequence and capture time) gets none: the returned future is done at once, so the
         input is acked. Sequence -1 (headers unreadable) is never taken for a repeat.
         """
-        written = self._written[record.source]
+        written = self._written[ledger(record)]
         frame = (record.sequence, record.capture_ns)
         if record.sequence >= 0 and frame in written:
             self.repeats += 1
@@ -225,7 +235,7 @@ class Outcomes:
             log.info("%s: %s#%d came again; its outcome stands", self.stage, record.source,
                      record.sequence)  # fmt: skip
             # Acked with the first outcome's delivery: if that fails, neither offset is committed.
-            pending = self._pending.get((record.source, *frame))
+            pending = self._pending.get((ledger(record), *frame))
             if pending is not None:
                 return pending
             done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -244,7 +254,7 @@ class Outcomes:
             written.discard(frame)
             raise
         if record.sequence >= 0 and isinstance(fut, asyncio.Future):  # faust's FutureMessage
-            key = (record.source, *frame)
+            key = (ledger(record), *frame)
             self._pending[key] = fut
 
             def delivered(f: asyncio.Future[object]) -> None:

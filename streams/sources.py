@@ -7,7 +7,7 @@ A sources file is TOML with one ``[[sources]]`` table per camera::
     uri = "videos/lobby.mp4"         # video file, image folder, rtsp://, /dev/videoN, scene:SEED
     fps = 25                         # native frame rate (default camera.fps)
     qualities = [512, 416]           # the qualities it may be assigned (default: all)
-    truth = "videos/lobby-gt.txt"    # MOT gt.txt or COCO instances .json (optional)
+    truth = "videos/lobby-gt.txt"    # MOT gt.txt, COCO .json, or "golden" (optional)
     label = "person"                 # what a MOT file's boxes are (COCO names its own)
     loop = false                     # start a file or folder again at its end
 
@@ -22,7 +22,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -43,7 +43,9 @@ class SourceSpec(BaseModel):
     uri: str = Field(min_length=1)
     fps: Annotated[float, Field(gt=0, le=1000)] | None = None
     qualities: tuple[int, ...] | None = None
-    truth: Path | None = None
+    truth: Literal["golden"] | Path | None = None
+    """A truth file, or ``golden``: frames scored against the strongest quality's
+    detections of reference copies (:mod:`tierflow.streams.golden`)."""
     label: str = Field(default=MOT_LABEL, min_length=1)
     loop: bool = False
 
@@ -70,6 +72,8 @@ class SourceSpec(BaseModel):
             return "generated scene"
         if self.truth is None:
             return "none"
+        if self.truth == "golden":
+            return "golden (strongest quality)"
         kind = "COCO" if self.truth.suffix.lower() == ".json" else "MOT"
         return f"{kind} {self.truth.name}"
 
@@ -80,7 +84,8 @@ class SourceSpec(BaseModel):
             ConfigError: the uri cannot be opened or the truth file read.
         """
         try:
-            truth = load_truth(self.truth, self.label) if self.truth is not None else None
+            file = self.truth if isinstance(self.truth, Path) else None
+            truth = load_truth(file, self.label) if file is not None else None
             return open_source(self.uri, loop=self.loop, scene_size=scene_size, truth=truth)
         except (CaptureError, TruthError) as exc:
             msg = f"source {self.id!r}: {exc}"
@@ -110,7 +115,7 @@ def _resolved(spec: SourceSpec, base: Path) -> SourceSpec:
     if looks_like_path and not Path(uri).is_absolute():
         uri = str(base / uri)
     truth = spec.truth
-    if truth is not None and not truth.is_absolute():
+    if isinstance(truth, Path) and not truth.is_absolute():
         truth = base / truth
     return spec.model_copy(update={"uri": uri, "truth": truth})
 

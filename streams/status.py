@@ -41,8 +41,9 @@ class Window:
         return max(1e-3, min(self.seconds, time.monotonic() - self.started))
 
     def add(self, record: FrameRecord) -> None:
-        """Keep ``record`` (called for every record on metrics.frames)."""
-        self.records.append((time.monotonic(), record))
+        """Keep ``record`` (called for every record on metrics.frames but reference copies)."""
+        if not record.reference:  # a golden source's probe, not a frame
+            self.records.append((time.monotonic(), record))
 
     def current(self) -> list[FrameRecord]:
         """Records younger than the window."""

@@ -36,6 +36,7 @@ from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally, totals
 from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
+from tierflow.streams.golden import ReferenceCopies
 from tierflow.streams.live import PLAIN_EVERY_S, Rates, live_table, plain_lines
 from tierflow.streams.node import NodeAgent
 from tierflow.streams.nodes import local_node
@@ -255,6 +256,7 @@ def _cameras(
                     options.quality or settings.camera.quality,
                     initial_fps=initial_fps,
                     allowed=spec.qualities,
+                    reference=_reference(settings, contract, producer, spec),
                 ),
                 truth=spec.truth_kind,
             )
@@ -275,6 +277,22 @@ def _cameras(
         )
         for i in range(options.cameras)
     ]
+
+
+def _reference(
+    settings: Settings, contract: Contract, producer: Producer, spec: SourceSpec
+) -> ReferenceCopies | None:
+    """Reference copies for a ``truth = "golden"`` source; None for other sources.
+
+    At the strongest quality with a detector, even when the source's own ``qualities``
+    stop below it: the reference is the pipeline's best, and one copy every
+    ``camera.golden_every_s`` is the price of having one (within its allowed qualities a
+    source would be scored against itself).
+    """
+    if spec.truth != "golden":
+        return None
+    quality = max(settings.control.detect_qualities or settings.topics.qualities)
+    return ReferenceCopies(contract, producer, quality, settings.camera.golden_every_s)
 
 
 async def place_here(settings: Settings, contract: Contract) -> None:
@@ -419,6 +437,13 @@ def _summary(
         entry["camera_dropped"] = dict(stats.dropped)
         entry["quality"] = stats.quality
         entry["switches"] = stats.switches
+        if (reference := run.camera.reference) is not None:
+            entry["reference_copies"] = {
+                "quality": reference.quality,
+                "sent": reference.sent,
+                "delivered": reference.delivered,
+                "failed": reference.failed,
+            }
         entry["refused_ticks"] = stats.refused_ticks
         entry["fps"] = stats.fps
         entry["truth"] = run.truth

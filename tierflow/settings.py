@@ -347,6 +347,12 @@ class CameraSettings(_Section):
     )
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect backoff.")
     scene_size: int = Field(default=1024, ge=256, description="Generated scene side, pixels.")
+    golden_every_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="A truth = 'golden' source sends one frame this often (seconds) again at "
+        "its strongest quality: the reference its frames are scored against.",
+    )
     epoch_skew_s: float = Field(
         default=60.0,
         gt=0,

@@ -39,6 +39,7 @@ from tierflow.topics.headers import (
     H_EPOCH,
     H_ORIGIN,
     H_QUALITY,
+    H_REFERENCE,
     H_SEQ,
     H_SHAPE,
     H_SOURCE,
@@ -49,7 +50,7 @@ from tierflow.topics.limits import MessageLimits
 
 _KNOWN = {
     H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE, H_TRUTH,
-    H_DETECTIONS, H_DETECTOR, H_ORIGIN,
+    H_DETECTIONS, H_DETECTOR, H_ORIGIN, H_REFERENCE,
 }  # fmt: skip
 
 INT_LIMIT = 2**63
@@ -169,6 +170,9 @@ class FrameMeta:
         origin: (width, height) of the source's own frames, whose letterbox this frame is
             (None: the frame is the source's image, square); boxes go back to the source's
             pixels with ``Letterbox.of(origin, side)``.
+        reference: a reference copy of the frame (``truth = "golden"`` sources): sent at the
+            strongest quality so that its detections score the frame itself; not a frame
+            of its own (no outcome is expected for it).
         truth: the true objects, boxes in pixels of the frame, when the source knows them.
         detections: what the detector found, boxes in pixels of its input (after detect).
         classes: every label the detector can report (F1 is measured over these).
@@ -189,6 +193,7 @@ class FrameMeta:
     shape: tuple[int, ...] | None = field(default=None, compare=False)
     dtype: str | None = field(default=None, compare=False)
     origin: tuple[int, int] | None = None
+    reference: bool = False
     truth: Detections | None = field(default=None, compare=False)
     detections: Detections | None = field(default=None, compare=False)
     classes: tuple[str, ...] | None = None
@@ -233,6 +238,8 @@ def encode_headers(meta: FrameMeta) -> Headers:
         headers.append((H_DTYPE, (meta.dtype or "").encode()))
     headers.extend((H_STAMP_PREFIX + k, str(v).encode()) for k, v in meta.stamps.items())
     headers.extend((H_BUSY_PREFIX + k, str(v).encode()) for k, v in meta.busy_ns.items())
+    if meta.reference:
+        headers.append((H_REFERENCE, b"1"))
     if meta.origin is not None:
         headers.append((H_ORIGIN, f"{meta.origin[0]}x{meta.origin[1]}".encode()))
     if meta.truth is not None:
@@ -340,6 +347,16 @@ def _dtype(headers: Mapping[str, bytes]) -> str:
     return dtype
 
 
+def _flag(headers: Mapping[str, bytes], name: str) -> bool:
+    """A ``1`` header; absent is False. Anything but ``1`` is BAD_HEADER."""
+    if name not in headers:
+        return False
+    if headers[name] != b"1":
+        msg = f"header {name!r} must be 1 when present, got {headers[name][:16]!r}"
+        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
+    return True
+
+
 def _origin(headers: Mapping[str, bytes]) -> tuple[int, int] | None:
     """``WIDTHxHEIGHT`` of the source's frames: positive sides below SIDE_LIMIT."""
     if H_ORIGIN not in headers:
@@ -399,6 +416,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         shape=_shape(h) if raw else None,
         dtype=_dtype(h) if raw else None,
         origin=_origin(h),
+        reference=_flag(h, H_REFERENCE),
         truth=truth.detections() if truth is not None else None,
         detections=found.detections() if found is not None else None,
         classes=tuple(found.classes) if found is not None and found.classes is not None else None,

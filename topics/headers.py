@@ -16,6 +16,8 @@ frame envelope         (:mod:`tierflow.topics.envelope`)
 ``tf-busy.<stage>``    CPU ns the stage spent on this frame (its cost, without queueing)
 ``tf-origin``          ``WIDTHxHEIGHT`` of the source's own frames (the frame is their
                        letterbox: :class:`tierflow.operators.vision.resize.Letterbox`)
+``tf-reference``       ``1`` on a reference copy: a frame of a ``golden`` source sent again
+                       at the strongest quality, whose detections are that frame's truth
 ``tf-truth``           JSON: the true objects of the frame (generated scene or labels)
 ``tf-detections``      JSON: what the detector found, and the labels it can report
 ``tf-detector``        the detector's name (``haar:face``, ``onnx:yolov8n``)
@@ -45,6 +47,7 @@ H_DTYPE = "tf-dtype"
 H_STAMP_PREFIX = "tf-t."
 H_BUSY_PREFIX = "tf-busy."
 H_ORIGIN = "tf-origin"
+H_REFERENCE = "tf-reference"
 H_TRUTH = "tf-truth"
 H_DETECTIONS = "tf-detections"
 H_DETECTOR = "tf-detector"

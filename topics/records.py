@@ -168,6 +168,9 @@ class FrameRecord(Record):
     """What the detector found (processed frames), boxes in pixels of its input."""
     drawn: bool | None = None
     """Processed frames: False when draw skipped the annotated copy to keep its lag bound."""
+    reference: bool | None = None
+    """True for a reference copy (a golden source's frame at the strongest quality): not a
+    frame of its own; its ``found`` is the truth of the frame with the same sequence."""
 
     @classmethod
     def of(
@@ -212,6 +215,7 @@ class FrameRecord(Record):
             transfer_s=transfer_times_s(stamps),
             busy_s={k: v / 1e9 for k, v in meta.busy_ns.items()},
             truth=DetectionsJson.of(meta.truth) if meta.truth is not None else None,
+            reference=True if meta.reference else None,
             **fields,
         )
 

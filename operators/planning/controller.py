@@ -258,9 +258,16 @@ class ControlLoop:
         """Record a processed frame's measurements (and its F1 when audited)."""
         self.processed.append(_Seen(time_s, observation, model))
         if observation.f1 is not None:
-            self._slot_f1.append(observation.f1)
-            fit = self.accuracy.setdefault(model, OnlineAccuracy())
-            fit.observe(observation.quality_px, observation.f1)
+            self.observe_accuracy(observation.quality_px, observation.f1, model)
+
+    def observe_accuracy(self, quality_px: int, f1: float, model: str) -> None:
+        """Record one frame's F1 at ``quality_px`` with ``model``.
+
+        From a truth file, a generated scene, or a golden reference copy (scored when the
+        copy arrives, apart from the frame's other measurements).
+        """
+        self._slot_f1.append(f1)
+        self.accuracy.setdefault(model, OnlineAccuracy()).observe(quality_px, f1)
 
     def _trim(self, now_s: float) -> None:
         horizon = now_s - self.config.window_s

@@ -111,7 +111,7 @@ def read_frame_records(contract: Contract, sources: set[str]) -> list[FrameRecor
             log.warning("ignoring a malformed metrics record: %s", exc)
             return
         for record in parsed:
-            if record.source in sources:
+            if record.source in sources and not record.reference:  # copies are no frames
                 records.append(record)
 
     read_to_end(contract, [contract.names.metrics_frames], handle, client_id="tierflow-exp")

@@ -32,6 +32,7 @@ from tierflow.settings import Settings
 from tierflow.streams.app import cancel
 from tierflow.streams.carry import CarryPairs
 from tierflow.streams.discovery import nodes_reader
+from tierflow.streams.golden import GoldenPairs
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.placing import Placer
 from tierflow.streams.service import Service
@@ -112,6 +113,7 @@ class ControlAgent:
         self.placer = Placer(settings, send)
         self.decisions: list[Decision] = []
         self.pairs = CarryPairs()
+        self.golden = GoldenPairs()
         self._wake = asyncio.Event()
         self._trigger = "slot"
         self._last_decision = 0.0
@@ -170,15 +172,26 @@ class ControlAgent:
     def _observe_one(self, record: FrameRecord) -> None:
         if record.sequence < 0:
             return  # unreadable frames say nothing about a camera
+        if record.reference:  # a golden copy: the truth of a frame, not a frame
+            self._golden(record)
+            return
         now = time.time()
         self.placer.demand.observe(record.quality, now)
         joining = self.loop.observe(Arrival(record.source, record.quality, now))
         if record.outcome is Outcome.PROCESSED:
             self.loop.observe_processed(now, observation(record), record.detector or "")
+            if record.f1 is None:
+                self._golden(record)
             for pair in self.pairs.add(record):
                 self.loop.retention.observe(pair.lag_s, pair.carried_f1, pair.fresh_f1)
         if joining:
             self._poke("new-source")
+
+    def _golden(self, record: FrameRecord) -> None:
+        """Pair a frame with its reference copy; its F1 against it feeds the accuracy model."""
+        scored = self.golden.add(record)
+        if scored is not None:
+            self.loop.observe_accuracy(scored.quality, scored.counts.f1, scored.detector)
 
     def _poke(self, trigger: str) -> None:
         self._trigger = trigger

@@ -195,13 +195,23 @@ class Inference:
             observe_stage(STAGE, meta, len(item.event.value))
 
 
+def _queue_key(waiting: Waiting) -> str:
+    """Whose frames supersede each other: a source's, and apart its reference copies.
+
+    A reference copy (golden truth) must neither push out the frame it scores nor be
+    pushed out by it: they share a sequence number and often this detector.
+    """
+    meta = waiting.meta
+    return f"{meta.source}#reference" if meta.reference else meta.source
+
+
 def build_detect(settings: Settings, quality: int, detector: Detector) -> Service:
     """The detect service for ``quality`` running ``detector``."""
     d, dp = settings.detector, settings.dataplane
     service = Service(settings, STAGE, quality, threads=d.threads)
     ready = service.contract.names.ready(quality)
     pending: PendingFrames[Waiting] = PendingFrames(
-        lambda w: w.meta.source, dp.supersede, dp.max_pending, dp.per_source
+        _queue_key, dp.supersede, dp.max_pending, dp.per_source
     )
     inference = Inference(service, quality, detector, pending)
     service.announce(

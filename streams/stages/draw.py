@@ -135,17 +135,19 @@ def build_draw(settings: Settings) -> Service:
             detail = f"header {H_DETECTIONS!r} is missing: the frame did not pass a detector"
             await service.outcomes.deadletter(event, "missing-header", detail, meta)
             return
-        if service.lagging(meta):
+        if meta.reference or service.lagging(meta):
             # Behind the lag bound the annotated copy is skipped, not the frame: its
             # detections and score are recorded, so draw catches up without losing work.
+            # A reference copy (golden truth) is only a record: no picture, no detections
+            # for consumers (its frame has them), so it never overwrites the frame's file.
             out = meta.stamped(f"{STAGE}.out", time.time_ns())
             record = processed_record(out, len(event.value), drawn=False)
-            deliveries = [
-                await results.send(key=event.key, value=DetectionRecord.of(meta).to_bytes()),
-                await service.outcomes.record(record),
-            ]
+            deliveries = [await service.outcomes.record(record)]
+            if not meta.reference:
+                detections = DetectionRecord.of(meta).to_bytes()
+                deliveries.append(await results.send(key=event.key, value=detections))
+                METRICS.undrawn.inc()
             service.outcomes.ack_after([event], deliveries)
-            METRICS.undrawn.inc()
             return
         try:
             drawn = await service.offload(draw_frame, service, annotator, event.value, meta)

@@ -59,14 +59,27 @@ def test_up_on_a_video_with_mot_truth_scores_it_and_publishes_detections(
         "TIERFLOW_TOPICS__PREFIX": prefix,
         "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path / "workers"),
     }
+    # The same video again, unlabelled: scored against reference copies at 512 px while
+    # its own frames go at 416 (golden-configuration truth).
+    with sample.sources_file.open("a") as f:
+        f.write('\n[[sources]]\nid = "golden"\nuri = "lobby.avi"\nfps = 5\n')
+        f.write('truth = "golden"\nqualities = [416]\n')
     out = tmp_path / "annotated"
-    args = ["up", "--sources", str(sample.sources_file), "--qualities", "512", "--no-control"]
+    args = ["up", "--sources", str(sample.sources_file), "--qualities", "416", "512"]
+    args.append("--no-control")
     result = tierflow(*args, "--json", "--output-dir", str(out), env=env, timeout_s=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert set(summary["sources"]) == {"lobby", "shop"}  # the MOT video and the COCO folder
+    assert set(summary["sources"]) == {"lobby", "shop", "golden"}
     assert summary["sources"]["lobby"]["truth"] == "MOT lobby-gt.txt"
     assert summary["sources"]["shop"]["truth"] == "COCO shop-instances.json"
+    golden = summary["sources"]["golden"]
+    assert golden["truth"] == "golden (strongest quality)" and golden["quality"] == 416
+    copies = golden["reference_copies"]
+    assert copies["quality"] == 512 and copies["delivered"] == copies["sent"] > 0
+    assert 0 < golden["golden_scored"] <= copies["sent"]
+    # The copies are in no count and in no folder: one stored file per processed frame.
+    assert len(list((out / "golden").glob("*.jpg"))) == golden["processed"]
     for entry in summary["sources"].values():
         assert entry["captured"] == FRAMES  # the file ended the run
         assert entry["unaccounted"] == 0
@@ -78,7 +91,8 @@ def test_up_on_a_video_with_mot_truth_scores_it_and_publishes_detections(
     assert len(records) == processed
     matched = 0
     for record in records:
-        assert record.source in ("lobby", "shop") and record.quality == 512
+        assert record.source in ("lobby", "shop", "golden")
+        assert record.quality == (416 if record.source == "golden" else 512)
         assert record.image_size == (WIDTH, HEIGHT)
         found = Detections.from_lists(record.boxes, record.labels, record.image_size, record.scores)
         assert (found.xyxy[:, 0] >= 0).all() and (found.xyxy[:, 2] <= WIDTH).all()
