@@ -18,7 +18,6 @@ problem is reported with the source and the field, before anything starts.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tierflow.errors import ConfigError
+from tierflow.files import read_toml
 from tierflow.operators.vision.truth import MOT_LABEL, TruthError, load_truth
 from tierflow.streams.capture import CaptureError, FrameSource, is_live, open_source
 
@@ -128,14 +128,7 @@ def load_sources(path: Path) -> list[SourceSpec]:
             message names the source's position or id and the field), or two sources
             share an id.
     """
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        msg = f"cannot read the sources file {path}: {exc}"
-        raise ConfigError(msg) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not TOML: {exc}"
-        raise ConfigError(msg) from None
+    data = read_toml(path, "sources file", ConfigError)
     for n, entry in enumerate(data.get("sources", []) if isinstance(data, dict) else []):
         if isinstance(entry, dict) and "id" not in entry and isinstance(entry.get("uri"), str):
             entry["id"] = id_from_uri(entry["uri"])

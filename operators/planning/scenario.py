@@ -15,13 +15,13 @@ scenario and ``default_workflow.toml`` price a frame alike unless a file says ot
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tierflow.errors import TierflowError
+from tierflow.files import read_toml
 from tierflow.operators.planning.network import Node
 from tierflow.operators.planning.quality import (
     Deployment,
@@ -149,14 +149,7 @@ def read_scenario(path: Path) -> dict[str, Any]:
     Raises:
         ScenarioError: the file cannot be read or is not TOML.
     """
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as exc:
-        msg = f"cannot read scenario {path}: {exc.strerror}"
-        raise ScenarioError(msg) from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not TOML: {exc}"
-        raise ScenarioError(msg) from exc
+    return read_toml(path, "scenario", ScenarioError)
 
 
 def parse_nodes(items: Any) -> dict[str, Node]:

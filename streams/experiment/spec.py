@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tierflow.errors import ConfigError
+from tierflow.files import read_toml
 
 Mode = Literal["real-time", "makespan"]
 SHORTCUTS = {
@@ -331,12 +331,4 @@ def load_experiment(path: Path) -> ExperimentSpec:
     Raises:
         ExperimentError: the file is missing, not TOML, or not a valid experiment.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        msg = f"no experiment file {path}"
-        raise ExperimentError(msg) from exc
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not TOML: {exc}"
-        raise ExperimentError(msg) from exc
-    return parse_experiment(raw, path.parent)
+    return parse_experiment(read_toml(path, "experiment file", ExperimentError), path.parent)

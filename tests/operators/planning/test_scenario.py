@@ -160,4 +160,4 @@ def test_plan_json_has_no_makespan_for_a_latency_scenario(tmp_path: Path) -> Non
 def test_plan_on_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = tierflow("plan", str(tmp_path / "none.toml"))
     assert result.returncode == 2
-    assert "cannot read scenario" in result.stderr
+    assert "no scenario" in result.stderr
