@@ -11,7 +11,6 @@ unchanged in ``FrameMeta.extra``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Annotated
@@ -29,6 +28,15 @@ from tierflow.operators.vision.codec import (
 )
 from tierflow.operators.vision.detections import Detections
 from tierflow.settings import FrameSettings
+from tierflow.topics.header_values import (
+    SIDE_LIMIT,
+    dtype_value,
+    flag_value,
+    int_value,
+    origin_value,
+    shape_value,
+    text_value,
+)
 from tierflow.topics.headers import (
     H_BUSY_PREFIX,
     H_CAPTURE,
@@ -52,15 +60,6 @@ _KNOWN = {
     H_SOURCE, H_SEQ, H_CAPTURE, H_QUALITY, H_EPOCH, H_CONTENT_TYPE, H_SHAPE, H_DTYPE, H_TRUTH,
     H_DETECTIONS, H_DETECTOR, H_ORIGIN, H_REFERENCE,
 }  # fmt: skip
-
-INT_LIMIT = 2**63
-"""Integer headers (sequence, times, quality, epoch, stamps) lie in ``[0, 2**63)``: what an
-int64 holds, as Kafka, Prometheus and every other reader of the records store them."""
-SIDE_LIMIT = 2**31
-"""A raw frame's height and width, and a detections ``size``, are below this (OpenCV's int)."""
-_DECIMAL = re.compile(r"-?[0-9]{1,20}")
-"""An integer header: ASCII digits, no sign but ``-``, no spaces or ``_`` (``int()`` takes
-those, and other scripts' digits too)."""
 
 RAW_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in RAW_DTYPES}
 """Bytes per element of each raw dtype."""
@@ -297,82 +296,6 @@ def header_bytes(headers: HeadersIn) -> int:
     return sum(len(k) + len(v) for k, v in header_map(headers).items())
 
 
-def _text(headers: Mapping[str, bytes], name: str) -> str:
-    try:
-        raw = headers[name]
-    except KeyError:
-        msg = f"header {name!r} is missing (present: {sorted(headers) or 'none'})"
-        raise FrameFormatError(FrameProblem.MISSING_HEADER, msg) from None
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        msg = f"header {name!r} is not UTF-8: {raw[:32]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg) from None
-
-
-def _int(headers: Mapping[str, bytes], name: str, minimum: int = 0) -> int:
-    """Header ``name`` as an integer in ``[minimum, INT_LIMIT)``; BAD_HEADER otherwise."""
-    text = _text(headers, name)
-    if not _DECIMAL.fullmatch(text):
-        msg = f"header {name!r} must be a decimal integer, got {text[:32]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    value = int(text)
-    if not minimum <= value < INT_LIMIT:
-        msg = f"header {name!r} must be >= {minimum} and < 2**63, got {value}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    return value
-
-
-def _shape(headers: Mapping[str, bytes]) -> tuple[int, ...]:
-    """``h,w[,c]`` of a raw frame: positive sides below SIDE_LIMIT, 1, 3 or 4 channels."""
-    text = _text(headers, H_SHAPE)
-    parts = text.split(",")
-    if len(parts) not in (2, 3) or not all(_DECIMAL.fullmatch(p) for p in parts):
-        msg = f"header {H_SHAPE!r} must be h,w[,c] in decimal integers, got {text[:64]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    shape = tuple(int(p) for p in parts)
-    if not all(0 < n < SIDE_LIMIT for n in shape[:2]) or shape[2:] not in ((), (1,), (3,), (4,)):
-        msg = (
-            f"header {H_SHAPE!r} {shape} is not positive sides below 2**31 with 1, 3 or 4 channels"
-        )
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    return shape
-
-
-def _dtype(headers: Mapping[str, bytes]) -> str:
-    dtype = _text(headers, H_DTYPE)
-    if dtype not in RAW_DTYPES:
-        msg = f"header {H_DTYPE!r} {dtype[:32]!r} is not one of {', '.join(RAW_DTYPES)}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    return dtype
-
-
-def _flag(headers: Mapping[str, bytes], name: str) -> bool:
-    """A ``1`` header; absent is False. Anything but ``1`` is BAD_HEADER."""
-    if name not in headers:
-        return False
-    if headers[name] != b"1":
-        msg = f"header {name!r} must be 1 when present, got {headers[name][:16]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    return True
-
-
-def _origin(headers: Mapping[str, bytes]) -> tuple[int, int] | None:
-    """``WIDTHxHEIGHT`` of the source's frames: positive sides below SIDE_LIMIT."""
-    if H_ORIGIN not in headers:
-        return None
-    text = _text(headers, H_ORIGIN)
-    width, sep, height = text.partition("x")
-    if not sep or not _DECIMAL.fullmatch(width) or not _DECIMAL.fullmatch(height):
-        msg = f"header {H_ORIGIN!r} must be WIDTHxHEIGHT in decimal integers, got {text[:64]!r}"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    size = int(width), int(height)
-    if not all(0 < n < SIDE_LIMIT for n in size):
-        msg = f"header {H_ORIGIN!r} {text!r} must have positive sides below 2**31"
-        raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
-    return size
-
-
 def _detections(headers: Mapping[str, bytes], name: str) -> DetectionsJson | None:
     return DetectionsJson.parse(name, headers[name]) if name in headers else None
 
@@ -384,7 +307,7 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         FrameFormatError: MISSING_HEADER, BAD_HEADER, WRONG_TYPE or UNSUPPORTED_CONTENT.
     """
     h = header_map(headers)
-    source = _text(h, H_SOURCE)
+    source = text_value(h, H_SOURCE)
     if not source:
         msg = f"header {H_SOURCE!r} is empty"
         raise FrameFormatError(FrameProblem.BAD_HEADER, msg)
@@ -393,15 +316,15 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
     extra: dict[str, bytes] = {}
     for key in h:
         if key.startswith(H_STAMP_PREFIX):
-            stamps[key[len(H_STAMP_PREFIX) :]] = _int(h, key)
+            stamps[key[len(H_STAMP_PREFIX) :]] = int_value(h, key)
         elif key.startswith(H_BUSY_PREFIX):
-            busy[key[len(H_BUSY_PREFIX) :]] = _int(h, key)
+            busy[key[len(H_BUSY_PREFIX) :]] = int_value(h, key)
         elif key not in _KNOWN:
             extra[key] = h[key]
     # Checked in the order a reader expects the error: identity first, then encoding.
-    sequence, capture_ns = _int(h, H_SEQ), _int(h, H_CAPTURE)
-    quality, epoch = _int(h, H_QUALITY, minimum=1), _int(h, H_EPOCH)
-    content_type = ContentType.parse(_text(h, H_CONTENT_TYPE))
+    sequence, capture_ns = int_value(h, H_SEQ), int_value(h, H_CAPTURE)
+    quality, epoch = int_value(h, H_QUALITY, minimum=1), int_value(h, H_EPOCH)
+    content_type = ContentType.parse(text_value(h, H_CONTENT_TYPE))
     raw = content_type is ContentType.RAW
     truth, found = _detections(h, H_TRUTH), _detections(h, H_DETECTIONS)
     return FrameMeta(
@@ -413,14 +336,14 @@ def decode_meta(headers: HeadersIn) -> FrameMeta:
         content_type=content_type,
         stamps=stamps,
         busy_ns=busy,
-        shape=_shape(h) if raw else None,
-        dtype=_dtype(h) if raw else None,
-        origin=_origin(h),
-        reference=_flag(h, H_REFERENCE),
+        shape=shape_value(h) if raw else None,
+        dtype=dtype_value(h) if raw else None,
+        origin=origin_value(h),
+        reference=flag_value(h, H_REFERENCE),
         truth=truth.detections() if truth is not None else None,
         detections=found.detections() if found is not None else None,
         classes=tuple(found.classes) if found is not None and found.classes is not None else None,
-        detector=_text(h, H_DETECTOR) if H_DETECTOR in h else None,
+        detector=text_value(h, H_DETECTOR) if H_DETECTOR in h else None,
         extra=extra,
     )
 

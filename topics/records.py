@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tierflow.errors import TierflowError
 from tierflow.operators.vision.resize import Letterbox
-from tierflow.topics.envelope import INT_LIMIT, READING, DetectionsJson, FrameMeta
+from tierflow.topics.envelope import READING, DetectionsJson, FrameMeta
+from tierflow.topics.header_values import INT_LIMIT
 from tierflow.topics.stages import PIPELINE, StageName
 
 
