@@ -12,7 +12,7 @@ import enum
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -393,10 +393,75 @@ def delete_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[str]:
         raise TopicAdminError(msg)
     admin = wait_for_cluster(contract, timeout_s)
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    names = sorted(spec.name for spec in contract.catalogue if spec.name in existing)
+    return delete_topics(admin, [s.name for s in contract.catalogue if s.name in existing])
+
+
+def prefixed_topics(contract: Contract, prefix: str, timeout_s: float = 30.0) -> list[str]:
+    """The topics on the cluster named ``<prefix>.<anything>``, sorted.
+
+    Raises:
+        TopicAdminError: ``prefix`` is empty (that would be every topic).
+    """
+    if not prefix.strip(". "):
+        msg = "a prefix is needed: an empty one would name every topic of the cluster"
+        raise TopicAdminError(msg)
+    admin = wait_for_cluster(contract, timeout_s)
+    head = prefix.rstrip(".") + "."
+    return sorted(t for t in admin.list_topics(timeout=timeout_s).topics if t.startswith(head))
+
+
+def delete_topics(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> list[str]:
+    """Delete ``names`` and wait for the broker to confirm each; returns them sorted.
+
+    Raises:
+        TopicAdminError: the broker refused a deletion.
+    """
+    names = sorted(names)
     if not names:
         return []
     futures = admin.delete_topics(names, operation_timeout=timeout_s, request_timeout=timeout_s)
     for name, future in futures.items():
         _result(future, f"delete {name}")
     return names
+
+
+def delete_prefixed(
+    contract: Contract,
+    prefix: str,
+    only: Collection[str] | None = None,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Delete every topic under ``prefix`` (``prefixed_topics``) and wait until they are gone.
+
+    Catalogue topics, faust's changelogs and anything else named ``<prefix>.*`` go.
+
+    Args:
+        contract: the cluster.
+        prefix: the deployment's prefix, with or without its trailing dot.
+        only: delete no topic outside these names: those the user was shown and confirmed,
+            so a topic created since the listing is not deleted unseen.
+        timeout_s: seconds for the deletions and for the topics to leave the metadata.
+
+    Returns:
+        The topics deleted, sorted.
+
+    Raises:
+        TopicAdminError: the prefix is empty, the cluster refused a deletion, or a topic is
+            still listed after ``timeout_s``.
+    """
+    names = prefixed_topics(contract, prefix, timeout_s)
+    if only is not None:
+        names = [n for n in names if n in only]
+    if not names:
+        return []
+    admin = wait_for_cluster(contract, timeout_s)
+    deleted = delete_topics(admin, names, timeout_s)
+    # Deletion completes asynchronously on the brokers: wait, so that "deleted" means a
+    # topic of the same name can be created again at once, not "marked for deletion".
+    deadline = time.monotonic() + timeout_s
+    while remaining := set(deleted) & set(admin.list_topics(timeout=timeout_s).topics):
+        if time.monotonic() >= deadline:
+            msg = f"topics still listed {timeout_s:.0f} s after deletion: {sorted(remaining)}"
+            raise TopicAdminError(msg)
+        time.sleep(0.1)
+    return deleted

@@ -1,4 +1,4 @@
-"""``tierflow kafka`` and ``tierflow topics``: the local broker (or cluster) and the catalogue.
+"""``tierflow kafka``, ``topics`` and ``lag``: the broker (or cluster), the catalogue, lag.
 
 ``--brokers N`` on ``kafka up|down|status`` overrides ``broker.brokers`` for that command;
 set ``TIERFLOW_BROKER__BROKERS`` so every other command (topic replication) agrees.
@@ -18,6 +18,7 @@ from tierflow.streams.cli.common import (
     add,
     console,
     ensure_cluster,
+    env_help,
     positive,
     stdout,
     with_section,
@@ -196,6 +197,108 @@ def cmd_topics_acls(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _confirm(question: str) -> bool:
+    """Ask ``question`` on the terminal; anything but y or yes, end of input too, is no."""
+    console.print(f"{question} [y/N] ", end="", markup=False)
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_topics_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """List the topics under ``--prefix``, confirm, delete them; exit 1 when declined."""
+    from tierflow.topics.admin import delete_prefixed, prefixed_topics
+
+    contract = Contract.of(settings)
+    names = prefixed_topics(contract, args.prefix, settings.connect_timeout_s)
+    head = args.prefix.rstrip(".") + "."
+    if not names:
+        console.print(f"no topic at {contract.bootstrap} starts with {head}", markup=False)
+        return 0
+    for name in names:  # stdout, one per line: what a script would pipe on
+        print(name)
+    question = f"delete these {len(names)} topics from {contract.bootstrap}?"
+    if not args.yes and not _confirm(question):
+        console.print("nothing deleted")
+        return 1
+    deleted = delete_prefixed(contract, args.prefix, only=names, timeout_s=args.timeout)
+    console.print(f"{len(deleted)} topics deleted ({head}*)", markup=False)
+    return 0
+
+
+def cmd_lag(args: argparse.Namespace, settings: Settings) -> int:
+    """Consumer-group lag of the deployment's stages, per partition, as a table or JSON."""
+    from confluent_kafka import KafkaException
+
+    from tierflow.topics.admin import consumed_topics, wait_for_cluster
+    from tierflow.topics.errors import TopicAdminError
+    from tierflow.topics.lag import GROUP_STEM, group_lag
+
+    positive(timeout=args.timeout)
+    contract = Contract.of(settings)
+    admin = wait_for_cluster(contract, timeout_s=settings.connect_timeout_s)
+    try:
+        rows = group_lag(contract, timeout_s=args.timeout)
+        # Whether a live member holds each topic: a lag nobody consumes only grows.
+        live = consumed_topics(admin, {r.group for r in rows}, timeout_s=args.timeout)
+    except KafkaException as exc:
+        reason = exc.args[0] if exc.args else exc
+        msg = f"reading consumer-group lag at {contract.bootstrap}: {reason}"
+        raise TopicAdminError(msg) from exc
+    stem = contract.names.group(GROUP_STEM)
+    groups: dict[str, list[dict[str, object]]] = {}
+    totals: dict[str, int] = {}
+    for r in sorted(rows, key=lambda r: (r.group, r.topic, r.partition)):
+        assigned = live.get(r.group)
+        groups.setdefault(r.group, []).append(
+            {
+                "topic": r.topic,
+                "partition": r.partition,
+                "committed": r.committed,
+                "end": r.end,
+                "lag": r.lag,
+                "lag_s": None if r.lag_s is None else round(r.lag_s, 3),
+                "consumed": None if assigned is None else r.topic in assigned,
+            }
+        )
+        totals[r.group] = totals.get(r.group, 0) + r.lag
+    if args.json:
+        listed = [
+            {"group": g, "stage": g.removeprefix(stem), "lag": totals[g], "partitions": parts}
+            for g, parts in groups.items()
+        ]
+        doc = {"bootstrap": contract.bootstrap, "prefix": contract.names.prefix, "groups": listed}
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not groups:
+        console.print(f"no consumer group {stem}* has committed offsets at {contract.bootstrap}")
+        return 0
+    table = Table(
+        "stage",
+        "topic",
+        "partition",
+        "committed",
+        "end",
+        "lag",
+        "lag s",
+        "consumer",
+        title=f"consumer-group lag at {contract.bootstrap}",
+    )
+    for group, parts in groups.items():
+        for part in parts:
+            consumed, age = part["consumed"], part["lag_s"]
+            table.add_row(
+                group.removeprefix(stem),
+                *(str(part[k]) for k in ("topic", "partition", "committed", "end", "lag")),
+                "" if age is None else f"{age:.1f}",
+                "?" if consumed is None else "live" if consumed else "none",
+            )
+    stdout().print(table)
+    return 0
+
+
 def register(sub: Subparsers) -> None:
     """Add the ``kafka`` and ``topics`` commands."""
     kafka = add(sub, "kafka", "Manage the local Apache Kafka broker (KRaft, no Docker).")
@@ -210,7 +313,7 @@ def register(sub: Subparsers) -> None:
         action.add_argument(
             "--brokers",
             type=int,
-            help="nodes of the local KRaft cluster (default broker.brokers, 1)",
+            help=f"nodes of the local KRaft cluster {env_help('broker.brokers')}",
         )
 
     topics = add(sub, "topics", "Create and inspect the topic catalogue.")
@@ -228,6 +331,23 @@ def register(sub: Subparsers) -> None:
         cmd_topics_describe,
     )
     describe.add_argument("--json", action="store_true", help="machine-readable output")
+    delete = add(
+        actions,
+        "delete",
+        "Delete every topic whose name starts with PREFIX. (the catalogue's, faust's "
+        "changelogs, anything): lists them, asks, deletes and waits until they are gone. "
+        "Exit 1 when the answer is no.",
+        cmd_topics_delete,
+    )
+    delete.add_argument(
+        "--prefix",
+        required=True,
+        help="the deployment's topic prefix (topics.prefix), without the dot; never empty",
+    )
+    delete.add_argument("--yes", action="store_true", help="delete without asking")
+    delete.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds for the deletions to complete"
+    )
     acls = add(
         actions,
         "acls",
@@ -241,4 +361,18 @@ def register(sub: Subparsers) -> None:
         "--apply",
         action="store_true",
         help="create them (needs a super user's credentials in the [kafka] settings)",
+    )
+
+    lag = add(
+        sub,
+        "lag",
+        "Show the consumer-group lag of each stage, like kafka-consumer-groups --describe: "
+        "for every group of this deployment's prefix and partition it committed on, the "
+        "committed offset, the log end offset, the lag in messages and in seconds (the age "
+        "of the oldest unconsumed message), and whether a live member consumes the topic.",
+        cmd_lag,
+    )
+    lag.add_argument("--json", action="store_true", help="print one JSON document")
+    lag.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds for each request to the cluster"
     )

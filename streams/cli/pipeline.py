@@ -239,6 +239,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: Subparsers) -> None:
     """Add ``up``, ``worker``, ``camera`` and ``check``."""
+    from tierflow.streams.cli.common import env_help
+
     up = add(
         sub,
         "up",
@@ -270,24 +272,37 @@ def register(sub: Subparsers) -> None:
         "--duration", type=float, help="seconds to run the cameras (default: until Ctrl-C)"
     )
     up.add_argument(
-        "--fps", type=float, help="frames per second per camera (default camera.fps, 25)"
+        "--fps", type=float, help=f"frames per second per camera {env_help('camera.fps')}"
     )
-    up.add_argument("--quality", type=int, help="starting quality of the cameras (default 512)")
+    up.add_argument(
+        "--quality",
+        type=int,
+        help=f"starting quality of the cameras {env_help('camera.quality')}",
+    )
     up.add_argument(
         "--qualities", type=int, nargs="+", help="qualities that get a detector (default all)"
     )
     up.add_argument(
         "--backend",
         choices=BACKENDS,
-        help="detector backend (default haar; null finds nothing, to measure the data plane)",
+        help="detector backend; null finds nothing, to measure the data plane "
+        + env_help("detector.backend"),
     )
-    up.add_argument("--model", type=Path, help="ONNX model file (with --backend onnx)")
     up.add_argument(
-        "--policy", help="quality policy of the control agent: milp (default), exact, all-max"
+        "--model",
+        type=Path,
+        help=f"ONNX model file (with --backend onnx) {env_help('detector.onnx_model')}",
+    )
+    up.add_argument(
+        "--policy",
+        help="quality policy of the control agent: milp, exact, all-max "
+        + env_help("control.policy"),
     )
     up.add_argument("--seed", type=int, default=0, help="scene seed of the first camera")
     up.add_argument(
-        "--output-dir", type=Path, help="where annotated frames go (default out/annotated)"
+        "--output-dir",
+        type=Path,
+        help=f"where annotated frames go {env_help('dataplane.output_dir')}",
     )
     up.add_argument("--json", action="store_true", help="no live table; print one JSON summary")
     up.add_argument(
@@ -313,14 +328,24 @@ def register(sub: Subparsers) -> None:
     worker.add_argument("stage", choices=[str(name) for name in STAGES])
     worker.add_argument("--quality", type=int, help="detect: the quality this detector serves")
     worker.add_argument(
-        "--input-size", type=int, help="detect: model input side in pixels (default: the quality)"
+        "--input-size",
+        type=int,
+        help="detect: model input side in pixels, by default the quality "
+        + env_help("detector.input_size"),
     )
-    worker.add_argument("--backend", choices=BACKENDS, help="detect: backend")
-    worker.add_argument("--model", type=Path, help="detect: ONNX model file (backend onnx)")
+    worker.add_argument(
+        "--backend", choices=BACKENDS, help=f"detect: backend {env_help('detector.backend')}"
+    )
+    worker.add_argument(
+        "--model",
+        type=Path,
+        help=f"detect: ONNX model file (backend onnx) {env_help('detector.onnx_model')}",
+    )
     worker.add_argument(
         "--instance-id",
         help="static consumer-group member id: a restarted worker with the same id gets its "
-        "partitions back at once, not after the session timeout (tierflow up sets it)",
+        "partitions back at once, not after the session timeout (tierflow up sets it) "
+        + env_help("workers.instance_id"),
     )
 
     node = add(
@@ -332,9 +357,11 @@ def register(sub: Subparsers) -> None:
         "on SIGINT/SIGTERM.",
         cmd_node,
     )
-    node.add_argument("--node", help="node id (default: dataplane.node, the host name)")
+    node.add_argument("--node", help=f"node id {env_help('dataplane.node')}")
     node.add_argument(
-        "--tier", choices=["edge", "fog", "cloud"], help="tier announced (default edge)"
+        "--tier",
+        choices=["edge", "fog", "cloud"],
+        help=f"tier announced {env_help('dataplane.tier')}",
     )
     node.add_argument("--log-dir", type=Path, help="workers' logs (default: next to out/)")
 
@@ -348,8 +375,12 @@ def register(sub: Subparsers) -> None:
     )
     camera.add_argument("--source", default="scene:0", help="what to capture (default scene:0)")
     camera.add_argument("--id", help="source id, the Kafka key (default: cam-<random>)")
-    camera.add_argument("--fps", type=float, help="target frames per second (default 25)")
-    camera.add_argument("--quality", type=int, help="starting quality in pixels (default 512)")
+    camera.add_argument(
+        "--fps", type=float, help=f"target frames per second {env_help('camera.fps')}"
+    )
+    camera.add_argument(
+        "--quality", type=int, help=f"starting quality in pixels {env_help('camera.quality')}"
+    )
     camera.add_argument("--duration", type=float, help="seconds to run")
     camera.add_argument("--frames", type=int, help="frames to capture")
     camera.add_argument("--loop", action="store_true", help="restart files and folders at the end")

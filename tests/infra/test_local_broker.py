@@ -44,11 +44,11 @@ def test_kafka_up_topics_create_describe_down(tmp_path: Path) -> None:
 
         created = run("topics", "create")
         assert created.returncode == 0, created.stderr
-        assert created.stdout.count("created") >= 16
+        assert created.stdout.count("created") >= 17
         described = run("topics", "describe", "--json")
         assert described.returncode == 0, described.stderr
         topics = json.loads(described.stdout)["topics"]
-        assert len(topics) == 16 and all(t["exists"] and not t["differences"] for t in topics)
+        assert len(topics) == 17 and all(t["exists"] and not t["differences"] for t in topics)
 
         down = run("kafka", "down")
         assert down.returncode == 0 and "stopped" in down.stderr
