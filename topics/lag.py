@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from tierflow.topics.admin import wait_for_cluster
 from tierflow.topics.clients import consumer_config
 from tierflow.topics.contract import Contract
+from tierflow.topics.snapshot import watermarks
 
 GROUP_STEM = "tierflow-"
 """Every tierflow service's faust app id starts with this (``tierflow-detect-416``)."""
@@ -83,9 +84,7 @@ def group_lag(contract: Contract, timeout_s: float = 10.0) -> list[PartitionLag]
     try:
         rows = []
         for group, tp in committed:
-            _, end = reader.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=timeout_s
-            )
+            _, end = watermarks(reader, TopicPartition(tp.topic, tp.partition), timeout_s)
             lag = max(0, end - tp.offset)
             age = _age_s(reader, tp, timeout_s) if lag else None
             rows.append(PartitionLag(group, tp.topic, tp.partition, tp.offset, end, lag, age))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as Partition
 
 from tierflow.errors import TierflowError
@@ -32,6 +32,48 @@ def partitions_of(consumer: Consumer, topics: Sequence[str], timeout_s: float) -
             continue
         found += [Partition(topic, p) for p in sorted(described.partitions)]
     return found
+
+
+# A partition just created, or whose leader just moved, answers these until its metadata
+# settles (seconds, under load): retry them rather than fail the read.
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+def watermarks(consumer: Consumer, tp: Partition, timeout_s: float) -> tuple[int, int]:
+    """The low and high watermark offsets of ``tp``, retrying while its leader settles.
+
+    Args:
+        consumer: any consumer of the cluster.
+        tp: the partition.
+        timeout_s: give up after this many seconds in all.
+
+    Raises:
+        KafkaException: the broker refused for another reason, or kept refusing past
+            ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause_s = 0.1
+    while True:
+        left = max(0.5, deadline - time.monotonic())
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=left)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in _SETTLING or time.monotonic() + pause_s > deadline:
+                raise
+            time.sleep(pause_s)  # blocking by contract: callers run off the event loop
+            pause_s = min(1.0, pause_s * 2)
+            continue
+        return low, high
 
 
 def read_to_end(
@@ -68,7 +110,7 @@ def read_to_end(
         ends: dict[tuple[str, int], int] = {}
         starts: list[Partition] = []
         for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            low, high = watermarks(consumer, tp, timeout_s)
             if high > low:
                 ends[(tp.topic, tp.partition)] = high
                 start = OFFSET_BEGINNING if last is None else max(low, high - last)

@@ -119,6 +119,7 @@ def _receive(topic: str, count: int) -> None:
     from tierflow.settings import load_settings
     from tierflow.topics.clients import consumer_config
     from tierflow.topics.contract import Contract
+    from tierflow.topics.snapshot import watermarks
 
     contract = Contract.of(load_settings())
     group = f"tier-probe-{uuid.uuid4().hex[:8]}"
@@ -127,7 +128,7 @@ def _receive(topic: str, count: int) -> None:
     )
     partition = TopicPartition(topic, 0)
     try:
-        _, high = consumer.get_watermark_offsets(partition, timeout=READY_TIMEOUT_S)
+        _, high = watermarks(consumer, partition, READY_TIMEOUT_S)
     except KafkaException as exc:
         msg = f"cannot read the end of {topic}[0]: {exc}"
         raise SystemExit(msg) from exc
