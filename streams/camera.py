@@ -32,7 +32,7 @@ from tierflow.operators.vision.detections import Detections
 from tierflow.settings import CameraSettings
 from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting, framed
 from tierflow.streams.golden import ReferenceCopies
-from tierflow.streams.metrics import METRICS
+from tierflow.streams.metrics import METRICS, observe_camera
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract
 from tierflow.topics.envelope import (
@@ -309,7 +309,7 @@ class Camera:
             if err is None:
                 self.stats.produced += 1
                 self.stats.produced_sequences.append(sequence)
-                METRICS.camera_frames.labels(self.source_id, "produced").inc()
+                observe_camera(self.source_id, "produced")
             else:
                 self._drop("delivery-failed")
                 log.warning("%s: delivery failed: %s", self.source_id, err)
@@ -318,14 +318,14 @@ class Camera:
         with self._lock:
             if err is None:
                 self.stats.sampled += count
-                METRICS.camera_frames.labels(self.source_id, "sampled").inc(count)
+                observe_camera(self.source_id, "sampled", count)
             else:
                 self._drop("record-failed", count)
                 log.warning("%s: %d sampled frames' records failed: %s", self.source_id, count, err)
 
     def _drop(self, policy: str, count: int = 1) -> None:
         self.stats.dropped[policy] += count
-        METRICS.camera_frames.labels(self.source_id, policy).inc(count)
+        observe_camera(self.source_id, policy, count)
 
     def capture_one(self, index: int, t_s: float) -> bool:
         """Capture the frame at ``index``: send it, or sample it out; False at end of input."""

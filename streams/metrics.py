@@ -15,6 +15,7 @@ tierflow_stage_seconds                     time inside a stage, queueing include
 tierflow_stage_busy_seconds                CPU time a stage spent per frame {stage, quality}
 tierflow_stage_wait_seconds                wait in front of a stage, since the previous one {stage}
 tierflow_end_to_end_seconds                capture to outcome {quality, outcome}
+tierflow_source_end_to_end_seconds         capture to annotated frame, processed frames {source}
 tierflow_stage_bytes_total                 frame bytes a stage sent on {stage}
 tierflow_batch_frames                      frames per inference call {quality}
 tierflow_undrawn_frames_total              processed frames draw recorded without drawing
@@ -34,6 +35,11 @@ tierflow_registry_services                 live services the control agent sees 
 tierflow_node_cores                        cores of a node {node, tier}; also _used_cores
 tierflow_node_heartbeat_age_seconds        seconds since a node's last heartbeat {node, tier}
 =========================================  ==================================================
+
+The ``source`` label of the per-frame series (``source_end_to_end_seconds``, ``detections_*``,
+``camera_frames_total``) takes at most ``dataplane.metrics_max_sources`` distinct values per
+process (:func:`source_label`); later sources share :data:`OTHER_SOURCE`. The per-camera
+gauges (quality, epoch) keep one series per camera the process runs.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from tierflow.infra.prometheus.targets import address
 from tierflow.settings import DataPlaneSettings
 from tierflow.topics.envelope import FrameMeta
-from tierflow.topics.records import FrameRecord
+from tierflow.topics.records import FrameRecord, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,7 @@ class Metrics(NamedTuple):
     busy_seconds: Histogram
     stage_wait: Histogram
     end_to_end: Histogram
+    source_end_to_end: Histogram
     stage_bytes: Counter
     batch_frames: Histogram
     undrawn: Counter
@@ -125,6 +132,12 @@ def _create(prefix: str = "tierflow") -> Metrics:
             name("end_to_end_seconds"),
             "Seconds from capture to the frame's outcome.",
             ["quality", "outcome"],
+            buckets=LATENCY_BUCKETS_S,
+        ),
+        source_end_to_end=Histogram(
+            name("source_end_to_end_seconds"),
+            "Seconds from capture to the annotated frame, per source (processed frames).",
+            ["source"],
             buckets=LATENCY_BUCKETS_S,
         ),
         stage_bytes=Counter(name("stage_bytes"), "Frame bytes a stage sent on.", ["stage"]),
@@ -258,6 +271,7 @@ def serve_announced(dataplane: DataPlaneSettings) -> Endpoint:
     (``metrics_host``, ``metrics_port``) and the announced one (``metrics_advertise_host``)
     are resolved in one place.
     """
+    source_label.limit = dataplane.metrics_max_sources
     port = serve(dataplane.metrics_host, dataplane.metrics_port)
     return Endpoint(dataplane.metrics_announced_host, port)
 
@@ -273,6 +287,43 @@ def observe_stage(stage: str, meta: FrameMeta, bytes_out: int) -> None:
     METRICS.stage_bytes.labels(stage).inc(bytes_out)
 
 
+OTHER_SOURCE = "other"
+"""The ``source`` label value of every source past the process's first ``limit``."""
+
+
+class SourceLabels:
+    """The ``source`` label values of one process: the first ``limit`` sources, then "other".
+
+    Prometheus keeps one series per label combination, and a histogram costs one per bucket:
+    an unbounded source label would grow with every camera ever seen. Thread-safe (camera
+    delivery callbacks run on librdkafka's thread).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str) -> str:
+        """``source`` itself while fewer than ``limit`` sources were seen, else ``other``."""
+        if source in self._seen:
+            return source
+        with self._lock:
+            if len(self._seen) < self.limit:
+                self._seen.add(source)
+                return source
+        return OTHER_SOURCE
+
+
+source_label = SourceLabels(DataPlaneSettings.model_fields["metrics_max_sources"].default)
+"""This process's bounded source labels; :func:`serve_announced` sets its limit."""
+
+
+def observe_camera(source: str, outcome: str, count: int = 1) -> None:
+    """``count`` camera frames of ``source`` ended as ``outcome`` (produced, sampled, a drop)."""
+    METRICS.camera_frames.labels(source_label(source), outcome).inc(count)
+
+
 def observe_outcome(record: FrameRecord) -> None:
     """A frame ended: count it by stage, quality, outcome and reason, and its latency."""
     quality = str(record.quality)
@@ -280,7 +331,10 @@ def observe_outcome(record: FrameRecord) -> None:
     METRICS.frames.labels(record.stage, quality, record.outcome.value, reason).inc()
     if record.sequence >= 0:
         METRICS.end_to_end.labels(quality, record.outcome.value).observe(record.latency_s)
+    if record.sequence >= 0 and record.outcome is Outcome.PROCESSED:
+        METRICS.source_end_to_end.labels(source_label(record.source)).observe(record.latency_s)
     if record.tp is not None:
-        METRICS.tp.labels(record.source, quality).inc(record.tp)
-        METRICS.fp.labels(record.source, quality).inc(record.fp or 0)
-        METRICS.fn.labels(record.source, quality).inc(record.fn or 0)
+        source = source_label(record.source)
+        METRICS.tp.labels(source, quality).inc(record.tp)
+        METRICS.fp.labels(source, quality).inc(record.fp or 0)
+        METRICS.fn.labels(source, quality).inc(record.fn or 0)

@@ -37,6 +37,7 @@ class Scraping:
                 "stage": StageName.CAMERA,
                 "node": settings.dataplane.node,
                 "tier": settings.dataplane.tier,
+                "prefix": settings.topics.prefix,
             },
         )
         self._task: asyncio.Task[None] | None = None
@@ -52,7 +53,10 @@ class Scraping:
 
     def _write(self) -> None:
         live = self.reader.view.live(time.time_ns())
-        write_targets(self.prometheus.targets_file, [self.own, *targets_from_registry(live)])
+        write_targets(
+            self.prometheus.targets_file,
+            [self.own, *targets_from_registry(live, self.settings.topics.prefix)],
+        )
 
     async def _follow(self) -> None:
         while True:

@@ -295,6 +295,14 @@ class DataPlaneSettings(_Section):
             "host; a container sets a fixed one that its Service or scrape config names."
         ),
     )
+    metrics_max_sources: PositiveInt = Field(
+        default=32,
+        description=(
+            "Distinct source label values one process gives its per-frame series (end-to-end "
+            "latency, F1 counts, camera frames); later sources share the value 'other', so a "
+            "deployment with many cameras cannot grow Prometheus without bound."
+        ),
+    )
     metrics_advertise_host: str | None = Field(
         default=None,
         description=(
@@ -493,6 +501,23 @@ class PrometheusSettings(_Section):
         description="Configuration, targets and samples.",
     )
     start_timeout_s: float = Field(default=60.0, gt=0)
+    url: str | None = Field(
+        default=None,
+        description=(
+            "URL Grafana's data source reaches this Prometheus at (tierflow grafana "
+            "provision). None: http://host:port, 127.0.0.1 when host is a wildcard."
+        ),
+    )
+
+    @property
+    def reach_url(self) -> str:
+        """The URL clients use: ``url``, or one built from ``host`` and ``port``."""
+        if self.url:
+            return self.url.rstrip("/")
+        host = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
 
 class Settings(BaseSettings):

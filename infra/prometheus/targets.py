@@ -1,7 +1,8 @@
 """Prometheus file-based service discovery from ``control.registry``.
 
 Every tierflow process announces where it serves ``/metrics``; :func:`targets_from_registry`
-turns the live announcements into targets labelled with service, stage, node and tier, and
+turns the live announcements into targets labelled with service, stage, node, tier and the
+topic prefix the services run under (an experiment's configurations each have their own), and
 :func:`write_targets` writes them atomically where Prometheus watches.
 """
 
@@ -31,8 +32,16 @@ class Target:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def targets_from_registry(services: Iterable[ServiceAnnouncement]) -> list[Target]:
-    """One target per metrics endpoint; a process running several services keeps the first."""
+def targets_from_registry(
+    services: Iterable[ServiceAnnouncement], prefix: str | None = None
+) -> list[Target]:
+    """One target per metrics endpoint; a process running several services keeps the first.
+
+    Args:
+        services: the live announcements of one prefix's ``control.registry``.
+        prefix: that topic prefix, given to every target as label ``prefix`` (the
+            dashboards' ``$prefix`` variable); None leaves the label out.
+    """
     seen: dict[str, Target] = {}
     for s in sorted(services, key=lambda s: s.service_id):
         if s.metrics_host is None or s.metrics_port is None:
@@ -40,6 +49,8 @@ def targets_from_registry(services: Iterable[ServiceAnnouncement]) -> list[Targe
         where = address(s.metrics_host, s.metrics_port)
         service = s.stage if s.quality is None else f"{s.stage}-{s.quality}"
         labels = {"service": service, "stage": s.stage, "node": s.node, "tier": s.tier}
+        if prefix is not None:
+            labels["prefix"] = prefix
         seen.setdefault(where, Target(where, labels))
     return sorted(seen.values(), key=lambda t: t.address)
 
