@@ -1,42 +1,43 @@
-"""``python -m tierflow.grafana [--out DIR] [--check]``: regenerate the dashboard JSON files."""
+"""``python -m tierflow.grafana [--out DIR] [--check]``: regenerate the Grafana files.
+
+Writes ``dashboards/*.json`` (provisioned), ``import/*.json`` (for Grafana's import page)
+and ``provisioning/*/tierflow.yaml`` (at the settings' defaults) under ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from tierflow.grafana.dashboards import DASHBOARDS_DIR, write_dashboards
+from tierflow.grafana.dashboards import GRAFANA_DIR, generated_files, write_dashboards
 
 
-def _stale(out_dir: Path) -> list[str]:
-    """Names of the files in ``out_dir`` that differ from freshly generated ones."""
-    with tempfile.TemporaryDirectory() as scratch:
-        fresh = write_dashboards(Path(scratch))
-        return [
-            path.name
-            for path in fresh
-            if not (out_dir / path.name).is_file()
-            or (out_dir / path.name).read_bytes() != path.read_bytes()
-        ]
+def _stale(root: Path) -> list[str]:
+    """Paths under ``root`` whose files differ from freshly generated ones."""
+    return [
+        name
+        for name, text in generated_files().items()
+        if not (root / name).is_file() or (root / name).read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the dashboards (or, with ``--check``, compare them); returns the exit status."""
+    """Write the files (or, with ``--check``, compare them); returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m tierflow.grafana", description="Generate tierflow's Grafana dashboards."
+        prog="python -m tierflow.grafana",
+        description="Generate tierflow's Grafana dashboards and provisioning files.",
     )
     parser.add_argument(
         "--out",
         type=Path,
-        default=DASHBOARDS_DIR,
-        help=f"directory for the JSON files (default: {DASHBOARDS_DIR})",
+        default=GRAFANA_DIR,
+        help=f"root of dashboards/, import/ and provisioning/ (default: {GRAFANA_DIR})",
     )
     parser.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; exit 1 if the files in --out differ from the code",
+        help="write nothing; exit 1 if the files under --out differ from the code",
     )
     args = parser.parse_args(argv)
     if args.check:

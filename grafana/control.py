@@ -22,7 +22,7 @@ from tierflow.grafana.panels import (
     graph,
     single_stat,
 )
-from tierflow.grafana.promql import aggregate, own_labels, quantile, sum_rate
+from tierflow.grafana.promql import aggregate, own_labels, quantile, selector, sum_rate
 from tierflow.grafana.shared import PROCESSED
 
 CONTROL_INTERVAL = "30s"
@@ -41,8 +41,8 @@ def _f1() -> str:
 
 def control() -> dashboard.Dashboard:
     """Control: quality assignment, accuracy against the floor, the plan and the solver."""
-    a_min = "max(tierflow_control_a_min)"
-    utility = 'max(tierflow_control_estimate{quantity="utility"})'
+    a_min = aggregate("max", (), selector("tierflow_control_a_min"))
+    utility = aggregate("max", (), selector("tierflow_control_estimate", 'quantity="utility"'))
     solver = "tierflow_solver_seconds"
     # Epochs are wall-clock milliseconds (streams/control.py), so they read as "time since";
     # a camera that never received an assignment still reports epoch 0.
@@ -72,7 +72,7 @@ def control() -> dashboard.Dashboard:
             "Last assignment",
             "When the control agent last published assignments.",
             TIME_SINCE,
-            Query("max(tierflow_assignment_epoch)", "epoch"),
+            Query(aggregate("max", (), selector("tierflow_assignment_epoch")), "epoch"),
             mappings=[no_epoch],
         ),
     ]
@@ -81,7 +81,12 @@ def control() -> dashboard.Dashboard:
             "Quality per camera",
             "The capture quality each camera follows.",
             PIXELS,
-            [Query(aggregate("max", ("source",), "tierflow_camera_quality_pixels"), "{{source}}")],
+            [
+                Query(
+                    aggregate("max", ("source",), selector("tierflow_camera_quality_pixels")),
+                    "{{source}}",
+                )
+            ],
             steps=True,
         ),
         graph(
@@ -93,7 +98,9 @@ def control() -> dashboard.Dashboard:
                 Query(_f1(), "{{source}} @{{quality}}"),
                 Query(a_min, "a_min", reference=True),
                 Query(
-                    'max(tierflow_control_estimate{quantity="accuracy"})',
+                    aggregate(
+                        "max", (), selector("tierflow_control_estimate", 'quantity="accuracy"')
+                    ),
                     "plan estimate",
                     reference=True,
                 ),
@@ -117,7 +124,11 @@ def control() -> dashboard.Dashboard:
             SECONDS,
             [
                 Query(
-                    'max(tierflow_control_estimate{quantity="latency_seconds"})',
+                    aggregate(
+                        "max",
+                        (),
+                        selector("tierflow_control_estimate", 'quantity="latency_seconds"'),
+                    ),
                     "plan estimate",
                     reference=True,
                 ),
@@ -176,7 +187,7 @@ def control() -> dashboard.Dashboard:
             "Assignment epoch per camera",
             "When the assignment each camera follows was published.",
             TIME_SINCE,
-            Query(aggregate("max", ("source",), "tierflow_camera_epoch"), "{{source}}"),
+            Query(aggregate("max", ("source",), selector("tierflow_camera_epoch")), "{{source}}"),
             mappings=[no_epoch],
             span=12,
             height=8,

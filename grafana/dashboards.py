@@ -1,8 +1,9 @@
 """tierflow's Grafana dashboards, generated from code with grafana-foundation-sdk.
 
 Three dashboards over the metrics of :mod:`streams.metrics` (plus prometheus-client's
-``process_*`` series), all reading the Prometheus data source provisioned with uid
-``tierflow-prometheus``, each built in a module of its own:
+``process_*`` series), all reading the ``$datasource`` variable's Prometheus and filtered by
+``$prefix``, ``$source`` and ``$quality`` (:mod:`tierflow.grafana.variables`), each built in
+a module of its own:
 
 * ``tierflow-pipeline`` (:mod:`tierflow.grafana.pipeline`) — frames in and out per stage,
   end-to-end and per-stage latency p50/p99, drops by policy, batch sizes, consumer lag in
@@ -16,9 +17,13 @@ Three dashboards over the metrics of :mod:`streams.metrics` (plus prometheus-cli
 What more than one of them reads (outcome matchers, thresholds from the settings' defaults)
 is in :mod:`tierflow.grafana.shared`.
 
-This module puts them together: ``python -m tierflow.grafana`` writes them to
-``grafana/dashboards/*.json`` (:func:`write_dashboards`); a test keeps the committed files
-equal to what :func:`build_dashboards` generates.
+This module puts them together: ``python -m tierflow.grafana`` writes them twice
+(:func:`write_dashboards`): ``grafana/dashboards/*.json`` for provisioning, which start on
+the provisioned data source, and ``grafana/import/*.json`` for Grafana's "Import dashboard"
+page, which ask for the data source as the input ``DS_PROMETHEUS`` (:func:`for_import`).
+It also writes the provisioned data source at the settings' defaults
+(:mod:`tierflow.grafana.provision`). A test keeps the committed files equal to what the
+code generates.
 :func:`panel_queries` lists every expression, with Grafana's variables made concrete, for
 a test that evaluates them against a real Prometheus.
 """
@@ -35,10 +40,28 @@ from grafana_foundation_sdk.models import dashboard, prometheus
 from tierflow.grafana.control import control
 from tierflow.grafana.pipeline import pipeline
 from tierflow.grafana.promql import concrete
+from tierflow.grafana.provision import (
+    DASHBOARDS,
+    DATASOURCE_FILE,
+    PROVIDER_FILE,
+    datasource_yaml,
+    provider_yaml,
+)
 from tierflow.grafana.tiers import tiers
+from tierflow.grafana.variables import DATASOURCE_VARIABLE
+from tierflow.settings import PrometheusSettings
 
-DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
-"""Where the generated JSON files live (the provisioning's file provider reads a copy)."""
+GRAFANA_DIR = Path(__file__).resolve().parent
+"""The generated files' root: ``dashboards/``, ``import/`` and ``provisioning/``."""
+DASHBOARDS_DIR = GRAFANA_DIR / DASHBOARDS
+"""Where the provisioned JSON files live (the provisioning's file provider reads a copy)."""
+IMPORT = "import"
+"""Folder, under :data:`GRAFANA_DIR`, of the JSON files for Grafana's import page."""
+
+IMPORT_INPUT = "DS_PROMETHEUS"
+"""The data source input an imported dashboard asks for."""
+GRAFANA_VERSION = "10.1.0"
+"""The Grafana release whose dashboard schema the SDK writes (its version's suffix)."""
 
 DEFAULT_RATE_INTERVAL = "30s"
 """What :func:`panel_queries` puts for ``$__rate_interval``: 15 scrapes at 2 s."""
@@ -54,13 +77,55 @@ def to_json(model: dashboard.Dashboard) -> str:
     return json.dumps(model, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_dashboards(out_dir: Path = DASHBOARDS_DIR) -> list[Path]:
-    """Write each dashboard to ``out_dir/<uid>.json``; returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+def for_import(model: dashboard.Dashboard) -> str:
+    """The dashboard as Grafana's "Export for sharing externally" writes it.
+
+    ``__inputs`` declares one Prometheus data source, ``DS_PROMETHEUS``: the import page asks
+    for it and puts the chosen uid wherever ``${DS_PROMETHEUS}`` stands, here the
+    ``$datasource`` variable's starting value. ``__requires`` names the plugins used.
+    """
+    raw = json.loads(to_json(model))
+    placeholder = f"${{{IMPORT_INPUT}}}"
+    for variable in raw["templating"]["list"]:
+        if variable["name"] == DATASOURCE_VARIABLE:
+            variable["current"] = {"text": placeholder, "value": placeholder}
+    panel_types = sorted({p["type"] for p in raw["panels"] if p["type"] != "row"})
+    raw["__inputs"] = [
+        {
+            "name": IMPORT_INPUT,
+            "label": "Prometheus",
+            "description": "The Prometheus that scrapes tierflow's processes.",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }
+    ]
+    raw["__requires"] = [
+        {"type": "grafana", "id": "grafana", "name": "Grafana", "version": GRAFANA_VERSION},
+        {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+        *({"type": "panel", "id": t, "name": t, "version": ""} for t in panel_types),
+    ]
+    return json.dumps(raw, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generated_files() -> dict[str, str]:
+    """Every generated file's text by its path under :data:`GRAFANA_DIR`."""
+    files = {}
     for model in build_dashboards():
-        path = out_dir / f"{model.uid}.json"
-        path.write_text(to_json(model), encoding="utf-8")
+        files[f"{DASHBOARDS}/{model.uid}.json"] = to_json(model)
+        files[f"{IMPORT}/{model.uid}.json"] = for_import(model)
+    files[DATASOURCE_FILE] = datasource_yaml(PrometheusSettings())
+    files[PROVIDER_FILE] = provider_yaml()
+    return files
+
+
+def write_dashboards(root: Path = GRAFANA_DIR) -> list[Path]:
+    """Write every generated file under ``root``; returns the paths written."""
+    written = []
+    for name, text in generated_files().items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 

@@ -1,8 +1,8 @@
 """Panel and dashboard builders on top of grafana-foundation-sdk, with tierflow's defaults.
 
-Every panel queries the provisioned Prometheus data source by its fixed uid
-(:data:`DATASOURCE_UID`, see ``grafana/provisioning/datasources/tierflow.yaml``), sets a
-unit, and carries its PromQL in code mode (the expressions use ``label_replace`` and
+Every panel queries the ``$datasource`` variable's Prometheus (:mod:`tierflow.grafana.
+variables`; the provisioned one, uid ``tierflow-prometheus``, unless another is picked),
+sets a unit, and carries its PromQL in code mode (the expressions use ``label_replace`` and
 ``or on()``, which the query builder cannot show).
 """
 
@@ -19,10 +19,7 @@ from grafana_foundation_sdk.builders import timeseries as timeseries_builders
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard, prometheus
 
-DATASOURCE_UID = "tierflow-prometheus"
-"""The uid the provisioning file gives the Prometheus data source; dashboards refer to it."""
-
-DATASOURCE = dashboard.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+from tierflow.grafana.variables import DATASOURCE, variables
 
 TAG = "tierflow"
 """Every tierflow dashboard carries this tag; the dashboard links list dashboards by it."""
@@ -243,13 +240,14 @@ def board(
         # Empty lists rather than absent ones: the shape Grafana itself saves (it adds its
         # built-in annotation query on load).
         .annotations([])
-        .variables([])
+        .variables(variables())
         .link(
             dashboard_builders.DashboardLink("tierflow dashboards")
             .type(dashboard.DashboardLinkType.DASHBOARDS)
             .tags([TAG])
             .as_dropdown(True)
             .keep_time(True)
+            .include_vars(True)  # the prefix and sources picked follow to the next dashboard
         )
     )
     for row_title, panels in sections:

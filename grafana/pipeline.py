@@ -19,7 +19,7 @@ from tierflow.grafana.panels import (
     single_stat,
     thresholds,
 )
-from tierflow.grafana.promql import aggregate, mean, or_zero, quantile, sum_rate
+from tierflow.grafana.promql import aggregate, mean, or_zero, quantile, selector, sum_rate
 from tierflow.grafana.shared import DEADLINE_S, NOT_PRODUCED, PROCESSED, PRODUCED, SLO_P99_S
 
 
@@ -137,6 +137,23 @@ def pipeline() -> dashboard.Dashboard:
             limits=latency_colours,
         ),
         graph(
+            "End-to-end latency p50 / p99 by source",
+            "Capture to annotated frame of processed frames, per camera. Past "
+            "dataplane.metrics_max_sources sources a process counts the rest as 'other'.",
+            SECONDS,
+            [
+                Query(
+                    quantile(0.5, "tierflow_source_end_to_end_seconds", ("source",)),
+                    "p50 {{source}}",
+                ),
+                Query(
+                    quantile(0.99, "tierflow_source_end_to_end_seconds", ("source",)),
+                    "p99 {{source}}",
+                ),
+            ],
+            limits=latency_colours,
+        ),
+        graph(
             "Stage latency p50 / p99",
             "Time inside each stage, queueing included.",
             SECONDS,
@@ -176,7 +193,9 @@ def pipeline() -> dashboard.Dashboard:
     lag_records = aggregate(
         "sum",
         ("group", "topic"),
-        aggregate("max", ("group", "topic", "partition"), "tierflow_consumer_lag_messages"),
+        aggregate(
+            "max", ("group", "topic", "partition"), selector("tierflow_consumer_lag_messages")
+        ),
     )
     kafka = [
         graph(
@@ -185,7 +204,7 @@ def pipeline() -> dashboard.Dashboard:
             SECONDS,
             [
                 Query(
-                    aggregate("max", ("group", "topic"), "tierflow_consumer_lag_seconds"),
+                    aggregate("max", ("group", "topic"), selector("tierflow_consumer_lag_seconds")),
                     "{{topic}} ({{group}})",
                 ),
             ],

@@ -14,7 +14,10 @@ Conventions (the Prometheus set-up is described in ``grafana/README.md``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+
+from tierflow.grafana import variables
 
 RATE_INTERVAL = "$__rate_interval"
 """Grafana's rate window variable; every ``rate`` below uses it."""
@@ -24,9 +27,29 @@ TIERFLOW_JOB = 'job="tierflow"'
 (Prometheus scrapes itself), tierflow's own metric names are unique to it."""
 
 
+@functools.cache
+def _labels() -> dict[str, frozenset[str]]:
+    """The labels of every sample name tierflow exports (``_total``, ``_bucket``, ...)."""
+    from tierflow.streams.metrics import METRICS  # the generator is its only reader
+
+    table: dict[str, frozenset[str]] = {}
+    for metric in METRICS:
+        labels = frozenset(metric._labelnames)
+        for family in metric.describe():
+            for suffix in ("", "_total", "_bucket", "_sum", "_count"):
+                table[family.name + suffix] = labels
+    return table
+
+
 def selector(metric: str, matchers: str = "") -> str:
-    """``metric{matchers}``, or the bare name without matchers."""
-    return f"{metric}{{{matchers}}}" if matchers else metric
+    """``metric{filters, matchers}``: the dashboard variables' filters, then ``matchers``.
+
+    ``prefix`` is a scrape target label, so every series has it (or matches "All" without
+    it); ``source`` and ``quality`` filter the metrics that carry those labels.
+    """
+    own = _labels().get(metric, frozenset())
+    filters = [variables.matcher(f) for f in variables.FILTERS if f == "prefix" or f in own]
+    return f"{metric}{{{', '.join([*filters, matchers] if matchers else filters)}}}"
 
 
 def rate(metric: str, matchers: str = "") -> str:
@@ -94,8 +117,10 @@ def or_zero(expr: str, label: str, value: str = "none") -> str:
 def concrete(expr: str, rate_interval: str) -> str:
     """``expr`` with Grafana's variables replaced, to evaluate it through Prometheus's API.
 
+    The filter variables become "All" (:data:`tierflow.grafana.variables.MATCH_ALL`).
+
     Args:
         expr: a dashboard expression.
         rate_interval: the window ``$__rate_interval`` becomes (e.g. ``"30s"``).
     """
-    return expr.replace(RATE_INTERVAL, rate_interval)
+    return variables.concrete(expr.replace(RATE_INTERVAL, rate_interval))

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tierflow.grafana.panels import DATASOURCE_UID
+from tierflow.grafana.provision import DATASOURCE_UID
 from tierflow.infra.kafka import LocalBroker
 from tierflow.operators.planning.workflow import pipeline_workflow
 from tierflow.settings import CONFIG_ENV, Settings, load_settings

@@ -14,7 +14,16 @@ from collections.abc import Sequence
 from tierflow import __version__
 from tierflow.errors import TierflowError
 from tierflow.settings import load_settings
-from tierflow.streams.cli import cluster, config, experiments, pipeline, plan, sources, tiers
+from tierflow.streams.cli import (
+    cluster,
+    config,
+    experiments,
+    grafana,
+    pipeline,
+    plan,
+    sources,
+    tiers,
+)
 from tierflow.streams.cli.common import (
     EPILOG,
     GLOBAL_OPTIONS,
@@ -47,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.register(sub)
     tiers.register(sub)
     sources.register(sub)
+    grafana.register(sub)
     return parser
 
 

@@ -18,9 +18,16 @@ from grafana_foundation_sdk.models import common, dashboard, prometheus, stat, t
 from prometheus_client.metrics import MetricWrapperBase
 
 from tierflow.grafana.__main__ import main
-from tierflow.grafana.dashboards import DASHBOARDS_DIR, build_dashboards, panel_queries, to_json
-from tierflow.grafana.panels import DATASOURCE_UID
+from tierflow.grafana.dashboards import (
+    DASHBOARDS_DIR,
+    GRAFANA_DIR,
+    build_dashboards,
+    generated_files,
+    panel_queries,
+    to_json,
+)
 from tierflow.grafana.promql import RATE_INTERVAL
+from tierflow.grafana.provision import DATASOURCE_UID
 from tierflow.streams.metrics import METRICS
 
 PROVISIONING = DASHBOARDS_DIR.parent / "provisioning"
@@ -81,14 +88,20 @@ def panels(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in raw["panels"] if p["type"] != "row"]
 
 
-def test_committed_json_is_what_the_code_generates() -> None:
-    generated = {f"{model.uid}.json": to_json(model) for model in build_dashboards()}
+def test_committed_files_are_what_the_code_generates() -> None:
+    generated = generated_files()
     on_disk = {
-        path.name: path.read_text(encoding="utf-8") for path in DASHBOARDS_DIR.glob("*.json")
+        str(path.relative_to(GRAFANA_DIR)): path.read_text(encoding="utf-8")
+        for pattern in ("dashboards/*.json", "import/*.json", "provisioning/*/*.yaml")
+        for path in GRAFANA_DIR.glob(pattern)
     }
-    assert on_disk.keys() == generated.keys(), "run: python -m grafana"
+    assert on_disk.keys() == generated.keys(), "run: python -m tierflow.grafana"
     for name, text in generated.items():
-        assert on_disk[name] == text, f"{name} differs from the code; run: python -m grafana"
+        assert on_disk[name] == text, (
+            f"{name} differs from the code; run python -m tierflow.grafana"
+        )
+    assert {f"dashboards/{m.uid}.json" for m in build_dashboards()} <= generated.keys()
+    assert all(generated[f"dashboards/{m.uid}.json"] == to_json(m) for m in build_dashboards())
 
 
 def test_every_dashboard_round_trips_through_the_sdk_model() -> None:
@@ -160,14 +173,18 @@ def test_every_panel_sets_a_unit() -> None:
             assert unit in UNITS or re.fullmatch(r"suffix:\S+", unit), (name, panel["title"])
 
 
-def test_panels_and_targets_use_the_provisioned_datasource() -> None:
+def test_panels_query_the_datasource_variable_which_starts_on_the_provisioned_one() -> None:
     provisioned = yaml.safe_load(
         (PROVISIONING / "datasources" / "tierflow.yaml").read_text(encoding="utf-8")
     )
     (source,) = provisioned["datasources"]
     assert source["uid"] == DATASOURCE_UID
-    expected = {"type": source["type"], "uid": source["uid"]}
+    expected = {"type": source["type"], "uid": "${datasource}"}
     for name, raw in committed().items():
+        (variable,) = [v for v in raw["templating"]["list"] if v["type"] == "datasource"]
+        assert variable["name"] == "datasource"
+        assert variable["query"] == source["type"]
+        assert variable["current"]["value"] == source["uid"], name
         for panel in panels(raw):
             assert panel["datasource"] == expected, (name, panel["title"])
             assert all(t["datasource"] == expected for t in panel["targets"]), panel["title"]
@@ -238,10 +255,12 @@ def test_queries_parse_as_promql(tmp_path: Path) -> None:
 
 def test_cli_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--out", str(tmp_path)]) == 0
-    written = sorted(p.name for p in tmp_path.glob("*.json"))
+    written = sorted(p.name for p in (tmp_path / "dashboards").glob("*.json"))
     assert written == sorted(committed())
+    assert sorted(p.name for p in (tmp_path / "import").glob("*.json")) == written
     out = capsys.readouterr().out
     assert all(name in out for name in written)
     assert main(["--check", "--out", str(tmp_path)]) == 0
-    (tmp_path / written[0]).write_text("{}\n", encoding="utf-8")
+    (tmp_path / "import" / written[0]).write_text("{}\n", encoding="utf-8")
     assert main(["--check", "--out", str(tmp_path)]) == 1
+    assert f"import/{written[0]}" in capsys.readouterr().out

@@ -116,6 +116,23 @@ def test_every_dashboard_query_returns_data_from_a_running_pipeline(
         while not all_have_data() and time.monotonic() < deadline:
             time.sleep(2)
         assert not empty, "queries without data:\n" + "\n".join(empty)
+
+        # The $prefix variable: every target carries the run's prefix, and the queries
+        # narrowed to it (as Grafana sends them with one prefix picked) still have data.
+        prefix = env["TIERFLOW_TOPICS__PREFIX"]
+        up_series = prometheus.query('up{job="tierflow"}')
+        assert {s["metric"].get("prefix") for s in up_series} == {prefix}
+        narrowed = [q.expr.replace('prefix=~".*"', f'prefix=~"{prefix}"') for q in queries]
+        assert all(f'prefix=~"{prefix}"' in expr for expr in narrowed)
+        assert not [expr for expr in narrowed if not prometheus.query(expr)]
+        elsewhere = [q.expr.replace('prefix=~".*"', 'prefix=~"no-such-prefix"') for q in queries]
+        per_source = next(e for e in elsewhere if "source_end_to_end" in e)
+        assert not prometheus.query(per_source)
+        # Per-source end-to-end latency: one series per camera.
+        by_source = prometheus.query(
+            f'sum by (source) (tierflow_source_end_to_end_seconds_count{{prefix="{prefix}"}})'
+        )
+        assert len(by_source) == 2, by_source
     finally:
         # Ctrl-C: up stops its cameras, drains every frame's outcome and still reports.
         up.send_signal(signal.SIGINT)
