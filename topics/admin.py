@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -338,45 +338,6 @@ def create_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[TopicC
     """Connect to the cluster of ``contract`` and ensure its whole catalogue."""
     admin = wait_for_cluster(contract, timeout_s)
     return ensure_topics(admin, contract.catalogue, timeout_s)
-
-
-def consumed_topics(
-    admin: AdminClient, groups: Iterable[str], timeout_s: float = 5.0
-) -> dict[str, set[str] | None]:
-    """The topics assigned to the live members of each consumer group (blocking).
-
-    A group the broker does not know, or one whose members have all left or timed out,
-    maps to the empty set. A group in the middle of a rebalance with members maps to None:
-    its assignment is being decided, and the caller should keep what it knew; so does a
-    group the broker could not describe (its coordinator down or moving: in the chaos soak
-    "no consumer" then deadlettered frames whose consumers were alive).
-    """
-    wanted = sorted(set(groups))
-    if not wanted:
-        return {}
-    futures = admin.describe_consumer_groups(wanted, request_timeout=timeout_s)
-    topics: dict[str, set[str] | None] = {}
-    for group, future in futures.items():
-        try:
-            description = future.result()
-        except KafkaException:
-            topics[group] = None
-            continue
-        if description.members and description.state in REBALANCING:
-            topics[group] = None
-            continue
-        topics[group] = {
-            tp.topic
-            for member in description.members
-            if member.assignment is not None
-            for tp in member.assignment.topic_partitions
-        }
-    return topics
-
-
-REBALANCING = frozenset(
-    {ConsumerGroupState.PREPARING_REBALANCING, ConsumerGroupState.COMPLETING_REBALANCING}
-)
 
 
 def delete_catalogue(contract: Contract, timeout_s: float = 30.0) -> list[str]:

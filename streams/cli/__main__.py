@@ -4,4 +4,5 @@ import sys
 
 from tierflow.streams.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not again in a spawned child (topics/group_probe.py)
+    sys.exit(main())

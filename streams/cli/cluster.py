@@ -232,8 +232,9 @@ def cmd_lag(args: argparse.Namespace, settings: Settings) -> int:
     """Consumer-group lag of the deployment's stages, per partition, as a table or JSON."""
     from confluent_kafka import KafkaException
 
-    from tierflow.topics.admin import consumed_topics, wait_for_cluster
+    from tierflow.topics.admin import wait_for_cluster
     from tierflow.topics.errors import TopicAdminError
+    from tierflow.topics.group_probe import consumed_topics
     from tierflow.topics.lag import GROUP_STEM, group_lag
 
     positive(timeout=args.timeout)
