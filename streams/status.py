@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,20 +20,28 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from tierflow.operators.vision.accuracy import MatchCounts
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, micro_f1
 from tierflow.streams.camera import AssignmentFollower
 from tierflow.streams.discovery import registry_reader
+from tierflow.streams.golden import GoldenPairs, Scored
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import FrameRecord, Outcome
 
 
 @dataclass
 class Window:
-    """The frame records of the last ``seconds``, by arrival time."""
+    """The frame records of the last ``seconds``, and the golden scores of that time.
+
+    Records are kept by arrival time; frames of golden sources are scored against their
+    reference copies as both arrive (:class:`~tierflow.streams.golden.GoldenPairs`).
+    """
 
     seconds: float
     records: deque[tuple[float, FrameRecord]] = field(default_factory=deque)
+    scored: deque[tuple[float, Scored]] = field(default_factory=deque)
+    pairs: GoldenPairs = field(default_factory=GoldenPairs)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -41,20 +50,37 @@ class Window:
         return max(1e-3, min(self.seconds, time.monotonic() - self.started))
 
     def add(self, record: FrameRecord) -> None:
-        """Keep ``record`` (called for every record on metrics.frames but reference copies)."""
+        """Fold in a record of metrics.frames: frames are kept, reference copies paired."""
+        now = time.monotonic()
+        if (scored := self.pairs.add(record)) is not None:
+            self.scored.append((now, scored))
         if not record.reference:  # a golden source's probe, not a frame
-            self.records.append((time.monotonic(), record))
+            self.records.append((now, record))
 
     def current(self) -> list[FrameRecord]:
         """Records younger than the window."""
         horizon = time.monotonic() - self.seconds
-        while self.records and self.records[0][0] < horizon:
-            self.records.popleft()
+        for kept in (self.records, self.scored):
+            while kept and kept[0][0] < horizon:
+                kept.popleft()
         return [r for _, r in self.records]
 
+    def current_scored(self) -> list[Scored]:
+        """Golden scores younger than the window (call after :meth:`current`)."""
+        return [s for _, s in self.scored]
 
-def summarise(records: list[FrameRecord], window_s: float) -> dict[str, dict[str, Any]]:
-    """Per source: quality, fps processed, p50/p99 latency, F1, outcomes in the window."""
+
+def summarise(
+    records: list[FrameRecord], window_s: float, scored: Sequence[Scored] = ()
+) -> dict[str, dict[str, Any]]:
+    """Per source: quality, fps processed, p50/p99 latency, F1, outcomes in the window.
+
+    F1 is over the records' own truth counts; a source without any (a golden source) takes
+    it from its frames scored against reference copies, ``scored``.
+    """
+    golden: dict[str, MatchCounts] = {}
+    for score in scored:
+        golden[score.source] = golden.get(score.source, MatchCounts(0, 0, 0)) + score.counts
     by_source: dict[str, list[FrameRecord]] = {}
     for r in records:
         if r.sequence >= 0:
@@ -70,6 +96,8 @@ def summarise(records: list[FrameRecord], window_s: float) -> dict[str, dict[str
             for r in items
         )
         f1 = micro_f1(*(sum(getattr(r, k) or 0 for r in done) for k in ("tp", "fp", "fn")))
+        if f1 is None and source in golden:
+            f1 = micro_f1(*golden[source])
         out[source] = {
             "quality": items[-1].quality,
             "fps_out": round(len(done) / window_s, 2),
@@ -109,7 +137,8 @@ class StatusView:
     def snapshot(self) -> dict[str, Any]:
         """The state as JSON-able data."""
         now = time.time_ns()
-        sources = summarise(self.window.current(), self.window.span_s)
+        records = self.window.current()
+        sources = summarise(records, self.window.span_s, self.window.current_scored())
         for source, entry in sources.items():
             assignment = self.assignments.get(source) if self.assignments else None
             entry["assigned"] = (
