@@ -67,6 +67,15 @@ the native rate the source's own option (``fps`` None) stands, and a measured 24
 camera must not be told 25."""
 
 
+RATE_SPAN_S = 3.0
+"""Seconds of a source's arrivals before its measured rate is trusted as its native rate.
+
+A source's first records (a slow-start camera's few sent frames, before its batched
+``sampled`` records arrive) make its rate look like 1-2 frames/s. Planned at that "native"
+rate and told "no rate", its camera sent 25: in the bench's first seconds a quarter of all
+frames sent were superseded at detect. Until then it is told the rate the plan assumed."""
+
+
 def pipeline_id(quality: int) -> str:
     """The pipeline serving ``quality``: the detect service group of that quality."""
     return f"{DETECT}-{quality}"
@@ -244,6 +253,7 @@ class ControlLoop:
         self._background: dict[str, float] = {}
         self.assigned: dict[str, Choice] = {}
         self.changed_at: dict[str, int] = {}
+        self._young: set[str] = set()
         self.refused: set[str] = set()
         self.slot = 0
         self.long_term = LongTermAccuracy(config.a_min, config.accuracy_credit)
@@ -291,6 +301,7 @@ class ControlLoop:
             count[a.source] += 1
             last[a.source] = a.quality
         sources = []
+        self._young = {sid for sid in count if now_s - first[sid] < RATE_SPAN_S}
         for sid in sorted(count):
             span = max(min(self.config.window_s, now_s - first[sid]), 1.0)
             current = self.assigned.get(sid) or Choice(last[sid], pipeline_id(last[sid]))
@@ -525,6 +536,10 @@ class ControlLoop:
             wanted.update({sid: cheapest for sid in overloaded})
             rate = "" if cheapest.fps is None else f" at {cheapest.fps:g} fps"
             rule = f"overload: {cheapest.quality} px{rate}, the cheapest option meeting a_min"
+        young = self._young if self.config.fps_ladder else set()
+        for sid in young & wanted.keys():
+            if wanted[sid].fps is None:  # told the rate it was planned at (RATE_SPAN_S)
+                wanted[sid] = Choice(wanted[sid].quality, wanted[sid].pipeline, native[sid])
         current = {s.id: s.current for s in sources}
         changes: dict[str, Choice] = {}
         held: list[str] = []
@@ -546,7 +561,8 @@ class ControlLoop:
                 continue
             changes[sid] = choice
             self.assigned[sid] = choice
-            self.changed_at[sid] = self.slot
+            if sid not in young:  # a young source's rate is provisional: no dwell on it
+                self.changed_at[sid] = self.slot
         self.refused |= set(refused)
         return Decision(self.slot, trigger, result, changes, refused, tuple(held), problem, rule)
 

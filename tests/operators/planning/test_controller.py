@@ -246,3 +246,21 @@ def test_the_loop_solves_the_mean_of_eq_3_it_is_configured_with() -> None:
         assert decision is not None and decision.problem is not None
         assert decision.problem.latency_mean is mean
     assert LoopConfig(QUALITIES).latency_mean is LatencyMean.FRAMES
+
+
+def test_a_source_measured_for_moments_is_told_the_rate_it_was_planned_at() -> None:
+    loop = ControlLoop(LoopConfig(QUALITIES, window_s=10.0, fps_ladder=LADDER))
+    # A slow-starting camera's first second: two frames, so it looks like a 2 fps source.
+    now = feed(loop, {"cam-0": 512}, fps=2.0, seconds=1.0)
+    first = loop.decide(now, detectors(), {"n1": 2.0})
+    assert first is not None and first.problem is not None
+    (planned,) = first.problem.sources
+    told = first.changes["cam-0"]
+    assert told.fps is not None and told.fps <= planned.fps  # not "no rate": its 25 fps
+    # Measured long enough, at its real rate: the plan is free to raise it at once (no
+    # dwell on a provisional rate), and at the native rate the camera is told no rate.
+    now = feed(loop, {"cam-0": 512}, fps=5.0, seconds=10.0, t0=now)
+    second = loop.decide(now, detectors(), {"n1": 2.0})
+    assert second is not None and "cam-0" in second.changes
+    assert second.changes["cam-0"].fps is None
+    assert "cam-0" not in second.held
