@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tierflow.errors import TierflowError
 from tierflow.settings import Settings
 from tierflow.streams.cli.common import Subparsers, add, console
 
@@ -13,7 +14,11 @@ def cmd_grafana_provision(args: argparse.Namespace, settings: Settings) -> int:
     """Write the data source (at the settings' Prometheus), a provider and the dashboards."""
     from tierflow.grafana.provision import provision
 
-    written = provision(args.dir, settings.prometheus)
+    try:
+        written = provision(args.dir, settings.prometheus)
+    except OSError as exc:  # DIR is a file, read-only, on a full disk...
+        msg = f"cannot write the Grafana provisioning tree under {args.dir}: {exc}"
+        raise TierflowError(msg) from exc
     root = args.dir.resolve()
     console.print(
         f"wrote {len(written)} files under {root}: the data source at "

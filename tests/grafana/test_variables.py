@@ -105,3 +105,18 @@ def test_the_reach_url_comes_from_host_and_port_without_a_url(
 @pytest.mark.parametrize(("seconds", "text"), [(2.0, "2s"), (15, "15s"), (0.25, "250ms")])
 def test_scrape_interval_is_a_grafana_duration(seconds: float, text: str) -> None:
     assert scrape_interval(seconds) == text
+
+
+def test_the_cli_provisions_for_the_settings_and_names_a_bad_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tierflow.streams.cli import main
+
+    monkeypatch.delenv("TIERFLOW_CONFIG", raising=False)
+    monkeypatch.setenv("TIERFLOW_PROMETHEUS__PORT", "9191")
+    assert main(["grafana", "provision", str(tmp_path / "g")]) == 0
+    written = (tmp_path / "g/provisioning/datasources/tierflow.yaml").read_text()
+    assert yaml.safe_load(written)["datasources"][0]["url"] == "http://127.0.0.1:9191"
+    (tmp_path / "file").write_text("")
+    assert main(["grafana", "provision", str(tmp_path / "file")]) == 2
+    assert "cannot write the Grafana provisioning tree" in capsys.readouterr().err
