@@ -35,8 +35,44 @@ class IdempotentProducer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread with the app's fetch wait instead of its fixed 1500 ms.
+
+    aiokafka keeps one fetch in flight per broker, for the partitions with nothing
+    buffered. Under load the busy partitions still hold records when the next fetch is
+    formed, so it asks only for idle ones (frames keyed by 5 sources fill 3 of 6
+    partitions), and the broker holds it for the whole wait: the busy partitions' records
+    then sat 1.5 s in the broker. The attribute is read when the consumer starts.
+    """
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_s = getattr(self.app, "fetch_max_wait_s", None)
+        if wait_s is not None:
+            consumer._fetch_max_wait_ms = round(wait_s * 1000)
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
 class TierflowApp(faust.App):
-    """A faust app whose producer is :class:`IdempotentProducer`."""
+    """A faust app with :class:`IdempotentProducer` and a bounded fetch wait.
+
+    Its consumer's fetches wait at most :attr:`fetch_max_wait_s` (:class:`_ConsumerThread`).
+    """
+
+    fetch_max_wait_s: float | None = None
+    """Seconds the broker may hold a fetch; None keeps faust's 1.5 s."""
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
     def _new_producer(self) -> ProducerT:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
@@ -81,7 +117,9 @@ def make_app(settings: Settings, contract: Contract, app_id: str, **overrides: A
     if w.instance_id is not None:
         conf["consumer_group_instance_id"] = w.instance_id
     conf.update(overrides)
-    return TierflowApp(full_id, **conf)
+    app = TierflowApp(full_id, **conf)
+    app.fetch_max_wait_s = w.fetch_max_wait_s
+    return app
 
 
 Event = EventT[bytes]

@@ -180,6 +180,16 @@ class WorkerSettings(_Section):
     stop_timeout_s: float = Field(
         default=30.0, gt=0, description="A worker still stopping after this long exits anyway."
     )
+    fetch_max_wait_s: float = Field(
+        default=0.05,
+        gt=0,
+        le=10,
+        description=(
+            "Longest the broker holds a worker's fetch for partitions with no new records, s."
+            " A worker has one fetch in flight per broker; faust's 1.5 s parked it on idle"
+            " partitions while busy ones waited (null detector, 5 x 25 fps: 42 vs 109 fps)."
+        ),
+    )
     instance_id: str | None = Field(
         default=None,
         description=(
