@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, ProducerT
+from faust.types import EventT, ProducerT, TransportT
 
 from tierflow.settings import Settings
 from tierflow.topics.catalogue import TopicSpec
@@ -47,9 +47,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait_s = getattr(self.app, "fetch_max_wait_s", None)
-        if wait_s is not None:
-            consumer._fetch_max_wait_ms = round(wait_s * 1000)
+        app = self.app
+        if isinstance(app, TierflowApp) and app.fetch_max_wait_s is not None:
+            consumer._fetch_max_wait_ms = max(1, round(app.fetch_max_wait_s * 1000))
         return consumer
 
 
@@ -71,8 +71,11 @@ class TierflowApp(faust.App):
     fetch_max_wait_s: float | None = None
     """Seconds the broker may hold a fetch; None keeps faust's 1.5 s."""
 
-    def _new_transport(self) -> Any:
-        return _Transport(self.conf.broker_consumer, self)
+    def _new_transport(self) -> TransportT:
+        urls = self.conf.broker_consumer
+        if urls and urls[0].scheme not in ("kafka", "aiokafka"):
+            return super()._new_transport()  # another driver: faust's own transport
+        return _Transport(urls, self)
 
     def _new_producer(self) -> ProducerT:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)

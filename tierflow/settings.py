@@ -182,12 +182,12 @@ class WorkerSettings(_Section):
     )
     fetch_max_wait_s: float = Field(
         default=0.05,
-        gt=0,
+        ge=0.001,
         le=10,
         description=(
             "Longest the broker holds a worker's fetch for partitions with no new records, s."
             " A worker has one fetch in flight per broker; faust's 1.5 s parked it on idle"
-            " partitions while busy ones waited (null detector, 5 x 25 fps: 42 vs 109 fps)."
+            " partitions while busy ones waited (null detector, 5 x 25 fps: 42 vs 124 fps)."
         ),
     )
     instance_id: str | None = Field(

@@ -23,6 +23,7 @@ from tierflow.operators.vision.codec import (
     RAW_DTYPES,
     ContentType,
     Image,
+    check_encoded,
     decode_image,
     encode_image,
 )
@@ -400,6 +401,19 @@ class FrameCodec:
         Raises:
             FrameFormatError: WRONG_TYPE, TOO_LARGE, TRUNCATED_IMAGE, UNDECODABLE_IMAGE...
         """
+        data = self._checked(value, meta)
+        return decode_image(data, meta.content_type, meta.shape, meta.dtype)
+
+    def check_pixels(self, value: object, meta: FrameMeta) -> None:
+        """:meth:`decode_pixels`'s checks without the decode (a frame forwarded as it is).
+
+        Raises:
+            FrameFormatError: WRONG_TYPE, TOO_LARGE, TRUNCATED_IMAGE, UNDECODABLE_IMAGE...
+        """
+        data = self._checked(value, meta)
+        check_encoded(data, meta.content_type, meta.shape, meta.dtype)
+
+    def _checked(self, value: object, meta: FrameMeta) -> bytes:
         if not isinstance(value, bytes | bytearray):
             msg = f"frame value must be bytes, got {type(value).__name__}"
             raise FrameFormatError(FrameProblem.WRONG_TYPE, msg)
@@ -420,7 +434,7 @@ class FrameCodec:
                     f"got {len(value)}"
                 )
                 raise FrameFormatError(problem, msg)
-        return decode_image(bytes(value), meta.content_type, meta.shape, meta.dtype)
+        return bytes(value)
 
     def decode(self, value: object, headers: HeadersIn) -> Frame:
         """Decode a Kafka value and headers into a :class:`Frame` (tools and tests).

@@ -124,6 +124,27 @@ def decode_image(
     return image
 
 
+def check_encoded(
+    data: bytes,
+    content_type: ContentType,
+    shape: Sequence[int] | None = None,
+    dtype: str | None = None,
+) -> None:
+    """What :func:`decode_image` checks before it decodes, without decoding.
+
+    JPEG and PNG: the signature and the end marker (a truncated or foreign payload); raw:
+    the shape, dtype and length. A stage that forwards a frame's bytes unchanged calls
+    this instead of paying for a decode (a 512 px JPEG: ~1.5 ms).
+
+    Raises:
+        FrameFormatError: TRUNCATED_IMAGE, UNDECODABLE_IMAGE, MISSING_HEADER or BAD_HEADER.
+    """
+    if content_type is ContentType.RAW:
+        _decode_raw(data, shape, dtype)  # a view of the bytes: checks, copies nothing
+    else:
+        _check_complete(data, content_type)
+
+
 def _check_complete(data: bytes, content_type: ContentType) -> None:
     if content_type is ContentType.JPEG:
         head, tail, name = _JPEG_SOI, _JPEG_EOI, "JPEG"

@@ -75,16 +75,20 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
 
     A frame with no detections has nothing to draw: its bytes are the annotated frame, so
     they are forwarded (and stored) as they came, without a decode and a re-encode (3-4 ms
-    of CPU a 512 px JPEG here). The detector already decoded them, so they are a valid
-    image. Only a frame stored as JPEG from another encoding is still decoded.
+    of CPU a 512 px JPEG here), once :meth:`~.FrameCodec.check_pixels` has found them
+    whole (anyone may write to ``detections.<q>``). Only a frame stored as JPEG from
+    another encoding is still decoded.
 
     Raises:
-        FrameFormatError: the frame cannot be decoded.
+        FrameFormatError: the frame cannot be decoded (or is not whole), is too large to
+            send with this stage's headers, or its source would be stored outside the
+            output folder.
     """
     cpu_started = time.thread_time_ns()
     storing = service.settings.dataplane.store_frames
     nothing = meta.detections is not None and len(meta.detections) == 0
     if nothing and (meta.content_type is ContentType.JPEG or not storing):
+        service.contract.codec.check_pixels(value, meta)
         out_meta = meta.stamped(f"{STAGE}.out", time.time_ns())
         out_meta = out_meta.worked(STAGE, time.thread_time_ns() - cpu_started)
         headers_out = encode_headers(out_meta)

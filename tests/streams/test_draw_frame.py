@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.frames import noise
+from tierflow.errors import FrameFormatError, FrameProblem
 from tierflow.operators.vision.codec import ContentType, decode_image
 from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.draw import BoxAnnotator
@@ -29,10 +31,8 @@ def _service(tmp_path: Path, store: bool) -> Service:
 def _frame(service: Service, content: ContentType, found: Detections) -> tuple[bytes, FrameMeta]:
     now = time.time_ns()
     meta = FrameMeta("cam-0", 7, now, 128, content_type=content, stamps={"draw.in": now})
-    value, _ = service.contract.codec.encode(noise(128, 128, 3), meta)
-    return value, FrameMeta(
-        "cam-0", 7, now, 128, content_type=content, stamps={"draw.in": now}, detections=found
-    )
+    value, headers = service.contract.codec.encode(noise(128, 128, 3), meta)
+    return value, replace(decode_meta(headers), stamps={"draw.in": now}, detections=found)
 
 
 def _one_box() -> Detections:
@@ -73,3 +73,32 @@ def test_an_empty_png_frame_is_still_stored_as_jpeg(tmp_path: Path) -> None:
     stored = frame_path(tmp_path / "out", meta).read_bytes()
     assert stored[:2] == b"\xff\xd8"  # JPEG, not the PNG bytes
     assert decode_image(drawn.value, ContentType.PNG).shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(b"not a jpeg", FrameProblem.UNDECODABLE_IMAGE), (b"\xff\xd8\xff\xe0 cut", None)],
+)
+def test_bytes_that_are_not_a_whole_image_are_refused_even_without_boxes(
+    tmp_path: Path, value: bytes, problem: FrameProblem | None
+) -> None:
+    service = _service(tmp_path, store=True)
+    _, meta = _frame(service, ContentType.JPEG, Detections.empty((128, 128)))
+    with pytest.raises(FrameFormatError) as caught:
+        draw_frame(service, BoxAnnotator(), value, meta)
+    assert caught.value.problem is (problem or FrameProblem.TRUNCATED_IMAGE)
+    assert not frame_path(tmp_path / "out", meta).exists()
+
+
+@pytest.mark.parametrize("content", [ContentType.PNG, ContentType.RAW])
+def test_an_empty_frame_not_stored_is_forwarded_in_its_own_encoding(
+    tmp_path: Path, content: ContentType
+) -> None:
+    service = _service(tmp_path, store=False)
+    value, meta = _frame(service, content, Detections.empty((128, 128)))
+    drawn = draw_frame(service, BoxAnnotator(), value, meta)
+    assert drawn.value == value
+    out = decode_meta(drawn.headers)
+    assert out.content_type is content
+    image = service.contract.codec.decode_pixels(drawn.value, out)
+    assert image.shape == (128, 128, 3)
