@@ -18,7 +18,7 @@ the real broker, as separate processes): ``tierflow up --backend null --no-contr
 fixed quality with enough cameras to offer 150 frames/s; no naive loop.
 
     .venv/bin/python bench/naive_vs_tierflow.py --duration 90
-    .venv/bin/python bench/naive_vs_tierflow.py --null-detector --cameras 8 --duration 40
+    .venv/bin/python bench/naive_vs_tierflow.py --null-detector --duration 40
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -198,13 +199,20 @@ def null_data_plane(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cameras", type=int, default=3, help="generated cameras (default 3)")
+    parser.add_argument(
+        "--cameras",
+        type=int,
+        help="generated cameras (default 3; with --null-detector enough to offer 150 frames/s)",
+    )
     parser.add_argument("--fps", type=float, default=25.0, help="frames/s each camera offers")
     parser.add_argument("--duration", type=float, default=90.0, help="seconds of each run")
     parser.add_argument("--quality", type=int, help="naive loop's quality (default: tierflow's)")
     parser.add_argument("--threads", type=int, default=2, help="naive loop's threads")
     parser.add_argument("--null-detector", action="store_true", help="the data plane alone")
     args = parser.parse_args()
+    if args.cameras is None:
+        offered = TARGETS["null_fps_min"] if args.null_detector else 3 * args.fps
+        args.cameras = max(1, math.ceil(offered / args.fps - 1e-9))
     result = null_data_plane(args) if args.null_detector else compare(args)
     print(json.dumps(result))
 
