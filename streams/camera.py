@@ -5,7 +5,7 @@ A camera reads its source at a target frame rate, resizes each frame to its curr
 and publishes it to ``frames.raw.<quality>`` keyed by its id. It follows
 ``control.assignments``: an assignment with a newer epoch for its id switches its quality
 at the next frame. Epochs are the controller's wall clock in ms; one further ahead of the
-camera's clock than ``camera.epoch_skew_s`` is ignored (:class:`AssignmentFollower`).
+camera's clock than ``camera.epoch_skew_s`` is ignored (:class:`~.assignments.AssignmentFollower`).
 
 The capture loop never waits on the broker: ``produce`` only enqueues into the producer's
 bounded queue (``camera.queue_kbytes``); a full queue drops the frame under the named
@@ -22,14 +22,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from tierflow.errors import FrameFormatError
 from tierflow.operators.vision.codec import ContentType, Image
 from tierflow.operators.vision.detections import Detections
-from tierflow.settings import CameraSettings
+from tierflow.streams.assignments import Assignments
 from tierflow.streams.capture import Captured, CaptureError, FrameSource, Reconnecting, framed
 from tierflow.streams.golden import ReferenceCopies
 from tierflow.streams.metrics import METRICS, observe_camera
@@ -43,74 +43,14 @@ from tierflow.topics.envelope import (
     header_bytes,
     producer_headers,
 )
-from tierflow.topics.follow_thread import ThreadFollower
-from tierflow.topics.records import Assignment, FrameRecord, Outcome, frame_records_bytes
+from tierflow.topics.records import FrameRecord, Outcome, frame_records_bytes
 from tierflow.topics.stages import StageName
-from tierflow.topics.tables import LatestTable
 
 log = logging.getLogger(__name__)
 SAMPLED_BATCH = 50
 """Most ``sampled`` records one message gathers."""
 SAMPLED_BATCH_S = 0.5
 """Longest a ``sampled`` record waits to be sent, seconds."""
-
-
-class Assignments(Protocol):
-    """Where a camera looks up its current assignment."""
-
-    def get(self, source: str) -> Assignment | None:
-        """The newest assignment for ``source``, if any."""
-        ...
-
-
-def now_ms() -> int:
-    """This machine's wall clock in ms: the unit of assignment epochs."""
-    return time.time_ns() // 1_000_000
-
-
-class AssignmentFollower:
-    """``control.assignments`` followed from its beginning in a thread; the newest epoch wins.
-
-    An epoch is the controller's wall clock in ms at its decision. One more than
-    ``max_skew_s`` ahead of this machine's clock is ignored with one warning per source,
-    as it arrives: a forged epoch (9e18) would otherwise outrank every real assignment
-    for good. One follower serves every camera of a process.
-
-    Args:
-        contract: the cluster and the topic names.
-        max_skew_s: how far ahead of this clock an epoch may be (``camera.epoch_skew_s``).
-    """
-
-    def __init__(
-        self,
-        contract: Contract,
-        max_skew_s: float = CameraSettings.model_fields["epoch_skew_s"].default,
-    ) -> None:
-        skew_ms = round(max_skew_s * 1000)
-        self.table = LatestTable(Assignment, lambda a: a.epoch, lambda: now_ms() + skew_ms)
-        self._follower = ThreadFollower(
-            contract, contract.names.assignments, self.table.handle, client_id="camera-follower"
-        )
-
-    def start(self) -> AssignmentFollower:
-        """Start following; returns self."""
-        self._follower.start()
-        return self
-
-    def get(self, source: str) -> Assignment | None:
-        """The newest assignment for ``source`` seen so far."""
-        return self.table.get(source)
-
-    def stop(self) -> None:
-        """Stop following and close the consumer."""
-        self._follower.stop()
-
-
-def publish_assignment(producer: Producer, contract: Contract, assignment: Assignment) -> None:
-    """Write ``assignment`` to ``control.assignments`` and wait for the broker's ack."""
-    topic = contract.names.assignments
-    producer.produce(topic, key=assignment.source.encode(), value=assignment.to_bytes())
-    producer.flush(10)
 
 
 class Sampler:

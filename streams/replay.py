@@ -27,7 +27,8 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as Partition
 
 from tierflow.errors import FrameFormatError
-from tierflow.streams.camera import Assignments, Camera, camera_producer
+from tierflow.streams.assignments import Assignments
+from tierflow.streams.camera import Camera, camera_producer
 from tierflow.streams.recording import (
     Recording,
     RecordingError,

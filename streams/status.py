@@ -23,7 +23,7 @@ from rich.table import Table
 from tierflow.operators.vision.accuracy import MatchCounts
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, micro_f1
-from tierflow.streams.camera import AssignmentFollower
+from tierflow.streams.assignments import AssignmentFollower
 from tierflow.streams.discovery import registry_reader
 from tierflow.streams.golden import GoldenPairs, Scored
 from tierflow.topics.contract import Contract

@@ -34,7 +34,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tierflow.errors import TierflowError
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally, totals
-from tierflow.streams.camera import AssignmentFollower, Camera, CameraStats, camera_producer
+from tierflow.streams.assignments import AssignmentFollower
+from tierflow.streams.camera import Camera, CameraStats, camera_producer
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.golden import ReferenceCopies
 from tierflow.streams.live import PLAIN_EVERY_S, Rates, live_table, plain_lines

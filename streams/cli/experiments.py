@@ -93,7 +93,7 @@ def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay a recording into a prefix, following assignments like cameras."""
-    from tierflow.streams.camera import AssignmentFollower
+    from tierflow.streams.assignments import AssignmentFollower
     from tierflow.streams.recording import Recording
     from tierflow.streams.replay import replay
     from tierflow.topics.contract import Contract

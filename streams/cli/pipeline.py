@@ -121,7 +121,8 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_camera(args: argparse.Namespace, settings: Settings) -> int:
     """Run one camera until its input ends, --duration, --frames or Ctrl-C."""
-    from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
+    from tierflow.streams.assignments import AssignmentFollower
+    from tierflow.streams.camera import Camera, camera_producer
     from tierflow.streams.capture import Reconnecting, is_live, open_source
 
     # Every option is checked before the broker is dialled or the source opened.

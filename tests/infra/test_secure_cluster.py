@@ -23,7 +23,7 @@ from tests.waiting import eventually
 from tierflow.infra.kafka.cluster import LocalCluster
 from tierflow.infra.kafka.security import BrokerSecurity, make_certificates
 from tierflow.settings import Settings, load_settings
-from tierflow.streams.camera import AssignmentFollower, publish_assignment
+from tierflow.streams.assignments import AssignmentFollower, publish_assignment
 from tierflow.streams.smoke import round_trip
 from tierflow.streams.workers import worker_env
 from tierflow.topics.acls import grant, role_acls, row

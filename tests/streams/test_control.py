@@ -18,7 +18,8 @@ import pytest
 
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector
-from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer
+from tierflow.streams.assignments import AssignmentFollower
+from tierflow.streams.camera import Camera, camera_producer
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.stages import build_stage
 from tierflow.topics.contract import Contract

@@ -24,7 +24,8 @@ from tierflow.operators.vision.detections import Detections
 from tierflow.operators.vision.draw import label_colour
 from tierflow.settings import Settings
 from tierflow.streams.accounting import MetricsCollector, SourceTally
-from tierflow.streams.camera import AssignmentFollower, Camera, camera_producer, publish_assignment
+from tierflow.streams.assignments import AssignmentFollower, publish_assignment
+from tierflow.streams.camera import Camera, camera_producer
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.metrics import METRICS
 from tierflow.streams.stages import build_stage

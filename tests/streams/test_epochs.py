@@ -16,7 +16,8 @@ from confluent_kafka import Producer
 
 from tests.waiting import eventually
 from tierflow.settings import Settings
-from tierflow.streams.camera import AssignmentFollower, Camera, publish_assignment
+from tierflow.streams.assignments import AssignmentFollower, publish_assignment
+from tierflow.streams.camera import Camera
 from tierflow.streams.capture import SceneSource
 from tierflow.topics.clients import producer_config
 from tierflow.topics.contract import Contract

@@ -14,7 +14,7 @@ from confluent_kafka import Message, Producer
 
 from tests.waiting import eventually
 from tierflow.settings import Settings
-from tierflow.streams.camera import AssignmentFollower, publish_assignment
+from tierflow.streams.assignments import AssignmentFollower, publish_assignment
 from tierflow.streams.capture import SceneSource
 from tierflow.streams.recording import Recording, RecordingError, content_hash, record_cameras
 from tierflow.streams.replay import record_topics, replay
