@@ -89,8 +89,9 @@ def draw_frame(service: Service, annotator: BoxAnnotator, value: bytes, meta: Fr
     nothing = meta.detections is not None and len(meta.detections) == 0
     if nothing and (meta.content_type is ContentType.JPEG or not storing):
         service.contract.codec.check_pixels(value, meta)
-        out_meta = meta.stamped(f"{STAGE}.out", time.time_ns())
-        out_meta = out_meta.worked(STAGE, time.thread_time_ns() - cpu_started)
+        out_meta = meta.stamped(f"{STAGE}.out", time.time_ns()).worked(
+            STAGE, time.thread_time_ns() - cpu_started
+        )
         headers_out = encode_headers(out_meta)
         service.contract.codec.check_size(len(value) + header_bytes(headers_out))
         if storing:
