@@ -18,15 +18,15 @@ import logging
 import math
 import time
 
-from tierflow.operators.planning.controller import (
+from tierflow.operators.planning.control_io import (
     Arrival,
-    ControlLoop,
     Decision,
     DetectorInfo,
     FrameObservation,
     LoopConfig,
     pipeline_id,
 )
+from tierflow.operators.planning.controller import ControlLoop
 from tierflow.operators.planning.quality import LatencyMean, Objective, Problem
 from tierflow.settings import Settings
 from tierflow.streams.app import cancel

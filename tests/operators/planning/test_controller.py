@@ -6,14 +6,14 @@ from collections.abc import Mapping
 
 import pytest
 
-from tierflow.operators.planning.controller import (
+from tierflow.operators.planning.control_io import (
     Arrival,
-    ControlLoop,
     DetectorInfo,
     FrameObservation,
     LoopConfig,
     cpu_link,
 )
+from tierflow.operators.planning.controller import ControlLoop
 from tierflow.operators.planning.highs import SolveStatus
 from tierflow.operators.planning.quality import LatencyMean
 
