@@ -13,6 +13,13 @@ Prints one JSON line: frames/s processed, F1 (analysed frames; carry-forward ove
 captured frame for tierflow), p50/p99 end to end, the quality tierflow used most, the ratio
 tierflow / naive, and whether each of issue 9's targets holds.
 
+Each run also reports ``cpu``: the cores its own processes used, the Kafka broker's, and
+``foreign``, what every other process on the machine used meanwhile (``/proc/stat``'s user and
+system time less the run's and the broker's). On this 2-core machine a second job that takes
+half a core for ten seconds doubles tierflow's p99 (seen here: a latency tail that was another
+benchmark started before the run had ended), so a run with ``foreign`` above
+:data:`FOREIGN_WARN` cores is flagged on stderr and should be repeated.
+
 ``--null-detector``: the data plane alone (cameras -> resize -> detect(no-op) -> draw through
 the real broker, as separate processes): ``tierflow up --backend null --no-control`` at a
 fixed quality with enough cameras to offer 150 frames/s; no naive loop.
@@ -55,6 +62,73 @@ TARGETS = {
 }
 
 
+FOREIGN_WARN = 0.1
+"""Cores other processes may use during a run before it is flagged (see the module)."""
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class CpuShare:
+    """Cores used over a span: this process and its reaped children, the broker, the rest.
+
+    Children count once they have been waited for (``subprocess.run`` waits for ``tierflow
+    up``, which waits for its workers), so read :meth:`cores` after the run has ended.
+    """
+
+    def __init__(self) -> None:
+        self._broker = _broker_pid()
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        mine = os.times()
+        own = mine.user + mine.system + mine.children_user + mine.children_system
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        busy = (fields[0] + fields[1] + fields[2]) / _TICK  # user, nice, system
+        return time.monotonic(), own, _process_cpu_s(self._broker), busy
+
+    def cores(self) -> dict[str, float]:
+        """Mean cores since construction: ``own``, ``broker``, ``foreign``."""
+        t1, own1, broker1, busy1 = self._sample()
+        t0, own0, broker0, busy0 = self._start
+        span = max(t1 - t0, 1e-9)
+        own, broker = (own1 - own0) / span, (broker1 - broker0) / span
+        foreign = max(0.0, (busy1 - busy0) / span - own - broker)
+        return {"own": round(own, 3), "broker": round(broker, 3), "foreign": round(foreign, 3)}
+
+
+def _broker_pid() -> int | None:
+    """The local Kafka broker's pid, if one runs (it outlives ``tierflow up``)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"kafka.Kafka" in (entry / "cmdline").read_bytes():
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def _process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 when it is gone or None)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _flag(name: str, cpu: dict[str, float]) -> None:
+    if cpu["foreign"] > FOREIGN_WARN:
+        print(
+            f"warning: other processes used {cpu['foreign']:.2f} cores during the {name} run; "
+            "its numbers are not comparable, run it again on a quiet machine",
+            file=sys.stderr,
+        )
+
+
 def run_tierflow(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     """``tierflow up ... --json`` in a subprocess under a topic prefix of its own."""
     out = Path(tempfile.mkdtemp(prefix="tierflow-bench-"))
@@ -68,10 +142,13 @@ def run_tierflow(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
         "--cameras", str(args.cameras), "--duration", str(args.duration),
         "--fps", str(args.fps), "--output-dir", str(out / "annotated"), *extra,
     ]  # fmt: skip
+    share = CpuShare()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode not in (0, 1):
         sys.exit(f"tierflow up failed ({done.returncode}):\n{done.stderr[-3000:]}")
     summary: dict[str, Any] = json.loads(done.stdout)
+    summary["cpu"] = share.cores()
+    _flag("tierflow", summary["cpu"])
     return summary
 
 
@@ -85,6 +162,7 @@ def naive_loop(seeds: list[int], quality: int, duration_s: float, threads: int) 
     turn = itertools.count()
     for scene in scenes:
         scene.render_at(0.0, quality)  # build the scaled pictures before the clock starts
+    share = CpuShare()
     start = time.monotonic()
     end = start + duration_s
 
@@ -105,6 +183,8 @@ def naive_loop(seeds: list[int], quality: int, duration_s: float, threads: int) 
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - start
+    cpu = share.cores()
+    _flag("naive", cpu)
     counts = sum((s.counts for s in scores[1:]), scores[0].counts)
     flat = [x for part in latencies for x in part]
     return {
@@ -114,6 +194,7 @@ def naive_loop(seeds: list[int], quality: int, duration_s: float, threads: int) 
         "latency_p50_s": round(float(np.percentile(flat, 50)), 4),
         "latency_p99_s": round(float(np.percentile(flat, 99)), 4),
         "frames": len(flat),
+        "cpu": cpu,
     }
 
 
@@ -142,6 +223,7 @@ def _tierflow_row(summary: dict[str, Any]) -> dict[str, Any]:
         "lag_p99_s": totals["lag_p99_s"],
         "by_quality": totals["by_quality"],
         "unaccounted": totals["unaccounted"],
+        "cpu": summary["cpu"],
     }
 
 
