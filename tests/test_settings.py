@@ -104,3 +104,56 @@ def test_the_readme_settings_block_is_valid_settings(tmp_path: Path) -> None:
     assert tomllib.loads(block.group(1))  # not empty
     settings = load_settings(example)
     assert settings.detector.conf_threshold == 0.25 and settings.topics.prefix == "exp1"
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(b"this is not toml [", "is not TOML"), (b"\xff\xfe[camera]", "is not UTF-8 text")],
+)
+def test_an_unreadable_config_file_is_a_config_error(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=said):
+        load_settings(path)
+
+
+def test_a_directory_given_as_config_file_is_named_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path)
+
+
+def test_a_list_variable_that_is_not_json_says_how_to_write_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIERFLOW_TOPICS__QUALITIES", "320,416")
+    with pytest.raises(ConfigError, match=r"TIERFLOW_TOPICS__QUALITIES=\"\[320, 416\]\""):
+        load_settings()
+    monkeypatch.setenv("TIERFLOW_TOPICS__QUALITIES", "[320, 416]")
+    assert load_settings().topics.qualities == (320, 416)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("policy", "bogus"), ("placement_policy", "bogus-placement")]
+)
+def test_an_unknown_policy_is_refused_when_settings_load(field: str, value: str) -> None:
+    # Before: accepted, then the control agent failed every slot while `up` reported success.
+    with pytest.raises(ConfigError, match=rf"control\.{field}.*unknown .*{value!r}; known: "):
+        load_settings(control={field: value})
+
+
+def test_every_named_policy_is_accepted() -> None:
+    from tierflow.operators.planning.placement import POLICIES
+    from tierflow.operators.planning.quality import POLICY_NAMES
+
+    for policy in POLICY_NAMES:
+        assert load_settings(control={"policy": policy}).control.policy == policy
+    for placement in POLICIES:
+        loaded = load_settings(control={"placement_policy": placement})
+        assert loaded.control.placement_policy == placement
+
+
+def test_a_camera_rate_above_a_thousand_frames_a_second_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"camera\.fps"):
+        load_settings(camera={"fps": float("inf")})

@@ -132,7 +132,7 @@ def cmd_topics_describe(args: argparse.Namespace, settings: Settings) -> int:
     from tierflow.topics.admin import describe_topics, wait_for_cluster
 
     contract = Contract.of(settings)
-    admin = wait_for_cluster(contract, timeout_s=30.0)
+    admin = wait_for_cluster(contract, timeout_s=settings.connect_timeout_s)
     states = describe_topics(admin, contract.catalogue)
     if args.json:
         rows = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -279,22 +280,25 @@ def reach_cluster(contract: Contract, settings: Settings, *topics: str) -> None:
     # A topic just created may not be listed by every broker yet: ask again before refusing.
     missing = [t for t in topics if t not in present and known_partitions(admin, t) is None]
     if missing:
+        named = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
         msg = (
-            f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist on "
+            f"{named} {'does' if len(missing) == 1 else 'do'} not exist on "
             f"{contract.bootstrap}; run 'tierflow topics create'"
         )
         raise TopicAdminError(msg)
 
 
 def positive(**values: float | None) -> None:
-    """Refuse a given option that is not above zero (None: not given).
+    """Refuse a given option that is not a finite number above zero (None: not given).
 
     Raises:
         ConfigError: naming the first such option and its value.
     """
     for name, value in values.items():
-        if value is not None and not value > 0:
-            msg = f"--{name.replace('_', '-')} must be above 0, got {value:g}"
+        if value is not None and not 0 < value < math.inf:
+            msg = f"--{name.replace('_', '-')} must be a finite number above 0, got {value:g}"
             raise ConfigError(msg)
 
 

@@ -70,13 +70,15 @@ def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
                 stop=stop,
             )
     else:
-        quality = args.quality or settings.camera.quality
-        fps = args.fps or settings.camera.fps
+        quality = settings.camera.quality if args.quality is None else args.quality
+        fps = settings.camera.fps if args.fps is None else args.fps
         for flag, number in (("--fps", fps), ("--quality", quality), ("--cameras", args.cameras)):
             if not 0 < number < math.inf:
                 msg = f"record {flag} must be positive, got {number}"
                 raise ConfigError(msg)
-        if (args.frames is not None and args.frames <= 0) or (args.duration or 1.0) <= 0:
+        if (args.frames is not None and args.frames <= 0) or not (
+            args.duration is None or 0 < args.duration < math.inf
+        ):
             msg = "record --frames and --duration must be positive"
             raise ConfigError(msg)
         frames = args.frames or round((args.duration or 10.0) * fps)

@@ -104,6 +104,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         input_size=args.input_size,
     )
     settings = with_section(settings, "workers", instance_id=args.instance_id)
+    # A worker on a prefix without topics would log missing-topic errors ten times a second
+    # while its start-up waits for the registry (and never reach the signal handlers): the
+    # cluster and every catalogue topic are checked first, one line and exit 2 otherwise.
+    contract = Contract.of(settings)
+    reach_cluster(contract, settings, *contract.catalogue.names)
     service = build_stage(settings, StageName(args.stage), args.quality)
     asyncio.run(serve_until_signalled(service))
     return 0
@@ -219,6 +224,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """One frame camera -> faust agent -> consumer through the broker, as a health check."""
     from tierflow.streams.smoke import round_trip
 
+    positive(timeout=args.timeout)
     ensure_cluster(settings)
     create_topics(settings)
     with console.status("round-tripping a sample frame through a faust agent"):

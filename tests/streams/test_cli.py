@@ -87,3 +87,38 @@ def test_quality_without_topics_is_a_clear_error(kafka_bootstrap: str, tmp_path:
     result = tierflow("check", "--quality", "999", env=env)
     assert result.returncode == 2
     assert "quality 999 has no topics" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["sources", "sample", "{tmp}/s", "--fps", "inf"], "--fps must be a finite number"),
+        (["check", "--timeout", "0"], "--timeout must be a finite number above 0"),
+        (["record", "{tmp}/r", "--duration", "nan"], "--duration must be positive"),
+        (["record", "{tmp}/r", "--quality", "0", "--frames", "3"], "--quality must be positive"),
+    ],
+)
+def test_options_out_of_range_exit_2_before_anything_runs(
+    command: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: inf hung `sources sample`, nan and inf crashed `record`, 0 recorded at 512 px,
+    # and `check --timeout 0` sent a frame and blamed the broker.
+    assert main([part.format(tmp=tmp_path) for part in command]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.kafka
+def test_a_worker_on_a_prefix_without_topics_exits_2_at_once(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # Before: it logged missing-topic errors ten times a second and ignored SIGTERM.
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "TIERFLOW_TOPICS__PREFIX": f"cli-{uuid.uuid4().hex[:8]}",
+        "TIERFLOW_WORKERS__DATA_DIR": str(tmp_path),
+    }
+    result = tierflow("worker", "resize", env=env, timeout_s=60.0)
+    assert result.returncode == 2, result.stderr
+    assert "do not exist" in result.stderr and "tierflow topics create" in result.stderr
+    assert "Traceback" not in result.stderr

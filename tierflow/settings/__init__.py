@@ -167,16 +167,32 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     Raises:
         ConfigError: the file is missing or a value is invalid; the message names the field.
     """
+    import tomllib
+
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     named = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if named is not None and not named.is_file():
-        msg = f"config file {named} does not exist"
+        what = "is a directory, not a file" if named.is_dir() else "does not exist"
+        msg = f"config file {named} {what}"
         raise ConfigError(msg)
     _refuse_unknown_sections(os.environ)
     token = _config_file.set(named)
     try:
         return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"config file {named} is not TOML: {exc}"
+        raise ConfigError(msg) from exc
+    except UnicodeDecodeError as exc:
+        msg = f"config file {named} is not UTF-8 text"
+        raise ConfigError(msg) from exc
+    except SettingsError as exc:  # a TIERFLOW_ value that a list or table field cannot parse
+        msg = (
+            f"invalid settings: {exc}; a list or table in a variable is JSON, "
+            'e.g. TIERFLOW_TOPICS__QUALITIES="[320, 416]"'
+        )
+        raise ConfigError(msg) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tierflow.homes import state_home
 from tierflow.settings.sections import WILDCARD_HOSTS, Port, PositiveInt, Section
@@ -119,6 +119,27 @@ class ControlSettings(Section):
         gt=0,
         description="Mode 1: also unload a detector idle this many seconds (None: never).",
     )
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        # Imported here: the planner pulls in HiGHS, and only a policy someone set is checked.
+        from tierflow.operators.planning.quality import POLICY_NAMES
+
+        if value not in POLICY_NAMES:
+            msg = f"unknown quality policy {value!r}; known: {', '.join(POLICY_NAMES)}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("placement_policy")
+    @classmethod
+    def _known_placement_policy(cls, value: str) -> str:
+        from tierflow.operators.planning.placement import POLICIES
+
+        if value not in POLICIES:
+            msg = f"unknown placement policy {value!r}; known: {', '.join(POLICIES)}"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _demand_needs_the_request_program(self) -> ControlSettings:

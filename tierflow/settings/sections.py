@@ -321,7 +321,9 @@ class DataPlaneSettings(Section):
 class CameraSettings(Section):
     """Defaults of ``tierflow camera`` and the generated cameras of ``tierflow up``."""
 
-    fps: float = Field(default=25.0, gt=0, description="Native frame rate of a camera.")
+    fps: float = Field(
+        default=25.0, gt=0, le=1000, description="Native frame rate of a camera, frames/s."
+    )
     initial_fps: float | None = Field(
         default=2.0,
         gt=0,
