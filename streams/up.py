@@ -115,6 +115,24 @@ class UpError(TierflowError):
     """The pipeline could not be brought up as asked."""
 
 
+def check_up(settings: Settings, options: UpOptions) -> None:
+    """Refuse options ``run_up`` would refuse, before anything starts.
+
+    Raises:
+        UpError: a quality asked for has no topics, or the onnx backend has no model file.
+    """
+    _resolved(settings, options)
+    detector = settings.detector
+    if detector.backend == "onnx":  # each detect worker would fail on it, one after another
+        model = detector.onnx_model
+        if model is None:
+            msg = "the onnx backend needs a model file (--model or TIERFLOW_DETECTOR__ONNX_MODEL)"
+            raise UpError(msg)
+        if not model.is_file():
+            msg = f"the onnx model {model} is not a file"
+            raise UpError(msg)
+
+
 def _resolved(settings: Settings, options: UpOptions) -> tuple[Settings, int]:
     """The settings (absolute output folder, detectors for the qualities asked), start quality.
 

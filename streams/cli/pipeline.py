@@ -55,15 +55,13 @@ def up_sources(args: argparse.Namespace, settings: Settings) -> tuple[SourceSpec
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """The main job: broker, topics, workers and cameras, watched or summarised."""
-    from tierflow.streams.up import UpOptions, print_summary, run_up
+    from tierflow.streams.up import UpOptions, check_up, print_summary, run_up
 
     positive(cameras=args.cameras, fps=args.fps, quality=args.quality, duration=args.duration)
     settings = with_section(settings, "dataplane", output_dir=args.output_dir)
     settings = with_section(settings, "detector", backend=args.backend, onnx_model=args.model)
     settings = with_section(settings, "control", policy=args.policy)
     sources = up_sources(args, settings)
-    ensure_cluster(settings)
-    create_topics(settings)
     options = UpOptions(
         sources=sources,
         cameras=3 if args.cameras is None else args.cameras,
@@ -76,6 +74,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         control=not args.no_control,
         prometheus=args.prometheus,
     )
+    check_up(settings, options)  # before the broker starts: a bad quality is one line
+    ensure_cluster(settings)
+    create_topics(settings)
     try:
         summary = asyncio.run(run_up(settings, options, console))
     except asyncio.CancelledError:

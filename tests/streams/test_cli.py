@@ -122,3 +122,26 @@ def test_a_worker_on_a_prefix_without_topics_exits_2_at_once(
     assert result.returncode == 2, result.stderr
     assert "do not exist" in result.stderr and "tierflow topics create" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_up_refuses_a_quality_without_topics_before_it_dials_the_cluster(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: it started (or waited for) the broker and created 17 topics first.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("TIERFLOW_CONNECT_TIMEOUT_S", "30")
+    assert main(["up", "--quality", "999", "--duration", "5", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "camera quality 999 has no topics" in err and "127.0.0.1:1" not in err
+
+
+def test_up_refuses_the_onnx_backend_without_a_model_file_once_and_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: every detect worker failed on it in turn and the error was printed per worker.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    assert main(["up", "--backend", "onnx", "--duration", "3"]) == 2
+    assert capsys.readouterr().err.count("the onnx backend needs a model file") == 1
+    missing = tmp_path / "none.onnx"
+    assert main(["up", "--backend", "onnx", "--model", str(missing), "--duration", "3"]) == 2
+    assert f"the onnx model {missing} is not a file" in capsys.readouterr().err
