@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from tierflow.errors import ConfigError
+from tierflow.files import read_toml
 from tierflow.infra.tiers.config import TierSettings
 from tierflow.settings.control import ControlSettings, PrometheusSettings
 from tierflow.settings.sections import (
@@ -167,8 +168,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     Raises:
         ConfigError: the file is missing or a value is invalid; the message names the field.
     """
-    import tomllib
-
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
@@ -177,16 +176,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         what = "is a directory, not a file" if named.is_dir() else "does not exist"
         msg = f"config file {named} {what}"
         raise ConfigError(msg)
+    if named is not None:  # the reader of every user file words syntax and encoding errors
+        read_toml(named, "config file", ConfigError)
     _refuse_unknown_sections(os.environ)
     token = _config_file.set(named)
     try:
         return Settings(**overrides)
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"config file {named} is not TOML: {exc}"
-        raise ConfigError(msg) from exc
-    except UnicodeDecodeError as exc:
-        msg = f"config file {named} is not UTF-8 text"
-        raise ConfigError(msg) from exc
     except SettingsError as exc:  # a TIERFLOW_ value that a list or table field cannot parse
         msg = (
             f"invalid settings: {exc}; a list or table in a variable is JSON, "

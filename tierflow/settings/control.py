@@ -126,20 +126,14 @@ class ControlSettings(Section):
         # Imported here: the planner pulls in HiGHS, and only a policy someone set is checked.
         from tierflow.operators.planning.quality import POLICY_NAMES
 
-        if value not in POLICY_NAMES:
-            msg = f"unknown quality policy {value!r}; known: {', '.join(POLICY_NAMES)}"
-            raise ValueError(msg)
-        return value
+        return _one_of(value, POLICY_NAMES, "quality policy")
 
     @field_validator("placement_policy")
     @classmethod
     def _known_placement_policy(cls, value: str) -> str:
         from tierflow.operators.planning.placement import POLICIES
 
-        if value not in POLICIES:
-            msg = f"unknown placement policy {value!r}; known: {', '.join(POLICIES)}"
-            raise ValueError(msg)
-        return value
+        return _one_of(value, POLICIES, "placement policy")
 
     @model_validator(mode="after")
     def _demand_needs_the_request_program(self) -> ControlSettings:
@@ -150,6 +144,13 @@ class ControlSettings(Section):
             )
             raise ValueError(msg)
         return self
+
+
+def _one_of(value: str, names: tuple[str, ...], what: str) -> str:
+    if value not in names:
+        msg = f"unknown {what} {value!r}; known: {', '.join(names)}"
+        raise ValueError(msg)
+    return value
 
 
 class PrometheusSettings(Section):
