@@ -105,12 +105,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         input_size=args.input_size,
     )
     settings = with_section(settings, "workers", instance_id=args.instance_id)
+    service = build_stage(settings, StageName(args.stage), args.quality)  # checks, no I/O
     # A worker on a prefix without topics would log missing-topic errors ten times a second
     # while its start-up waits for the registry (and never reach the signal handlers): the
-    # cluster and every catalogue topic are checked first, one line and exit 2 otherwise.
+    # cluster and every catalogue topic are checked before it starts, one line and exit 2.
     contract = Contract.of(settings)
     reach_cluster(contract, settings, *contract.catalogue.names)
-    service = build_stage(settings, StageName(args.stage), args.quality)
     asyncio.run(serve_until_signalled(service))
     return 0
 
