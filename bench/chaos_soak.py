@@ -44,6 +44,7 @@ from confluent_kafka import Message
 from prometheus_client.parser import text_string_to_metric_families
 
 from tierflow.infra.kafka.cluster import LocalCluster
+from tierflow.infra.processes import cpu_ticks
 from tierflow.settings import load_settings
 from tierflow.topics.contract import Contract
 from tierflow.topics.records import RecordError, ServiceAnnouncement, parse_record
@@ -86,15 +87,6 @@ def rss_mib(pid: int) -> float | None:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
-
-
-def cpu_ticks(pid: int) -> int:
-    """User plus system CPU time of ``pid`` in clock ticks (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
 
 
 def stage_lags(contract: Contract) -> dict[str, float]:

@@ -48,11 +48,14 @@ from typing import Any
 
 import numpy as np
 
+from tierflow.infra.kafka import LocalBroker
+from tierflow.infra.processes import cpu_ticks
 from tierflow.operators.vision.accuracy import F1Score
 from tierflow.operators.vision.codec import ContentType, decode_image, encode_image
 from tierflow.operators.vision.detectors.haar import HaarDetector
 from tierflow.operators.vision.draw import BoxAnnotator
 from tierflow.operators.vision.scene import Scene, SceneConfig
+from tierflow.settings import load_settings
 
 TARGETS = {
     "fps_ratio_min": 0.8,
@@ -74,52 +77,42 @@ class CpuShare:
     """Cores used over a span: this process and its reaped children, the broker, the rest.
 
     Children count once they have been waited for (``subprocess.run`` waits for ``tierflow
-    up``, which waits for its workers), so read :meth:`cores` after the run has ended.
+    up``, which waits for its workers), so read :meth:`cores` after the run has ended. The
+    local broker outlives ``tierflow up`` (it is not a child): it is found by its pid file,
+    at the end too, since the run may be what started it (then all its CPU is the span's).
     """
 
     def __init__(self) -> None:
         self._broker = _broker_pid()
-        self._start = self._sample()
+        self._start = self._sample(self._broker)
 
-    def _sample(self) -> tuple[float, float, float, float]:
+    def _sample(self, broker: int | None) -> tuple[float, float, float, float]:
         mine = os.times()
         own = mine.user + mine.system + mine.children_user + mine.children_system
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
         busy = (fields[0] + fields[1] + fields[2]) / _TICK  # user, nice, system
-        return time.monotonic(), own, _process_cpu_s(self._broker), busy
+        broker_s = 0.0 if broker is None else cpu_ticks(broker) / _TICK
+        return time.monotonic(), own, broker_s, busy
 
     def cores(self) -> dict[str, float]:
         """Mean cores since construction: ``own``, ``broker``, ``foreign``."""
-        t1, own1, broker1, busy1 = self._sample()
+        broker = self._broker or _broker_pid()
+        t1, own1, broker1, busy1 = self._sample(broker)
         t0, own0, broker0, busy0 = self._start
         span = max(t1 - t0, 1e-9)
-        own, broker = (own1 - own0) / span, (broker1 - broker0) / span
-        foreign = max(0.0, (busy1 - busy0) / span - own - broker)
-        return {"own": round(own, 3), "broker": round(broker, 3), "foreign": round(foreign, 3)}
+        own, broker_cores = (own1 - own0) / span, (broker1 - broker0) / span
+        foreign = max(0.0, (busy1 - busy0) / span - own - broker_cores)
+        return {
+            "own": round(own, 3),
+            "broker": round(broker_cores, 3),
+            "foreign": round(foreign, 3),
+        }
 
 
 def _broker_pid() -> int | None:
-    """The local Kafka broker's pid, if one runs (it outlives ``tierflow up``)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"kafka.Kafka" in (entry / "cmdline").read_bytes():
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
-def _process_cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of ``pid`` so far (0 when it is gone or None)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    """The pid of the local broker of these settings, if it runs (None: an external one)."""
+    return LocalBroker(load_settings()).cluster.pids()[0]
 
 
 def _flag(name: str, cpu: dict[str, float]) -> None:

@@ -31,6 +31,15 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of ``pid`` in clock ticks (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> bool:
     """True once ``pid`` has exited, False after ``timeout_s``.
 
